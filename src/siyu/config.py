@@ -1,0 +1,33 @@
+"""Typed settings, read once from the environment / `.env` (prefix `SIYU_`) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything siyu can be configured with. No secrets have defaults that matter in production."""
+
+    model_config = SettingsConfigDict(env_prefix="SIYU_", env_file=".env", extra="ignore", env_nested_delimiter="__")
+
+    home: Path = Field(default=Path(".siyu"), description="Workspace folder: lake and default store")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the store; default sqlite:///$SIYU_HOME/siyu.db"
+    )
+    engine: str = Field(default="duckdb", description="Compute engine for Ibis expressions")
+    timezone: str = Field(default="Asia/Shanghai", description="Default brand time zone")
+    # One-ID: a strong identifier value shared by more source customers than this is junk.
+    identity_max_share: int = 50
+    identity_blocklist: Path | None = Field(default=None, description="Extra placeholder blocklist file")
+    pii_key: str = Field(default="siyu-dev-key", description="Key for PII hashes; set it in production")
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'siyu.db').resolve()}"

@@ -1,0 +1,19 @@
+"""Engine-specific builtins, declared once. Everything else is portable Ibis.
+
+DuckDB's `timezone(zone, naive)` reads a naive timestamp as wall-clock time in `zone` and returns
+the instant. On Spark the same capability is `to_utc_timestamp(naive, zone)`.
+"""
+
+# No `from __future__ import annotations`: Ibis reads the UDF's annotations as data types.
+import ibis
+import ibis.expr.datatypes as dt
+
+
+@ibis.udf.scalar.builtin(name="timezone")
+def _duckdb_local_to_instant(zone: dt.String(), ts: dt.Timestamp()) -> dt.Timestamp(timezone="UTC"):  # type: ignore[valid-type]
+    ...
+
+
+def local_to_utc(ts: ibis.Value, zone: ibis.Value) -> ibis.Value:
+    """A naive wall-clock timestamp in `zone` -> the UTC instant."""
+    return _duckdb_local_to_instant(zone, ts)  # type: ignore[no-any-return]

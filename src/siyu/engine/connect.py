@@ -1,0 +1,55 @@
+"""The compute engine: an Ibis backend (DuckDB in-process by default) plus lake readers.
+
+Engine differences live in `siyu.engine.adapter` as data; nothing else names a backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from siyu.lake.tables import Lake
+
+_names = itertools.count()
+
+
+class Engine:
+    """Reads lake tables as Ibis tables and runs expressions."""
+
+    def __init__(self, con: ibis.BaseBackend, lake: Lake) -> None:
+        self.con = con
+        self.lake = lake
+
+    def table(self, name: str, empty_schema: pa.Schema | None = None) -> ibis.Table | None:
+        """The lake table's current version, or an empty table of `empty_schema` (None if neither)."""
+        files = self.lake.files(name)
+        if files:
+            return self.con.read_parquet(files, table_name=f"lake_{name}_{next(_names)}")
+        schema = self.lake.schema(name) or empty_schema
+        if schema is None:
+            return None
+        return ibis.memtable(schema.empty_table())
+
+    def to_arrow(self, expr: ibis.Expr) -> pa.Table:
+        result = self.con.to_pyarrow(expr)  # type: ignore[attr-defined]
+        assert isinstance(result, pa.Table)
+        return result
+
+    def materialise(self, expr: ibis.Table, name: str) -> ibis.Table:
+        """Compute `expr` once into a temporary table so later steps reuse it."""
+        return self.con.create_table(name, expr, temp=True, overwrite=True)  # type: ignore[attr-defined]
+
+
+def connect(kind: str, lake: Lake, **options: Any) -> Engine:
+    """Open the configured engine. DuckDB runs in-process with no extension downloads."""
+    if kind == "duckdb":
+        con = ibis.duckdb.connect(**options)
+        # Everything is computed in UTC; brand time zones are applied explicitly.
+        con.raw_sql("SET TimeZone = 'UTC'")  # type: ignore[attr-defined]
+        con.raw_sql("SET autoinstall_known_extensions = false")  # type: ignore[attr-defined]
+        con.raw_sql("SET autoload_known_extensions = false")  # type: ignore[attr-defined]
+        return Engine(con, lake)
+    raise ValueError(f"unknown engine {kind!r}: supported engines are: duckdb")

@@ -1,0 +1,78 @@
+"""The lake: Delta Lake tables under `$SIYU_HOME/lake/<name>`, written with `deltalake`.
+
+Raw entity tables are append-only; every version of a row carries `_row_hash`, `_import_id` and
+`ingested_at`, and "latest version per key" is a view built by `siyu.lake.views`. Derived tables
+(identity map, merges) are replaced whole by one atomic overwrite commit.
+
+Readers never ask an engine to understand Delta: `files()` gives the table's current Parquet files,
+which the compute engine reads directly (no DuckDB extension to download).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+
+class Lake:
+    """A folder of Delta tables."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path(name) / "_delta_log").is_dir()
+
+    def _table(self, name: str) -> DeltaTable | None:
+        try:
+            return DeltaTable(str(self.path(name)))
+        except TableNotFoundError:
+            return None
+
+    def append(self, name: str, data: pa.Table, *, metadata: dict[str, str] | None = None) -> int:
+        """Append rows in one atomic commit; returns the new table version."""
+        return self._write(name, data, "append", metadata)
+
+    def overwrite(self, name: str, data: pa.Table, *, metadata: dict[str, str] | None = None) -> int:
+        """Replace the table's contents in one atomic commit (older versions stay for time travel)."""
+        return self._write(name, data, "overwrite", metadata)
+
+    def _write(self, name: str, data: pa.Table, mode: str, metadata: dict[str, str] | None) -> int:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            str(self.path(name)),
+            data,
+            mode=mode,  # type: ignore[arg-type]
+            schema_mode="merge" if mode == "append" else "overwrite",
+            commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
+        )
+        table = self._table(name)
+        assert table is not None
+        return int(table.version())
+
+    def files(self, name: str) -> list[str]:
+        """Absolute paths of the Parquet files that make up the table's current version."""
+        table = self._table(name)
+        if table is None:
+            return []
+        return [uri.removeprefix("file://") for uri in table.file_uris()]
+
+    def schema(self, name: str) -> pa.Schema | None:
+        table = self._table(name)
+        if table is None:
+            return None
+        return pa.schema(table.schema().to_arrow())  # type: ignore[arg-type]
+
+    def version(self, name: str) -> int | None:
+        table = self._table(name)
+        return None if table is None else int(table.version())
+
+    def history(self, name: str) -> list[dict[str, object]]:
+        table = self._table(name)
+        return [] if table is None else table.history()

@@ -1,0 +1,87 @@
+"""Store tables (SQLAlchemy 2 declarative, `Mapped[]`): configuration and import bookkeeping.
+
+ORM classes are persistence records; services convert them to plain values at the edge, so the
+domain never imports sqlalchemy.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Brand(Base):
+    """A brand (品牌) under a group (集团); periods are cut in its time zone."""
+
+    __tablename__ = "brands"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    group_code: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Field(Base):
+    """A field (场域): a private-domain touchpoint of a brand, e.g. `wecom`, `tmall_store`."""
+
+    __tablename__ = "fields"
+    brand: Mapped[str] = mapped_column(String(64), ForeignKey("brands.code"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str | None] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    platform: Mapped[str | None] = mapped_column(String(64))
+    # False when the field was first seen in data rather than declared in fields.csv.
+    declared: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ImportJob(Base):
+    """One file imported. Its quarantine rows count only once the job is `committed`."""
+
+    __tablename__ = "import_jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    entity: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # running | committed | failed
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
+    quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
+    lake_version: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class QuarantineRow(Base):
+    """A rejected input row with where it came from and why (never dropped silently)."""
+
+    __tablename__ = "quarantine_rows"
+    __table_args__ = (Index("ix_quarantine_job", "job_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(32))
+    file: Mapped[str] = mapped_column(Text)
+    line: Mapped[int] = mapped_column(BigInteger)
+    field: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)  # the row as JSON, for correction and re-import
+
+
+class IdentityRun(Base):
+    """One `siyu resolve` run: its counts, for the audit trail of One-ID."""
+
+    __tablename__ = "identity_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ran_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source_customers: Mapped[int] = mapped_column(BigInteger)
+    customers: Mapped[int] = mapped_column(BigInteger)
+    merged: Mapped[int] = mapped_column(BigInteger)
+    junk: Mapped[int] = mapped_column(Integer)
+    lake_version: Mapped[int | None] = mapped_column(BigInteger)
