@@ -17,3 +17,13 @@ def _duckdb_local_to_instant(zone: dt.String(), ts: dt.Timestamp()) -> dt.Timest
 def local_to_utc(ts: ibis.Value, zone: ibis.Value) -> ibis.Value:
     """A naive wall-clock timestamp in `zone` -> the UTC instant."""
     return _duckdb_local_to_instant(zone, ts)  # type: ignore[no-any-return]
+
+
+@ibis.udf.scalar.builtin(name="json_valid")
+def _duckdb_json_valid(text: dt.String()) -> dt.Boolean():  # type: ignore[valid-type]
+    ...
+
+
+def is_valid_json(text: ibis.Value) -> ibis.Value:
+    """True when `text` parses as JSON (DuckDB `json_valid`; Spark: `from_json` is not null)."""
+    return _duckdb_json_valid(text)  # type: ignore[no-any-return]

@@ -1,0 +1,30 @@
+"""The one composition root: settings -> store, lake, engine. The CLI, the API and tests use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siyu.config import Settings
+from siyu.engine.connect import Engine, connect
+from siyu.lake.tables import Lake
+from siyu.store.db import Store, open_store
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    lake: Lake
+    engine: Engine
+
+
+def bootstrap(settings: Settings | None = None) -> App:
+    settings = settings or Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    lake = Lake(settings.lake_dir)
+    return App(
+        settings=settings,
+        store=open_store(settings.store_url),
+        lake=lake,
+        engine=connect(settings.engine, lake),
+    )

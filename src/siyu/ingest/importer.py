@@ -1,0 +1,304 @@
+"""Import canonical files into the lake: validate, quarantine, classify, commit atomically.
+
+One file is one unit: its new and changed rows land in a single Delta commit, so an interrupted
+import leaves either the whole file or nothing. Re-importing a file appends nothing (every row is
+`unchanged`); a row whose key exists with different content is appended as a newer version.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+from sqlalchemy import select
+
+from siyu.bootstrap import App
+from siyu.core.clock import utc_now
+from siyu.core.errors import SiyuError, UnreadableFileError
+from siyu.ingest import registry
+from siyu.ingest.readers import RawFile, entity_of, read_raw
+from siyu.ingest.schema import ENTITIES, IMPORT_ORDER, Entity
+from siyu.ingest.validate import row_hash, validate
+from siyu.lake.views import latest
+from siyu.store.models import ImportJob, QuarantineRow
+
+Progress = Callable[[str], None]
+STATUSES = ("accepted", "updated", "unchanged", "quarantined")
+
+
+@dataclass
+class Counts:
+    accepted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in STATUSES:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in STATUSES}
+
+
+@dataclass
+class FileReport:
+    path: Path
+    entity: str
+    counts: Counts
+    encoding: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    def by_entity(self) -> dict[str, Counts]:
+        out: dict[str, Counts] = {}
+        for report in self.files:
+            out.setdefault(report.entity, Counts()).add(report.counts)
+        return out
+
+    def total(self) -> Counts:
+        total = Counts()
+        for report in self.files:
+            total.add(report.counts)
+        return total
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for report in self.files for w in report.warnings]
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {name: counts.as_dict() for name, counts in self.by_entity().items()}
+        out["total"] = self.total().as_dict()
+        out["warnings"] = self.warnings
+        return out
+
+
+def entity_files(path: Path) -> list[Path]:
+    """The file itself, or a folder's entity files in dependency order (other files are ignored)."""
+    if path.is_file():
+        entity_of(path)  # fail early on a name that is not an entity
+        return [path]
+    if not path.is_dir():
+        raise UnreadableFileError(f"{path}: no such file or folder (路径不存在)")
+    found: dict[str, list[Path]] = {}
+    for child in sorted(path.iterdir()):
+        try:
+            entity, _ = entity_of(child)
+        except SiyuError:
+            continue
+        found.setdefault(entity, []).append(child)
+    files = [f for entity in IMPORT_ORDER for f in found.get(entity, [])]
+    if not files:
+        raise UnreadableFileError(
+            f"{path}: no entity files found (expected names like orders.csv, events.jsonl) (未找到可导入的文件)"
+        )
+    return files
+
+
+def import_path(app: App, path: Path, brand: str | None = None, progress: Progress | None = None) -> ImportReport:
+    """Import one entity file or a folder of them. Files are read and checked before any is written."""
+    files = entity_files(path)
+    raws = []
+    for f in files:
+        if progress:
+            progress(f"read {f.name}")
+        raws.append(read_raw(f))
+    for raw in raws:
+        _check_header(raw, ENTITIES[raw.entity], brand)
+    report = ImportReport()
+    for raw in raws:
+        if progress:
+            progress(f"import {raw.path.name}")
+        report.files.append(import_file(app, raw, brand))
+    return report
+
+
+def _check_header(raw: RawFile, entity: Entity, brand: str | None) -> None:
+    names = set(raw.table.column_names)
+    missing = [c.name for c in entity.columns if c.required and c.name not in names]
+    if brand and "brand" in missing:
+        missing.remove("brand")
+    if missing:
+        hint = " (or pass --brand)" if "brand" in missing else ""
+        raise UnreadableFileError(
+            f"{raw.path}: not a canonical {entity.name} file: missing column(s) {', '.join(missing)}{hint} "
+            f"(缺少必填列); see docs/import-schema.md"
+        )
+
+
+def _with_brand(raw: ir.Table, brand: str | None) -> tuple[ir.Table, ir.BooleanValue | None]:
+    """Fill the brand from --brand; rows naming another brand are flagged."""
+    if brand is None:
+        return raw, None
+    if "brand" not in raw.columns:
+        return raw.mutate(brand=ibis.literal(brand)), None
+    given = raw.brand.strip()
+    mismatch = given.notnull() & (given != "") & (given != brand)
+    return raw.mutate(brand=ibis.ifelse(mismatch, given, ibis.literal(brand))), mismatch
+
+
+def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
+    entity = ENTITIES[raw.entity]
+    engine = app.engine
+    warnings: list[str] = []
+    known = set(entity.column_names) | {"_line"}
+    ignored = [c for c in raw.table.column_names if c not in known]
+    if ignored:
+        warnings.append(f"{raw.path.name}: ignored unknown column(s): {', '.join(ignored)} (忽略未知列)")
+
+    source = engine.load(raw.table, f"raw_{uuid.uuid4().hex}")
+    table, mismatch = _with_brand(source, brand)
+    zones = registry.brand_timezones(app)
+    zone = table.brand.strip().substitute(zones, else_=app.settings.timezone) if zones else ibis.literal(
+        app.settings.timezone
+    )
+    checked = validate(table, entity, zone)
+    if mismatch is not None:
+        bad_brand = mismatch.fill_null(False)
+        checked = checked.mutate(
+            _error_field=ibis.ifelse(bad_brand, "brand", checked._error_field),
+            _error_reason=ibis.ifelse(bad_brand, "brand differs from --brand " + ibis.literal(brand), checked._error_reason),
+        )
+    key = list(entity.key)
+    # A key repeated inside one file: the last line wins, earlier lines are quarantined.
+    ranked = checked.mutate(
+        _dup=ibis.row_number().over(group_by=key, order_by=ibis.desc("_line")),
+        _last_line=checked._line.max().over(group_by=key),
+    )
+    duplicate = ranked._error_reason.isnull() & (ranked._dup > 0)
+    ranked = ranked.mutate(
+        _error_field=ibis.ifelse(duplicate, entity.key[-1], ranked._error_field),
+        _error_reason=ibis.ifelse(
+            duplicate, "duplicate key in file; superseded by line " + ranked._last_line.cast("string"), ranked._error_reason
+        ),
+    ).drop("_dup", "_last_line")
+    ranked = ranked.mutate(_row_hash=row_hash(ranked, entity.column_names))
+    checked = engine.materialise(ranked, f"checked_{uuid.uuid4().hex}")
+
+    good = checked.filter(checked._error_reason.isnull())
+    if entity.name == "fields":
+        counts, more = registry.apply_fields(app, engine.to_arrow(good.drop("_error_field", "_error_reason")))
+        warnings += more
+        new_rows = None
+    else:
+        classified = _classify(app, entity, good)
+        counts = _count(engine.to_arrow(classified.status.value_counts()))
+        new_rows = classified.filter(classified.status != "unchanged").drop(
+            "status", "_error_field", "_error_reason"
+        )
+    bad = engine.to_arrow(checked.filter(checked._error_reason.notnull()).select("_line", "_error_field", "_error_reason"))
+    counts.quarantined = bad.num_rows
+
+    job_id = str(uuid.uuid4())
+    with app.store.unit_of_work() as session:
+        session.add(
+            ImportJob(
+                id=job_id, path=str(raw.path.resolve()), entity=entity.name, status="running",
+                started_at=utc_now(), **counts.as_dict(),
+            )
+        )
+        session.add_all(_quarantine_rows(job_id, raw, bad))
+        brands = engine.to_arrow(good.select("brand").distinct())["brand"].to_pylist()
+        registry.ensure_brands(session, brands, app.settings.timezone)
+        for column in entity.field_columns:
+            pairs = engine.to_arrow(good.select("brand", column).filter(good[column].notnull()).distinct())
+            warnings += registry.register_seen_fields(session, pairs.to_pylist(), column, raw.path.name)
+
+    version = None
+    if new_rows is not None and counts.accepted + counts.updated:
+        rows = engine.to_arrow(
+            new_rows.mutate(
+                ingested_at=ibis.literal(utc_now()).cast("timestamp('UTC')"),
+                _import_id=ibis.literal(job_id),
+                _file=ibis.literal(raw.path.name),
+            )
+        )
+        version = app.lake.append(entity.name, rows, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
+
+    with app.store.unit_of_work() as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        job.status, job.finished_at, job.lake_version = "committed", utc_now(), version
+        job.message = "\n".join(warnings) or None
+    return FileReport(path=raw.path, entity=entity.name, counts=counts, encoding=raw.encoding, warnings=warnings)
+
+
+def _classify(app: App, entity: Entity, good: ir.Table) -> ir.Table:
+    """accepted (new key) / updated (key known, content changed) / unchanged."""
+    current = latest(app.engine, entity.name)
+    key = list(entity.key)
+    if current is None:
+        return good.mutate(status=ibis.literal("accepted"))
+    known = current.select(*key, _old_hash=current._row_hash)
+    joined = good.left_join(known, key).drop(*[f"{k}_right" for k in key])
+    status = ibis.cases(
+        (joined._old_hash.isnull(), "accepted"),
+        (joined._old_hash == joined._row_hash, "unchanged"),
+        else_="updated",
+    )
+    return joined.mutate(status=status).drop("_old_hash")
+
+
+def _count(value_counts: pa.Table) -> Counts:
+    counts = Counts()
+    for status, n in zip(value_counts.column(0).to_pylist(), value_counts.column(1).to_pylist(), strict=True):
+        setattr(counts, status, int(n))
+    return counts
+
+
+def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table) -> list[QuarantineRow]:
+    if bad.num_rows == 0:
+        return []
+    first_line = int(raw.table["_line"][0].as_py())
+    indices = pa.array([line - first_line for line in bad["_line"].to_pylist()], pa.int64())
+    originals = raw.table.take(indices).drop_columns(["_line"]).to_pylist()
+    return [
+        QuarantineRow(
+            job_id=job_id, entity=raw.entity, file=str(raw.path), line=line, field=fld, reason=reason,
+            raw=json.dumps(original, ensure_ascii=False),
+        )
+        for line, fld, reason, original in zip(
+            bad["_line"].to_pylist(), bad["_error_field"].to_pylist(), bad["_error_reason"].to_pylist(), originals,
+            strict=True,
+        )
+    ]
+
+
+def quarantine(app: App, include_history: bool = False, limit: int | None = None) -> list[dict[str, object]]:
+    """Quarantined rows of committed imports; by default only the latest import of each file."""
+    with app.store.unit_of_work() as session:
+        jobs = session.scalars(
+            select(ImportJob).where(ImportJob.status == "committed").order_by(ImportJob.started_at.desc())
+        ).all()
+        seen: set[str] = set()
+        job_ids = []
+        for job in jobs:
+            if include_history or job.path not in seen:
+                job_ids.append(job.id)
+            seen.add(job.path)
+        query = (
+            select(QuarantineRow, ImportJob.started_at)
+            .join(ImportJob, ImportJob.id == QuarantineRow.job_id)
+            .where(QuarantineRow.job_id.in_(job_ids))
+            .order_by(ImportJob.started_at, QuarantineRow.file, QuarantineRow.line)
+        )
+        if limit:
+            query = query.limit(limit)
+        return [
+            {
+                "entity": row.entity, "file": row.file, "line": row.line, "field": row.field,
+                "reason": row.reason, "raw": json.loads(row.raw), "job_id": row.job_id,
+                "imported_at": started.isoformat(),
+            }
+            for row, started in session.execute(query).all()
+        ]

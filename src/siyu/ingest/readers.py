@@ -1,0 +1,170 @@
+"""Read one canonical entity file (CSV, JSON Lines, Parquet) into an Arrow table of strings.
+
+Every value is read as text so that validation, not the reader, decides what is wrong with a row
+and can quarantine it with its line number. `_line` is the row's line in the file (CSV: header is
+line 1; JSON Lines: first record is line 1; Parquet: row number from 1).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from siyu.core.errors import UnknownEntityError, UnreadableFileError
+from siyu.ingest.schema import ENTITIES
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class RawFile:
+    path: Path
+    entity: str
+    format: str
+    encoding: str
+    table: pa.Table  # all columns string, plus `_line` int64
+
+
+def entity_of(path: Path) -> tuple[str, str]:
+    """(entity, format) from a file name such as `orders.csv` or `events.jsonl`."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise UnknownEntityError(
+            f"{path}: unsupported file type {suffix!r}; use .csv, .jsonl or .parquet "
+            "(不支持的文件类型)"
+        )
+    entity = path.stem.lower()
+    if entity not in ENTITIES:
+        raise UnknownEntityError(
+            f"{path}: file name must be an entity name ({', '.join(ENTITIES)}), got {entity!r} "
+            "(文件名须为实体名)"
+        )
+    return entity, FORMATS[suffix]
+
+
+def detect_encoding(data: bytes, path: Path) -> tuple[str, str]:
+    """Decode bytes as UTF-8 (with or without BOM) or GB18030 (a superset of GBK); reject binary."""
+    if b"\x00" in data[:65536]:
+        raise UnreadableFileError(f"{path}: looks like a binary file, not text (文件不是文本格式)")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(
+            f"{path}: text is neither UTF-8 nor GBK/GB18030 (byte {exc.start}) (无法识别文件编码)"
+        ) from exc
+
+
+def _all_strings(table: pa.Table) -> pa.Table:
+    columns = []
+    for col in table.columns:
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            columns.append(col.cast(pa.string()))
+        elif pa.types.is_timestamp(col.type):
+            # Keep the instant: format with an explicit offset so validation reads it exactly.
+            tz = col.type.tz
+            fmt = "%Y-%m-%dT%H:%M:%S%z" if tz else "%Y-%m-%dT%H:%M:%S"
+            columns.append(pc.strftime(col, format=fmt))
+        elif pa.types.is_null(col.type):
+            columns.append(pa.nulls(len(col), pa.string()))
+        else:
+            columns.append(col.cast(pa.string()))
+    return pa.table(columns, names=[n.strip().lower() for n in table.column_names])
+
+
+def _with_lines(table: pa.Table, first_line: int) -> pa.Table:
+    lines = pa.array(range(first_line, first_line + table.num_rows), pa.int64())
+    return table.append_column("_line", lines)
+
+
+def read_raw(path: Path) -> RawFile:
+    entity, fmt = entity_of(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: no such file (文件不存在)")
+    data = path.read_bytes()
+    encoding = "binary"
+    try:
+        if fmt == "parquet":
+            table = _all_strings(pq.read_table(io.BytesIO(data)))
+            table = _with_lines(table, 1)
+        else:
+            text, encoding = detect_encoding(data, path)
+            utf8 = io.BytesIO(text.encode("utf-8"))
+            if fmt == "csv":
+                # Read the header first so every column can be typed as string.
+                header = pacsv.read_csv(
+                    io.BytesIO(text.split("\n", 1)[0].encode("utf-8") + b"\n"),
+                    read_options=pacsv.ReadOptions(block_size=1 << 20),
+                ).column_names
+                table = pacsv.read_csv(
+                    utf8,
+                    read_options=pacsv.ReadOptions(block_size=1 << 24),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={name: pa.string() for name in header},
+                        strings_can_be_null=True,
+                        quoted_strings_can_be_null=False,
+                    ),
+                )
+                table = _with_lines(_all_strings(table), 2)
+            else:
+                table = _read_jsonl(utf8)
+                table = _with_lines(table, 1)
+    except UnreadableFileError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
+        raise UnreadableFileError(
+            f"{path}: cannot read as {fmt.upper()}: {str(exc).splitlines()[0]} (无法解析文件)"
+        ) from exc
+    if table.num_rows == 0 and table.num_columns <= 1:
+        raise UnreadableFileError(f"{path}: file has no header or columns (文件为空)")
+    return RawFile(path=path, entity=entity, format=fmt, encoding=encoding, table=table)
+
+
+def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
+    """JSON Lines, one object per line; nested values (e.g. `properties`) are kept as JSON text.
+
+    Parsed line by line with the standard library: Arrow's JSON reader would unify the keys of
+    nested objects across lines and so change their content.
+    """
+    columns: dict[str, list[str | None]] = {}
+    lines = buffer.getvalue().decode("utf-8").splitlines()
+    n = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise ValueError(f"line {number} is empty")
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number} is not JSON: {exc.msg}") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} is not a JSON object")
+        for key, value in record.items():
+            column = columns.setdefault(key.strip().lower(), [None] * n)
+            if value is None:
+                column.append(None)
+            elif isinstance(value, str):
+                column.append(value)
+            elif isinstance(value, dict | list):
+                column.append(json.dumps(value, ensure_ascii=False, sort_keys=True))
+            elif isinstance(value, bool):
+                column.append("true" if value else "false")
+            else:
+                column.append(str(value))
+        n += 1
+        for column in columns.values():
+            if len(column) < n:
+                column.append(None)
+    return pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})
