@@ -192,9 +192,9 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
         new_rows = None
     else:
         classified = _classify(app, entity, good)
-        counts = _count(engine.to_arrow(classified.status.value_counts()))
-        new_rows = classified.filter(classified.status != "unchanged").drop(
-            "status", "_error_field", "_error_reason"
+        counts = _count(engine.to_arrow(classified._outcome.value_counts()))
+        new_rows = classified.filter(classified._outcome != "unchanged").drop(
+            "_outcome", "_error_field", "_error_reason"
         )
     bad = engine.to_arrow(checked.filter(checked._error_reason.notnull()).select("_line", "_error_field", "_error_reason"))
     counts.quarantined = bad.num_rows
@@ -238,15 +238,15 @@ def _classify(app: App, entity: Entity, good: ir.Table) -> ir.Table:
     current = latest(app.engine, entity.name)
     key = list(entity.key)
     if current is None:
-        return good.mutate(status=ibis.literal("accepted"))
+        return good.mutate(_outcome=ibis.literal("accepted"))
     known = current.select(*key, _old_hash=current._row_hash)
     joined = good.left_join(known, key).drop(*[f"{k}_right" for k in key])
-    status = ibis.cases(
+    outcome = ibis.cases(
         (joined._old_hash.isnull(), "accepted"),
         (joined._old_hash == joined._row_hash, "unchanged"),
         else_="updated",
     )
-    return joined.mutate(status=status).drop("_old_hash")
+    return joined.mutate(_outcome=outcome).drop("_old_hash")
 
 
 def _count(value_counts: pa.Table) -> Counts:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run the whole test suite from nothing: Python deps in .venv, PostgreSQL from Debian packages.
+# Usage: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install.sh
+
+# A real PostgreSQL for the store tests (installed from Debian packages when missing).
+if [ -z "${SIYU_TEST_POSTGRES_URL:-}" ]; then
+  source scripts/postgres.sh
+  export SIYU_TEST_POSTGRES_URL
+fi
+
+exec .venv/bin/python -m pytest "$@"

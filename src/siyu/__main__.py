@@ -1,0 +1,3 @@
+from siyu.cli.app import main
+
+main()

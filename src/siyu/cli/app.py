@@ -1,0 +1,39 @@
+"""The `siyu` command. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from siyu.cli import customer, demo, identity, importing
+from siyu.cli.common import state
+
+app = typer.Typer(
+    name="siyu",
+    help=(
+        "siyu 私域 — private-domain omnichannel customer operations: import channel exports, "
+        "resolve One-ID (全域唯一身份), and measure FAST+.\n\n"
+        "Workspace: $SIYU_HOME (default ./.siyu). Store: $SIYU_DATABASE_URL (default SQLite in the workspace)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors")] = False,
+) -> None:
+    state["debug"] = debug
+
+
+app.command("import")(importing.import_command)
+app.add_typer(importing.quarantine_app, name="quarantine")
+app.command("resolve")(identity.resolve_command)
+app.add_typer(customer.customer_app, name="customer")
+app.command("demo")(demo.demo_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,43 @@
+"""`siyu customer show`: the customer view (客户视图)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.core.money import format_fen
+from siyu.customers.view import customer_view
+
+customer_app = typer.Typer(help="Look up customers (客户).")
+
+
+@customer_app.command("show")
+def show(
+    key: Annotated[str, typer.Argument(help="Customer id, phone (any format) or member no")],
+    brand: Annotated[str | None, typer.Option(help="Brand, when the key matches customers of several brands")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the customer as JSON")] = False,
+) -> None:
+    """Show one customer: identifiers (masked), sources, memberships, order summary.
+
+    Example: siyu customer show "+86 138 0013 8000" --json
+    """
+    with user_errors():
+        view = customer_view(get_app(), key, brand)
+    if as_json:
+        print_json(view)
+        return
+    console.print(f"[bold]customer 客户[/] {view['customer_id']}  brand 品牌 {view['brand']}")
+    ids = Table(title="identifiers 身份标识")
+    for col in ("type 类型", "value 值", "strength 强度", "sources 来源"):
+        ids.add_column(col)
+    for i in view["identifiers"]:
+        ids.add_row(i["type"], i["value"], i["strength"], ", ".join(i["sources"]))
+    console.print(ids)
+    console.print("sources 来源: " + ", ".join(f"{s['source']}:{s['source_customer_id']}" for s in view["sources"]))
+    for m in view["memberships"]:
+        console.print(f"membership 会员 {m['member_no']} {m['tier'] or ''} joined 入会 {m['joined_at']}")
+    o = view["orders"]
+    console.print(f"orders 订单: {o['count']} paid 已付, net 净额 {format_fen(o['amount_fen'])}")

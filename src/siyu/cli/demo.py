@@ -1,0 +1,62 @@
+"""`siyu demo`: generate a realistic synthetic brand, import it and resolve One-ID."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from siyu.cli.common import console, get_app, progress, user_errors
+from siyu.demo.generate import generate
+from siyu.identity.service import run_resolve
+from siyu.ingest.importer import import_path
+
+
+def demo_command(
+    customers: Annotated[int, typer.Option(help="Number of people in the synthetic brand", min=100)] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files")] = 0,
+    months: Annotated[int, typer.Option(help="Months of history", min=1, max=120)] = 24,
+    out: Annotated[Path | None, typer.Option(help="Folder for the generated CSV files (default $SIYU_HOME/demo)")] = None,
+) -> None:
+    """Generate a synthetic brand, import it and resolve One-ID (演示品牌).
+
+    The brand `demo` has customers in Tmall, JD, Douyin, mini-program, WeCom, official account,
+    offline POS and CRM, with overlapping identifiers, memberships, orders with 618 / Double 11
+    peaks, relations in every field, visits, shares and reviews. `truth.csv` holds the ground truth
+    (which records are the same person).
+
+    Example: siyu demo --customers 20000 --seed 7
+    """
+    with user_errors():
+        app = get_app()
+        out_dir = out or app.settings.home / "demo"
+        started = time.perf_counter()
+        with progress() as bar:
+            gen = bar.add_task("generate 生成", total=100)
+            summary = generate(
+                out_dir, customers=customers, seed=seed, months=months,
+                progress=lambda _stage, fraction: bar.update(gen, completed=int(fraction * 100)),
+            )
+            bar.update(gen, completed=100)
+            imp = bar.add_task("import 导入", total=2 * len([f for f in summary.files if f != "truth.csv"]))
+            report = import_path(app, out_dir, progress=lambda _msg: bar.advance(imp))
+            res = bar.add_task("One-ID 身份识别", total=1)
+            outcome = run_resolve(app)
+            bar.advance(res)
+        elapsed = time.perf_counter() - started
+
+    table = Table(title=f"Demo brand 演示品牌 'demo' — {elapsed:.1f}s")
+    table.add_column("entity 实体")
+    table.add_column("rows 行数", justify="right")
+    table.add_column("quarantined 隔离", justify="right")
+    for entity, counts in report.by_entity().items():
+        table.add_row(entity, f"{counts.accepted + counts.updated + counts.unchanged:,}", f"{counts.quarantined:,}")
+    console.print(table)
+    console.print(
+        f"One-ID: {outcome.source_customers:,} source customers 来源客户 → {outcome.customers:,} customers 客户 "
+        f"({summary.persons:,} real people 真实人数); {len(outcome.junk_identifiers)} junk identifiers 垃圾标识 ignored"
+    )
+    console.print(f"files 文件: {out_dir}  ·  try: siyu customer show <customer_id>  ·  siyu quarantine list")

@@ -1,0 +1,56 @@
+"""`siyu resolve`: One-ID (全域唯一身份)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from siyu.cli.common import console, get_app, print_json, progress, user_errors
+from siyu.identity.service import export_map, run_resolve
+
+
+def resolve_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print counts and junk identifiers as JSON")] = False,
+    export: Annotated[
+        Path | None, typer.Option(help="Write the identity map CSV (source, source_customer_id, customer_id)")
+    ] = None,
+    max_share: Annotated[
+        int | None, typer.Option(help="A value shared by more source customers than this is junk (default 50)")
+    ] = None,
+) -> None:
+    """Resolve source customers into one customer each (One-ID, 全域唯一身份).
+
+    Source customers sharing a strong identifier (normalised phone, unionid, member_no, email,
+    platform ids) are linked transitively. Placeholder values (shipped blocklist) and values shared
+    by too many records are ignored and reported as junk. Existing customer ids are kept; every
+    merge is recorded with the identifier that caused it.
+
+    Example: siyu resolve --json --export identity_map.csv
+    """
+    with user_errors():
+        app = get_app()
+        with progress(not as_json) as bar:
+            task = bar.add_task("One-ID 身份识别", total=1)
+            outcome = run_resolve(app, max_share=max_share)
+            bar.advance(task)
+        exported = export_map(app, export) if export else None
+    if as_json:
+        print_json(outcome.as_json())
+        return
+    table = Table(title="One-ID 全域唯一身份")
+    table.add_column("metric 指标")
+    table.add_column("value 数值", justify="right")
+    table.add_row("source customers 来源客户", f"{outcome.source_customers:,}")
+    table.add_row("customers 客户 (One-ID)", f"{outcome.customers:,}")
+    table.add_row("merged this run 本次合并", f"{outcome.merged:,}")
+    table.add_row("junk identifiers 垃圾标识", f"{len(outcome.junk_identifiers):,}")
+    console.print(table)
+    for junk in outcome.junk_identifiers[:10]:
+        console.print(
+            f"  junk {junk['id_type']} {junk['value_masked']} ({junk['reason']}, {junk['source_customers']} records)"
+        )
+    if exported is not None:
+        console.print(f"identity map: {export} ({exported:,} rows)")

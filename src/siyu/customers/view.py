@@ -1,0 +1,118 @@
+"""Customer view (客户视图): find a customer by id, phone or member no, and show what we know.
+
+PII is masked here, at the edge where it leaves the system.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+import ibis.expr.types as ir
+
+from siyu.bootstrap import App
+from siyu.core.errors import NotFoundError, SiyuError
+from siyu.identity.normalise import mask_value, normalise_phone
+from siyu.identity.service import MAP_TABLE, NothingToResolveError, identifiers
+from siyu.ingest.schema import PAID_STATUSES
+from siyu.lake.views import latest
+
+NODE = ["brand", "source", "source_customer_id"]
+
+
+class AmbiguousCustomerError(SiyuError):
+    code = "ambiguous_customer"
+
+
+def _map(app: App) -> ir.Table:
+    table = app.engine.table(MAP_TABLE)
+    if table is None:
+        raise NothingToResolveError("no identity map yet: run `siyu resolve` first (尚未运行 One-ID)")
+    return table
+
+
+def find_customer_ids(app: App, key: str, brand: str | None = None) -> list[str]:
+    """Customer ids matching KEY: a customer id, else a phone, else a member no."""
+    key = key.strip()
+    idmap = _map(app)
+    if brand:
+        idmap = idmap.filter(idmap.brand == brand)
+    found = app.engine.to_arrow(idmap.filter(idmap.customer_id == key).select("customer_id").distinct())
+    if found.num_rows:
+        return [str(v) for v in found["customer_id"].to_pylist()]
+    ids = identifiers(app)
+    phone = normalise_phone(key)
+    wanted = (ids.id_type == "member_no") & (ids.id_value == key)
+    if phone is not None and phone[0] == "phone":
+        wanted |= (ids.id_type == "phone") & (ids.id_value == phone[1])
+    matches = ids.filter(wanted).select(*NODE).distinct()
+    customers = matches.join(idmap, NODE).select("customer_id").distinct()
+    return sorted(str(v) for v in app.engine.to_arrow(customers)["customer_id"].to_pylist())
+
+
+def customer_view(app: App, key: str, brand: str | None = None) -> dict[str, Any]:
+    ids = find_customer_ids(app, key, brand)
+    if not ids:
+        raise NotFoundError(f"no customer found for {mask_value('phone', key) if key.isdigit() else key!r} (未找到客户)")
+    if len(ids) > 1:
+        raise AmbiguousCustomerError(
+            f"{len(ids)} customers match (one per brand?): {', '.join(ids)}; pass --brand or a customer id"
+        )
+    customer_id = ids[0]
+    idmap = _map(app)
+    records = idmap.filter(idmap.customer_id == customer_id).select(*NODE)
+    sources = app.engine.to_arrow(records.order_by(NODE)).to_pylist()
+    brand_code = sources[0]["brand"]
+
+    found = identifiers(app).semi_join(records, NODE)
+    identifier_rows = app.engine.to_arrow(
+        found.select("id_type", "id_value", "strength", "source").distinct().order_by(["id_type", "id_value", "source"])
+    ).to_pylist()
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in identifier_rows:  # one customer's handful of identifiers
+        entry = grouped.setdefault(
+            (row["id_type"], row["id_value"]),
+            {"type": row["id_type"], "value": mask_value(row["id_type"], row["id_value"]),
+             "strength": row["strength"], "sources": []},
+        )
+        entry["sources"].append(row["source"])
+
+    memberships: list[dict[str, Any]] = []
+    member_table = latest(app.engine, "memberships")
+    if member_table is not None:
+        rows = member_table.semi_join(records, NODE).select(
+            "source", "member_no", "program", "tier", "points_balance", "joined_at", "left_at"
+        )
+        memberships = app.engine.to_arrow(rows.order_by("joined_at")).to_pylist()
+        for m in memberships:
+            m["member_no"] = mask_value("member_no", m["member_no"])
+
+    return {
+        "customer_id": customer_id,
+        "brand": brand_code,
+        "identifiers": list(grouped.values()),
+        "sources": [{"source": s["source"], "source_customer_id": s["source_customer_id"]} for s in sources],
+        "memberships": memberships,
+        "orders": _order_summary(app, records),
+    }
+
+
+def _order_summary(app: App, records: ir.Table) -> dict[str, Any]:
+    """Paid orders: count, net paid amount (amount − refunds) in fen, first and last purchase."""
+    orders = latest(app.engine, "orders")
+    empty = {"count": 0, "amount_fen": 0, "refund_fen": 0, "first_paid_at": None, "last_paid_at": None}
+    if orders is None:
+        return empty
+    paid = orders.semi_join(records, NODE).filter(orders.status.isin(PAID_STATUSES))
+    summary = paid.aggregate(
+        count=paid.count(),
+        amount_fen=(paid.amount_fen - paid.refund_fen.fill_null(0)).sum().fill_null(0),
+        refund_fen=paid.refund_fen.fill_null(0).sum().fill_null(0),
+        first_paid_at=paid.paid_at.min(),
+        last_paid_at=paid.paid_at.max(),
+    )
+    row = app.engine.to_arrow(summary).to_pylist()[0]
+    return {k: (int(v) if k.endswith(("count", "_fen")) else v) for k, v in row.items()} if row["count"] else empty
+
+
+

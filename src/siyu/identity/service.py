@@ -1,0 +1,132 @@
+"""Run One-ID over the lake: extract identifiers, cluster, keep ids stable, record merges.
+
+The identity map is replaced in one atomic Delta commit (older versions stay readable by time
+travel); merges are appended, so the history of who was merged into whom, and by which
+identifier, is never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from siyu.bootstrap import App
+from siyu.core.clock import utc_now
+from siyu.core.errors import SiyuError
+from siyu.identity.normalise import load_blocklist
+from siyu.identity.resolve import extract_identifiers, resolve
+from siyu.ingest.schema import ENTITIES
+from siyu.lake.views import latest
+from siyu.store.models import IdentityRun
+
+MAP_TABLE = "identity_map"
+MERGES_TABLE = "identity_merges"
+
+
+class NothingToResolveError(SiyuError):
+    code = "nothing_to_resolve"
+
+
+@dataclass
+class ResolveOutcome:
+    source_customers: int
+    customers: int
+    merged: int
+    new_customers: int
+    junk_identifiers: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source_customers": self.source_customers,
+            "customers": self.customers,
+            "merged": self.merged,
+            "new_customers": self.new_customers,
+            "junk_identifiers": self.junk_identifiers,
+        }
+
+
+def _empty(entity: str) -> ir.Table:
+    names = ENTITIES[entity].column_names
+    return ibis.memtable(pa.table({n: pa.array([], pa.string()) for n in names}))
+
+
+def canonical_tables(app: App) -> tuple[ir.Table, ir.Table, ir.Table]:
+    customers = latest(app.engine, "customers")
+    if customers is None:
+        raise NothingToResolveError("no customers imported yet: run `siyu import` first (尚未导入客户)")
+    identities = latest(app.engine, "identities")
+    memberships = latest(app.engine, "memberships")
+    return (
+        customers,
+        identities if identities is not None else _empty("identities"),
+        memberships if memberships is not None else _empty("memberships"),
+    )
+
+
+def identifiers(app: App) -> ir.Table:
+    """Every normalised identifier of every source customer (brand, source, source_customer_id, id_type, id_value, strength)."""
+    return extract_identifiers(*canonical_tables(app))
+
+
+def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
+    customers, identities, memberships = canonical_tables(app)
+    node_key = ["brand", "source", "source_customer_id"]
+    nodes = ibis.union(
+        customers.select(*node_key), identities.select(*node_key), memberships.select(*node_key), distinct=True
+    )
+    ids = app.engine.materialise(extract_identifiers(customers, identities, memberships), "resolve_identifiers")
+    nodes = app.engine.materialise(nodes, "resolve_nodes")
+    blocklist = load_blocklist()
+    if app.settings.identity_blocklist:
+        blocklist |= load_blocklist(app.settings.identity_blocklist)
+    result = resolve(
+        app.engine.con,
+        nodes,
+        ids,
+        app.engine.table(MAP_TABLE),
+        blocklist=blocklist,
+        max_share=max_share or app.settings.identity_max_share,
+        pii_key=app.settings.pii_key.encode(),
+    )
+    now = utc_now()
+    stamp = pa.array([now] * result.identity_map.num_rows, pa.timestamp("us", tz="UTC"))
+    version = app.lake.overwrite(MAP_TABLE, result.identity_map.append_column("resolved_at", stamp))
+    if result.merges.num_rows:
+        merged_at = pa.array([now] * result.merges.num_rows, pa.timestamp("us", tz="UTC"))
+        app.lake.append(MERGES_TABLE, result.merges.append_column("merged_at", merged_at))
+    stats = result.stats
+    with app.store.unit_of_work() as session:
+        session.add(
+            IdentityRun(
+                ran_at=now, source_customers=stats["source_customers"], customers=stats["customers"],
+                merged=stats["merged"], junk=len(result.junk), lake_version=version,
+            )
+        )
+    return ResolveOutcome(
+        source_customers=int(stats["source_customers"]),
+        customers=int(stats["customers"]),
+        merged=int(stats["merged"]),
+        new_customers=int(stats.get("new_customers", 0)),
+        junk_identifiers=result.junk,
+    )
+
+
+def export_map(app: App, path: Path) -> int:
+    """Write the identity map as CSV (source, source_customer_id, customer_id, brand)."""
+    table = app.engine.table(MAP_TABLE)
+    if table is None:
+        raise NothingToResolveError("no identity map yet: run `siyu resolve` first (尚未运行 One-ID)")
+    data = app.engine.to_arrow(
+        table.select("source", "source_customer_id", "customer_id", "brand").order_by(
+            ["brand", "source", "source_customer_id"]
+        )
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(data, path)
+    return data.num_rows

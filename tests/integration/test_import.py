@@ -1,0 +1,185 @@
+"""Canonical import through the service: quarantine reasons, idempotency, updates, encodings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from siyu.bootstrap import App
+from siyu.core.errors import UnreadableFileError
+from siyu.ingest.importer import import_path, quarantine
+from siyu.lake.views import latest
+
+ORDERS_HEADER = "brand,source,order_id,source_customer_id,status,paid_at,amount_fen,refund_fen\n"
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def counts(report, entity: str = "orders") -> dict[str, int]:
+    return report.as_json()[entity]
+
+
+def test_every_quarantine_reason_is_reported_with_line_and_field(app: App, tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "orders.csv",
+        ORDERS_HEADER
+        + "demo,pos,o1,c1,completed,2024-06-01 10:00:00,1000,0\n"  # 2 good
+        + "demo,pos,,c1,completed,2024-06-01 10:00:00,1000,0\n"  # 3 missing key
+        + "demo,pos,o3,c1,completed,2024-13-45 10:00,1000,0\n"  # 4 unparsable timestamp
+        + "demo,pos,o4,c1,completed,2024-06-01,12.50,0\n"  # 5 decimal money
+        + "demo,pos,o5,c1,completed,2024-06-01,-100,0\n"  # 6 negative money
+        + "demo,pos,o6,c1,completed,2024-06-01,abc,0\n"  # 7 not a number
+        + "demo,pos,o7,c1,completed,2024-06-01,100,101\n"  # 8 refund > amount
+        + "demo,pos,o8,c1,teleported,2024-06-01,100,0\n"  # 9 unknown status
+        + "demo,pos,o9,,completed,2024-06-01,100,0\n"  # 10 missing required value
+        + "demo,pos,o10,c1,paid,,100,0\n"  # 11 paid without paid_at
+        + "demo,pos,o11,c1,paid,2024-06-01,100,0\n"  # 12 duplicate key, superseded
+        + "demo,pos,o11,c1,paid,2024-06-01,200,0\n",  # 13 wins
+    )
+    report = import_path(app, f)
+    assert counts(report) == {"accepted": 2, "updated": 0, "unchanged": 0, "quarantined": 10}
+    rows = {r["line"]: (r["field"], r["reason"]) for r in quarantine(app)}
+    assert rows[3] == ("order_id", "missing key")
+    assert rows[4][0] == "paid_at" and rows[4][1].startswith("unparsable timestamp")
+    assert rows[5][0] == "amount_fen" and "integer number of fen" in rows[5][1]
+    assert rows[6] == ("amount_fen", "negative money: -100")
+    assert rows[7][0] == "amount_fen" and "not an integer" in rows[7][1]
+    assert rows[8] == ("refund_fen", "refund greater than amount")
+    assert rows[9][0] == "status" and "unknown status 'teleported'" in rows[9][1]
+    assert rows[10] == ("source_customer_id", "missing required value")
+    assert rows[11] == ("paid_at", "paid order without paid_at")
+    assert rows[12] == ("order_id", "duplicate key in file; superseded by line 13")
+    assert set(rows) == set(range(3, 13))
+    # The raw row is kept for correction.
+    assert next(r for r in quarantine(app) if r["line"] == 9)["raw"]["status"] == "teleported"
+    kept = app.engine.to_arrow(latest(app.engine, "orders").order_by("order_id"))
+    assert kept["order_id"].to_pylist() == ["o1", "o11"]
+    assert kept["amount_fen"].to_pylist() == [1000, 200]
+
+
+def test_reimport_is_a_no_op_and_corrected_row_updates(app: App, tmp_path: Path) -> None:
+    body = "demo,pos,o1,c1,completed,2024-06-01 10:00:00,1000,0\ndemo,pos,o2,c1,completed,2024-06-02 10:00:00,500,0\n"
+    f = write(tmp_path / "orders.csv", ORDERS_HEADER + body)
+    assert counts(import_path(app, f)) == {"accepted": 2, "updated": 0, "unchanged": 0, "quarantined": 0}
+    version = app.lake.version("orders")
+    assert counts(import_path(app, f)) == {"accepted": 0, "updated": 0, "unchanged": 2, "quarantined": 0}
+    assert app.lake.version("orders") == version  # nothing written
+
+    # Same instant written with an explicit offset is the same content.
+    same = write(tmp_path / "b" / "orders.csv", ORDERS_HEADER + body.replace("2024-06-01 10:00:00", "2024-06-01T02:00:00Z"))
+    assert counts(import_path(app, same))["unchanged"] == 2
+
+    corrected = write(
+        tmp_path / "c" / "orders.csv",
+        ORDERS_HEADER + body.replace(",1000,0", ",1000,300").replace("completed,2024-06-01", "partially_refunded,2024-06-01")
+        + "demo,pos,o3,c2,completed,2024-06-03 10:00:00,800,0\n",
+    )
+    assert counts(import_path(app, corrected)) == {"accepted": 1, "updated": 1, "unchanged": 1, "quarantined": 0}
+    current = app.engine.to_arrow(latest(app.engine, "orders").order_by("order_id")).to_pydict()
+    assert current["order_id"] == ["o1", "o2", "o3"]
+    assert current["refund_fen"] == [300, 0, 0]
+    assert current["status"][0] == "partially_refunded"
+    # The earlier version is still in the raw table (append-only).
+    assert app.engine.table("orders").count().execute() == 4
+
+
+def test_naive_timestamps_mean_brand_time_zone(app: App, tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "orders.csv",
+        ORDERS_HEADER + "demo,pos,o1,c1,completed,2024-06-01 08:00:00,1,0\ndemo,pos,o2,c1,completed,2024-06-01T08:00:00+00:00,1,0\n",
+    )
+    import_path(app, f)
+    paid = app.engine.to_arrow(latest(app.engine, "orders").order_by("order_id"))["paid_at"].to_pylist()
+    assert [p.isoformat() for p in paid] == ["2024-06-01T00:00:00+00:00", "2024-06-01T08:00:00+00:00"]
+
+
+def test_gbk_file_is_detected(app: App, tmp_path: Path) -> None:
+    text = "brand,source,source_customer_id,name,city,phone\ndemo,pos,p1,张三,上海,13812345678\n"
+    f = write(tmp_path / "customers.csv", text, encoding="gbk")
+    report = import_path(app, f)
+    assert report.files[0].encoding == "gb18030"
+    row = app.engine.to_arrow(latest(app.engine, "customers")).to_pylist()[0]
+    assert (row["name"], row["city"]) == ("张三", "上海")
+
+
+def test_utf8_bom_and_brand_option(app: App, tmp_path: Path) -> None:
+    f = write(tmp_path / "customers.csv", "\ufeffsource,source_customer_id,name\npos,p1,李四\n")
+    with pytest.raises(UnreadableFileError, match="brand"):
+        import_path(app, f)
+    report = import_path(app, f, brand="acme")
+    assert report.files[0].encoding == "utf-8-sig"
+    row = app.engine.to_arrow(latest(app.engine, "customers")).to_pylist()[0]
+    assert (row["brand"], row["name"]) == ("acme", "李四")
+
+
+def test_garbage_file_exits_with_message_and_writes_nothing(app: App, tmp_path: Path) -> None:
+    binary = tmp_path / "g1" / "orders.csv"
+    binary.parent.mkdir()
+    binary.write_bytes(b"PK\x03\x04\x00\x00binary\x00\xff\xfe")
+    with pytest.raises(UnreadableFileError, match="binary"):
+        import_path(app, binary)
+    ragged = write(tmp_path / "g2" / "orders.csv", "hello world\nthis is not, a canonical file\n")
+    with pytest.raises(UnreadableFileError, match="cannot read as CSV"):
+        import_path(app, ragged)
+    wrong = write(tmp_path / "g5" / "orders.csv", "hello,world\n1,2\n")
+    with pytest.raises(UnreadableFileError, match="missing column"):
+        import_path(app, wrong)
+    bad_json = write(tmp_path / "g3" / "events.jsonl", '{"brand": "demo"}\nnot json at all\n')
+    with pytest.raises(UnreadableFileError, match="line 2"):
+        import_path(app, bad_json)
+    bad_parquet = write(tmp_path / "g4" / "orders.parquet", "not parquet")
+    with pytest.raises(UnreadableFileError):
+        import_path(app, bad_parquet)
+    assert not app.lake.exists("orders") and not app.lake.exists("events")
+    assert quarantine(app) == []
+
+
+def test_folder_is_checked_before_anything_is_written(app: App, tmp_path: Path) -> None:
+    write(tmp_path / "d" / "customers.csv", "brand,source,source_customer_id\ndemo,pos,p1\n")
+    (tmp_path / "d" / "orders.csv").write_bytes(b"\x00\x01binary")
+    with pytest.raises(UnreadableFileError):
+        import_path(app, tmp_path / "d")
+    assert not app.lake.exists("customers")
+
+
+def test_jsonl_and_parquet_and_unknown_field_warning(app: App, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    write(d / "fields.csv", "brand,code,name_zh,name_en,platform\ndemo,wecom,企业微信,WeCom,wechat\n")
+    write(
+        d / "events.jsonl",
+        '{"brand":"demo","source":"mp","event_id":"e1","field":"wecom","type":"visit","source_customer_id":"c1",'
+        '"occurred_at":"2024-06-01T10:00:00+08:00","properties":{"page":"home","n":1}}\n'
+        '{"brand":"demo","source":"mp","event_id":"e2","field":"douyin_live","type":"visit","source_customer_id":"c1",'
+        '"occurred_at":"2024-06-01T10:00:00+08:00"}\n'
+        '{"brand":"demo","source":"mp","event_id":"e3","field":"wecom","type":"Bad Type","source_customer_id":"c1",'
+        '"occurred_at":"2024-06-01T10:00:00+08:00"}\n'
+        '{"brand":"demo","source":"mp","event_id":"e4","field":"wecom","type":"visit","source_customer_id":"c1",'
+        '"occurred_at":"2024-06-01T10:00:00+08:00","properties":"[1,2]"}\n',
+    )
+    pq.write_table(
+        pa.table({"brand": ["demo"], "source": ["crm"], "member_no": ["M1"], "source_customer_id": ["c1"],
+                  "joined_at": pa.array([0], pa.timestamp("s", tz="UTC"))}),
+        d / "memberships.parquet",
+    )
+    report = import_path(app, d)
+    data = report.as_json()
+    assert data["fields"]["accepted"] == 1
+    assert data["events"] == {"accepted": 2, "updated": 0, "unchanged": 0, "quarantined": 2}
+    assert data["memberships"]["accepted"] == 1
+    assert data["total"]["accepted"] == 4
+    assert any("douyin_live" in w for w in report.warnings)
+    assert [(r["line"], r["field"]) for r in quarantine(app)] == [(3, "type"), (4, "properties")]
+    props = app.engine.to_arrow(latest(app.engine, "events").filter(lambda t: t.event_id == "e1"))["properties"]
+    assert props.to_pylist() == ['{"n": 1, "page": "home"}']
+    joined = app.engine.to_arrow(latest(app.engine, "memberships"))["joined_at"].to_pylist()[0]
+    assert joined.year == 1970
+    # Second import: the field is now known, no warning; everything unchanged.
+    again = import_path(app, d)
+    assert again.warnings == [] and again.as_json()["total"]["accepted"] == 0
