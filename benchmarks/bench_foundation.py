@@ -49,7 +49,9 @@ def phase(name: str, data: Path, home: Path, args: argparse.Namespace) -> dict[s
         import duckdb
 
         con = duckdb.connect()
-        rows = con.sql(f"select count(*) from read_csv('{data / 'orders_only' / 'orders.csv'}', all_varchar=true)").fetchone()[0]
+        rows = con.sql(
+            f"select count(*) from read_csv('{data / 'orders_only' / 'orders.csv'}', all_varchar=true)"
+        ).fetchone()[0]
         started = time.perf_counter()
         con.sql(
             f"copy (select * from read_csv('{data / 'orders_only' / 'orders.csv'}', all_varchar=true)) "
@@ -125,21 +127,38 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     for name in ("generate", "baseline_parse", "import_orders", "import_identity", "baseline_cc", "resolve"):
         (home / name.split("_")[0]).mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, __file__, "--phase", name, "--work", str(args.work),
-               "--persons", str(args.persons), "--orders", str(args.orders)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--phase",
+            name,
+            "--work",
+            str(args.work),
+            "--persons",
+            str(args.persons),
+            "--orders",
+            str(args.orders),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         results[name] = json.loads(out)
         r = results[name]
-        print(f"{name:16s} {r['rows']:>10,.0f} rows  {r['seconds']:7.2f} s  peak {r['peak_mib']:7.0f} MiB", flush=True)
+        print(
+            f"{name:16s} {r['rows']:>10,.0f} rows  {r['seconds']:7.2f} s  peak {r['peak_mib']:7.0f} MiB",
+            flush=True,
+        )
 
     imp, base = results["import_orders"], results["baseline_parse"]
     res, cc = results["resolve"], results["baseline_cc"]
     print()
-    print(f"import:  {imp['rows'] / imp['seconds']:>10,.0f} order rows/s (target >= 100,000); "
-          f"{imp['seconds'] / base['seconds']:.1f}x the time of duckdb csv->parquet; peak {imp['peak_mib']:.0f} MiB")
-    print(f"resolve: {res['rows']:>10,.0f} source customers in {res['seconds']:.1f} s (target <= 60 s); "
-          f"peak {res['peak_mib']:.0f} MiB (target <= 4096); "
-          f"{res['seconds'] / cc['seconds']:.1f}x the time of scipy connected components (incl. reading identifiers)")
+    print(
+        f"import:  {imp['rows'] / imp['seconds']:>10,.0f} order rows/s (target >= 100,000); "
+        f"{imp['seconds'] / base['seconds']:.1f}x the time of duckdb csv->parquet; peak {imp['peak_mib']:.0f} MiB"
+    )
+    print(
+        f"resolve: {res['rows']:>10,.0f} source customers in {res['seconds']:.1f} s (target <= 60 s); "
+        f"peak {res['peak_mib']:.0f} MiB (target <= 4096); "
+        f"{res['seconds'] / cc['seconds']:.1f}x the time of scipy connected components (incl. reading identifiers)"
+    )
 
 
 if __name__ == "__main__":

@@ -73,15 +73,24 @@ def test_reimport_is_a_no_op_and_corrected_row_updates(app: App, tmp_path: Path)
     assert app.lake.version("orders") == version  # nothing written
 
     # Same instant written with an explicit offset is the same content.
-    same = write(tmp_path / "b" / "orders.csv", ORDERS_HEADER + body.replace("2024-06-01 10:00:00", "2024-06-01T02:00:00Z"))
+    same = write(
+        tmp_path / "b" / "orders.csv",
+        ORDERS_HEADER + body.replace("2024-06-01 10:00:00", "2024-06-01T02:00:00Z"),
+    )
     assert counts(import_path(app, same))["unchanged"] == 2
 
     corrected = write(
         tmp_path / "c" / "orders.csv",
-        ORDERS_HEADER + body.replace(",1000,0", ",1000,300").replace("completed,2024-06-01", "partially_refunded,2024-06-01")
+        ORDERS_HEADER
+        + body.replace(",1000,0", ",1000,300").replace("completed,2024-06-01", "partially_refunded,2024-06-01")
         + "demo,pos,o3,c2,completed,2024-06-03 10:00:00,800,0\n",
     )
-    assert counts(import_path(app, corrected)) == {"accepted": 1, "updated": 1, "unchanged": 1, "quarantined": 0}
+    assert counts(import_path(app, corrected)) == {
+        "accepted": 1,
+        "updated": 1,
+        "unchanged": 1,
+        "quarantined": 0,
+    }
     current = app.engine.to_arrow(latest(app.engine, "orders").order_by("order_id")).to_pydict()
     assert current["order_id"] == ["o1", "o2", "o3"]
     assert current["refund_fen"] == [300, 0, 0]
@@ -93,7 +102,8 @@ def test_reimport_is_a_no_op_and_corrected_row_updates(app: App, tmp_path: Path)
 def test_naive_timestamps_mean_brand_time_zone(app: App, tmp_path: Path) -> None:
     f = write(
         tmp_path / "orders.csv",
-        ORDERS_HEADER + "demo,pos,o1,c1,completed,2024-06-01 08:00:00,1,0\ndemo,pos,o2,c1,completed,2024-06-01T08:00:00+00:00,1,0\n",
+        ORDERS_HEADER
+        + "demo,pos,o1,c1,completed,2024-06-01 08:00:00,1,0\ndemo,pos,o2,c1,completed,2024-06-01T08:00:00+00:00,1,0\n",
     )
     import_path(app, f)
     paid = app.engine.to_arrow(latest(app.engine, "orders").order_by("order_id"))["paid_at"].to_pylist()
@@ -164,8 +174,15 @@ def test_jsonl_and_parquet_and_unknown_field_warning(app: App, tmp_path: Path) -
         '"occurred_at":"2024-06-01T10:00:00+08:00","properties":"[1,2]"}\n',
     )
     pq.write_table(
-        pa.table({"brand": ["demo"], "source": ["crm"], "member_no": ["M1"], "source_customer_id": ["c1"],
-                  "joined_at": pa.array([0], pa.timestamp("s", tz="UTC"))}),
+        pa.table(
+            {
+                "brand": ["demo"],
+                "source": ["crm"],
+                "member_no": ["M1"],
+                "source_customer_id": ["c1"],
+                "joined_at": pa.array([0], pa.timestamp("s", tz="UTC")),
+            }
+        ),
         d / "memberships.parquet",
     )
     report = import_path(app, d)

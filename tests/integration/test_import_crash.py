@@ -31,8 +31,10 @@ def _import(home: Path, f: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SIYU_HOME": str(home)}
     env.pop("SIYU_DATABASE_URL", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "siyu", "import", str(f), "--json"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "siyu", "import", str(f), "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

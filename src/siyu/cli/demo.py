@@ -19,7 +19,9 @@ def demo_command(
     customers: Annotated[int, typer.Option(help="Number of people in the synthetic brand", min=100)] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files")] = 0,
     months: Annotated[int, typer.Option(help="Months of history", min=1, max=120)] = 24,
-    out: Annotated[Path | None, typer.Option(help="Folder for the generated CSV files (default $SIYU_HOME/demo)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the generated CSV files (default $SIYU_HOME/demo)")
+    ] = None,
 ) -> None:
     """Generate a synthetic brand, import it and resolve One-ID (演示品牌).
 
@@ -37,7 +39,10 @@ def demo_command(
         with progress() as bar:
             gen = bar.add_task("generate 生成", total=100)
             summary = generate(
-                out_dir, customers=customers, seed=seed, months=months,
+                out_dir,
+                customers=customers,
+                seed=seed,
+                months=months,
                 progress=lambda _stage, fraction: bar.update(gen, completed=int(fraction * 100)),
             )
             bar.update(gen, completed=100)

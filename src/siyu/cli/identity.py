@@ -18,7 +18,8 @@ def resolve_command(
         Path | None, typer.Option(help="Write the identity map CSV (source, source_customer_id, customer_id)")
     ] = None,
     max_share: Annotated[
-        int | None, typer.Option(help="A value shared by more source customers than this is junk (default 50)")
+        int | None,
+        typer.Option(help="A value shared by more source customers than this is junk (default 50)"),
     ] = None,
 ) -> None:
     """Resolve source customers into one customer each (One-ID, 全域唯一身份).

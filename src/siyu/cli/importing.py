@@ -22,7 +22,10 @@ LABELS = {
 
 
 def import_command(
-    path: Annotated[Path, typer.Argument(help="An entity file (orders.csv, events.jsonl, customers.parquet…) or a folder of them")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="An entity file (orders.csv, events.jsonl, customers.parquet…) or a folder of them"),
+    ],
     brand: Annotated[str | None, typer.Option(help="Brand code for rows without a `brand` column")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print counts as JSON")] = False,
 ) -> None:

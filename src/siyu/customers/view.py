@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 import ibis.expr.types as ir
 
 from siyu.bootstrap import App
@@ -53,7 +52,9 @@ def find_customer_ids(app: App, key: str, brand: str | None = None) -> list[str]
 def customer_view(app: App, key: str, brand: str | None = None) -> dict[str, Any]:
     ids = find_customer_ids(app, key, brand)
     if not ids:
-        raise NotFoundError(f"no customer found for {mask_value('phone', key) if key.isdigit() else key!r} (未找到客户)")
+        raise NotFoundError(
+            f"no customer found for {mask_value('phone', key) if key.isdigit() else key!r} (未找到客户)"
+        )
     if len(ids) > 1:
         raise AmbiguousCustomerError(
             f"{len(ids)} customers match (one per brand?): {', '.join(ids)}; pass --brand or a customer id"
@@ -72,8 +73,12 @@ def customer_view(app: App, key: str, brand: str | None = None) -> dict[str, Any
     for row in identifier_rows:  # one customer's handful of identifiers
         entry = grouped.setdefault(
             (row["id_type"], row["id_value"]),
-            {"type": row["id_type"], "value": mask_value(row["id_type"], row["id_value"]),
-             "strength": row["strength"], "sources": []},
+            {
+                "type": row["id_type"],
+                "value": mask_value(row["id_type"], row["id_value"]),
+                "strength": row["strength"],
+                "sources": [],
+            },
         )
         entry["sources"].append(row["source"])
 
@@ -113,6 +118,3 @@ def _order_summary(app: App, records: ir.Table) -> dict[str, Any]:
     )
     row = app.engine.to_arrow(summary).to_pylist()[0]
     return {k: (int(v) if k.endswith(("count", "_fen")) else v) for k, v in row.items()} if row["count"] else empty
-
-
-

@@ -70,7 +70,10 @@ def canonical_tables(app: App) -> tuple[ir.Table, ir.Table, ir.Table]:
 
 
 def identifiers(app: App) -> ir.Table:
-    """Every normalised identifier of every source customer (brand, source, source_customer_id, id_type, id_value, strength)."""
+    """Every normalised identifier of every source customer.
+
+    Columns: brand, source, source_customer_id, id_type, id_value, strength.
+    """
     return extract_identifiers(*canonical_tables(app))
 
 
@@ -78,7 +81,10 @@ def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
     customers, identities, memberships = canonical_tables(app)
     node_key = ["brand", "source", "source_customer_id"]
     nodes = ibis.union(
-        customers.select(*node_key), identities.select(*node_key), memberships.select(*node_key), distinct=True
+        customers.select(*node_key),
+        identities.select(*node_key),
+        memberships.select(*node_key),
+        distinct=True,
     )
     ids = app.engine.materialise(extract_identifiers(customers, identities, memberships), "resolve_identifiers")
     nodes = app.engine.materialise(nodes, "resolve_nodes")
@@ -104,8 +110,12 @@ def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
     with app.store.unit_of_work() as session:
         session.add(
             IdentityRun(
-                ran_at=now, source_customers=stats["source_customers"], customers=stats["customers"],
-                merged=stats["merged"], junk=len(result.junk), lake_version=version,
+                ran_at=now,
+                source_customers=stats["source_customers"],
+                customers=stats["customers"],
+                merged=stats["merged"],
+                junk=len(result.junk),
+                lake_version=version,
             )
         )
     return ResolveOutcome(

@@ -159,15 +159,19 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
     source = engine.load(raw.table, f"raw_{uuid.uuid4().hex}")
     table, mismatch = _with_brand(source, brand)
     zones = registry.brand_timezones(app)
-    zone = table.brand.strip().substitute(zones, else_=app.settings.timezone) if zones else ibis.literal(
-        app.settings.timezone
+    zone = (
+        table.brand.strip().substitute(zones, else_=app.settings.timezone)
+        if zones
+        else ibis.literal(app.settings.timezone)
     )
     checked = validate(table, entity, zone)
     if mismatch is not None:
         bad_brand = mismatch.fill_null(False)
         checked = checked.mutate(
             _error_field=ibis.ifelse(bad_brand, "brand", checked._error_field),
-            _error_reason=ibis.ifelse(bad_brand, "brand differs from --brand " + ibis.literal(brand), checked._error_reason),
+            _error_reason=ibis.ifelse(
+                bad_brand, "brand differs from --brand " + ibis.literal(brand), checked._error_reason
+            ),
         )
     key = list(entity.key)
     # A key repeated inside one file: the last line wins, earlier lines are quarantined.
@@ -179,7 +183,9 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
     ranked = ranked.mutate(
         _error_field=ibis.ifelse(duplicate, entity.key[-1], ranked._error_field),
         _error_reason=ibis.ifelse(
-            duplicate, "duplicate key in file; superseded by line " + ranked._last_line.cast("string"), ranked._error_reason
+            duplicate,
+            "duplicate key in file; superseded by line " + ranked._last_line.cast("string"),
+            ranked._error_reason,
         ),
     ).drop("_dup", "_last_line")
     ranked = ranked.mutate(_row_hash=row_hash(ranked, entity.column_names))
@@ -196,15 +202,21 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
         new_rows = classified.filter(classified._outcome != "unchanged").drop(
             "_outcome", "_error_field", "_error_reason"
         )
-    bad = engine.to_arrow(checked.filter(checked._error_reason.notnull()).select("_line", "_error_field", "_error_reason"))
+    bad = engine.to_arrow(
+        checked.filter(checked._error_reason.notnull()).select("_line", "_error_field", "_error_reason")
+    )
     counts.quarantined = bad.num_rows
 
     job_id = str(uuid.uuid4())
     with app.store.unit_of_work() as session:
         session.add(
             ImportJob(
-                id=job_id, path=str(raw.path.resolve()), entity=entity.name, status="running",
-                started_at=utc_now(), **counts.as_dict(),
+                id=job_id,
+                path=str(raw.path.resolve()),
+                entity=entity.name,
+                status="running",
+                started_at=utc_now(),
+                **counts.as_dict(),
             )
         )
         session.add_all(_quarantine_rows(job_id, raw, bad))
@@ -264,11 +276,19 @@ def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table) -> list[Quarantin
     originals = raw.table.take(indices).drop_columns(["_line"]).to_pylist()
     return [
         QuarantineRow(
-            job_id=job_id, entity=raw.entity, file=str(raw.path), line=line, field=fld, reason=reason,
+            job_id=job_id,
+            entity=raw.entity,
+            file=str(raw.path),
+            line=line,
+            field=fld,
+            reason=reason,
             raw=json.dumps(original, ensure_ascii=False),
         )
         for line, fld, reason, original in zip(
-            bad["_line"].to_pylist(), bad["_error_field"].to_pylist(), bad["_error_reason"].to_pylist(), originals,
+            bad["_line"].to_pylist(),
+            bad["_error_field"].to_pylist(),
+            bad["_error_reason"].to_pylist(),
+            originals,
             strict=True,
         )
     ]
@@ -296,8 +316,13 @@ def quarantine(app: App, include_history: bool = False, limit: int | None = None
             query = query.limit(limit)
         return [
             {
-                "entity": row.entity, "file": row.file, "line": row.line, "field": row.field,
-                "reason": row.reason, "raw": json.loads(row.raw), "job_id": row.job_id,
+                "entity": row.entity,
+                "file": row.file,
+                "line": row.line,
+                "field": row.field,
+                "reason": row.reason,
+                "raw": json.loads(row.raw),
+                "job_id": row.job_id,
                 "imported_at": started.isoformat(),
             }
             for row, started in session.execute(query).all()

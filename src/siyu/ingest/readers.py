@@ -15,7 +15,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from siyu.core.errors import UnknownEntityError, UnreadableFileError
@@ -38,14 +37,12 @@ def entity_of(path: Path) -> tuple[str, str]:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise UnknownEntityError(
-            f"{path}: unsupported file type {suffix!r}; use .csv, .jsonl or .parquet "
-            "(不支持的文件类型)"
+            f"{path}: unsupported file type {suffix!r}; use .csv, .jsonl or .parquet (不支持的文件类型)"
         )
     entity = path.stem.lower()
     if entity not in ENTITIES:
         raise UnknownEntityError(
-            f"{path}: file name must be an entity name ({', '.join(ENTITIES)}), got {entity!r} "
-            "(文件名须为实体名)"
+            f"{path}: file name must be an entity name ({', '.join(ENTITIES)}), got {entity!r} (文件名须为实体名)"
         )
     return entity, FORMATS[suffix]
 
@@ -141,7 +138,6 @@ def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
     """
     columns: dict[str, list[str | None]] = {}
     lines = buffer.getvalue().decode("utf-8").splitlines()
-    n = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             raise ValueError(f"line {number} is empty")
@@ -152,7 +148,7 @@ def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
         if not isinstance(record, dict):
             raise ValueError(f"line {number} is not a JSON object")
         for key, value in record.items():
-            column = columns.setdefault(key.strip().lower(), [None] * n)
+            column = columns.setdefault(key.strip().lower(), [None] * (number - 1))
             if value is None:
                 column.append(None)
             elif isinstance(value, str):
@@ -163,8 +159,7 @@ def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
                 column.append("true" if value else "false")
             else:
                 column.append(str(value))
-        n += 1
         for column in columns.values():
-            if len(column) < n:
+            if len(column) < number:
                 column.append(None)
     return pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})

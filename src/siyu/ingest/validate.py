@@ -41,7 +41,11 @@ def _integer(value: ir.StringValue, name: str, money: bool) -> tuple[ir.IntegerV
             name,
             ("money must be an integer number of fen (分), got " if money else "not an integer: ") + value,
         ),
-        (value.notnull() & ~ok, name, ("not an integer number of fen: " if money else "not an integer: ") + value),
+        (
+            value.notnull() & ~ok,
+            name,
+            ("not an integer number of fen: " if money else "not an integer: ") + value,
+        ),
     ]
     return typed, checks  # type: ignore[return-value]
 
@@ -104,9 +108,7 @@ def validate(raw: ir.Table, entity: Entity, zone: ir.StringValue) -> ir.Table:
     checks += _entity_checks(entity, typed)
 
     error_field = ibis.cases(*[(cond.fill_null(False), field) for cond, field, _ in checks], else_=ibis.null(str))
-    error_reason = ibis.cases(
-        *[(cond.fill_null(False), reason) for cond, _, reason in checks], else_=ibis.null(str)
-    )
+    error_reason = ibis.cases(*[(cond.fill_null(False), reason) for cond, _, reason in checks], else_=ibis.null(str))
     return raw.select(**typed, _line=raw["_line"], _error_field=error_field, _error_reason=error_reason)
 
 
