@@ -38,7 +38,7 @@ def _exports(folder: Path) -> Path:
         "pos,p2,13800000000,,\n"
     )
     (folder / "memberships.csv").write_text(
-        "source,member_no,source_customer_id,joined_at,tier\ncrm,M001,m1,2024-01-01 10:00:00,金卡\n"
+        "source,member_no,source_customer_id,joined_at,tier\nmini_program,M001,m1,2024-01-01 10:00:00,金卡\n"
     )
     (folder / "orders.csv").write_text(
         "source,order_id,source_customer_id,status,paid_at,amount_fen,refund_fen\n"

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import console, get_app, progress, user_errors
-from siyu.demo.generate import generate
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 
@@ -32,6 +31,8 @@ def demo_command(
 
     Example: siyu demo --customers 20000 --seed 7
     """
+    from siyu.demo.generate import generate  # numpy-heavy: loaded only for this command
+
     with user_errors():
         app = get_app()
         out_dir = out or app.settings.home / "demo"
