@@ -197,12 +197,11 @@ def _merges(con: ibis.BaseBackend, assigned: ir.Table, links: ir.Table, values: 
     # Identifiers held by records of the merged id and by records of another id in the same component.
     held = links.join(assigned, "nid").select("vid", "label", owner=assigned.prev_id.fill_null(""))
     bridging = held.group_by(["vid", "label"]).aggregate(owners=held.owner.nunique()).filter(ibis._.owners > 1)
-    candidates = (
-        held.join(bridging, ["vid", "label"])
-        .join(merged, (held.label == merged.label) & (held.owner == merged.merged_id))
-        .join(values, "vid")
-        .select(merged.label, merged.merged_id, values.brand, values.id_type, values.id_value)
+    bridged = _tmp(con, held.join(bridging, ["vid", "label"]).select("vid", "label", "owner"), "bridged")
+    mine = bridged.join(merged.select("label", owner=merged.merged_id), ["label", "owner"]).select(
+        "vid", "label", merged_id="owner"
     )
+    candidates = mine.join(values, "vid").select("label", "merged_id", "brand", "id_type", "id_value")
     rank = ibis.row_number().over(group_by="merged_id", order_by=["id_type", "id_value"])
     chosen = candidates.mutate(rank=rank).filter(ibis._.rank == 0)
     survivors = assigned.select("label", "customer_id").distinct()
