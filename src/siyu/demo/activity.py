@@ -68,7 +68,10 @@ def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array]
     discount = (amount * rng.uniform(0, 0.2, n)).astype(np.int64)
     order_seq = np.argsort(paid, kind="stable").argsort()
     order_id = pc.binary_join_element_wise(
-        pa.array(np.array([f"{p.upper()}" for p in cat.PREFIX])[source]), "O", pc.utf8_lpad(_text(order_seq), 10, "0"), ""
+        pa.array(np.array([f"{p.upper()}" for p in cat.PREFIX])[source]),
+        "O",
+        pc.utf8_lpad(_text(order_seq), 10, "0"),
+        "",
     )
     coupon = rng.random(n) < 0.15
     points = rng.random(n) < 0.1
@@ -96,7 +99,11 @@ def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array]
     }  # fmt: skip
     items = _items(state, order_id, source, amount)
     reviews = (status == "completed") & np.isin(source, (cat.TM, cat.JD, cat.DY, cat.MP)) & (rng.random(n) < 0.12)
-    shares["review"] = {"record": record[reviews], "paid": paid[reviews], "order_id": order_id.filter(pa.array(reviews))}
+    shares["review"] = {
+        "record": record[reviews],
+        "paid": paid[reviews],
+        "order_id": order_id.filter(pa.array(reviews)),
+    }
     return orders, items, shares
 
 
@@ -132,7 +139,9 @@ def _items(state: _Brand, order_id: pa.Array, source: np.ndarray, amount: np.nda
 def _shares(state: _Brand, recs: Records) -> dict:
     rng = state.rng
     can_share = np.isin(recs.source, tuple(cat.SHARE_FIELDS))
-    sharer = np.nonzero(can_share & (rng.random(len(recs.source)) < 0.04 + 0.2 * np.minimum(recs.rate[recs.person], 1)))[0]
+    sharer = np.nonzero(
+        can_share & (rng.random(len(recs.source)) < 0.04 + 0.2 * np.minimum(recs.rate[recs.person], 1))
+    )[0]
     n_shares = 1 + rng.poisson(1.5, len(sharer))
     record = np.repeat(sharer, n_shares)
     when = state.times(len(record), state.t0, state.t1 - DAY)
@@ -179,9 +188,7 @@ def relations(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         "started_at": _local_ts(started),
         "ended_at": pc.if_else(pa.array(ended), _local_ts(ended_at), nulls),
         "staff_code": pc.if_else(pa.array(staff), _prefixed("G", rng.integers(1, cat.GUIDES + 1, n), 4), nulls),
-        "ended_by": pc.if_else(
-            pa.array(ended), pa.array(np.where(rng.random(n) < 0.7, "customer", "staff")), nulls
-        ),
+        "ended_by": pc.if_else(pa.array(ended), pa.array(np.where(rng.random(n) < 0.7, "customer", "staff")), nulls),
     }
 
 
@@ -217,7 +224,9 @@ def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: di
                   "properties": np.asarray(share_props.to_numpy(zero_copy_only=False), dtype=object)})  # fmt: skip
     clicker_record = recs.primary[shares["clicker"]]
     ok = clicker_record >= 0
-    click_props = pc.binary_join_element_wise('{"share_id": "', pa.array(shares["click_share_id"][ok], pa.string()), '"}', "")
+    click_props = pc.binary_join_element_wise(
+        '{"share_id": "', pa.array(shares["click_share_id"][ok], pa.string()), '"}', ""
+    )
     parts.append({"record": clicker_record[ok],
                   "field": share_field[recs.source[shares["record"][shares["click_share"][ok]]]],
                   "type": np.full(ok.sum(), "share_click"), "time": shares["click_time"][ok],

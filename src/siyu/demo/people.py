@@ -104,7 +104,7 @@ def customers_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
     rng, m = state.rng, len(recs.person)
     src, person = recs.source, recs.person
     has_phone = rng.random(state.n) < 0.9
-    phone_p = np.array([0.45, 0.5, 0.35, 0.5, 0.15, 0.0, 0.95, 0.9])[src]
+    phone_p = np.array([0.5, 0.6, 0.5, 0.6, 0.3, 0.0, 0.95, 0.9])[src]
     with_phone = has_phone[person] & (rng.random(m) < phone_p)
     digits = _phone_digits(person)
     phone = pc.if_else(pa.array(with_phone), _formatted(rng, digits), pa.nulls(m, pa.string()))
@@ -131,7 +131,9 @@ def customers_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
     guide = (store - 1) + cat.STORES * rng.integers(0, cat.GUIDES // cat.STORES, m) + 1
     at_store = src == cat.POS
     place = rng.integers(0, len(cat.PLACES), state.n)[person]
-    name = np.char.add(cat.SURNAMES[rng.integers(0, len(cat.SURNAMES), m)], cat.GIVEN[rng.integers(0, len(cat.GIVEN), m)])
+    name = np.char.add(
+        cat.SURNAMES[rng.integers(0, len(cat.SURNAMES), m)], cat.GIVEN[rng.integers(0, len(cat.GIVEN), m)]
+    )
     second = rng.random(m) < 0.6
     name = np.where(second, np.char.add(name, cat.GIVEN[rng.integers(0, len(cat.GIVEN), m)]), name)
     birthday = (np.datetime64("1965-01-01") + rng.integers(0, 365 * 40, state.n)[person]).astype(str)
@@ -219,7 +221,8 @@ def memberships_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         "points_balance": pa.array(rng.integers(0, 20_000, n)),
         "enrol_store": pc.if_else(pa.array(offline), _prefixed("S", store, 3), pa.nulls(n, pa.string())),
         "enrol_guide": pc.if_else(
-            pa.array(offline), _prefixed("G", (store - 1) + cat.STORES * rng.integers(0, 4, n) + 1, 4),
+            pa.array(offline),
+            _prefixed("G", (store - 1) + cat.STORES * rng.integers(0, 4, n) + 1, 4),
             pa.nulls(n, pa.string()),
         ),
     }

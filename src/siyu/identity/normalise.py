@@ -66,13 +66,16 @@ def phone_expr(col: ir.StringValue) -> ir.StringValue:
         compact = compact.replace(chr(0xFF10 + i), str(i))
     compact = compact.replace("\uff0b", "+")
     plus = compact.startswith("+")
-    digits = compact.re_replace(r"^\+", "")
-    digits = ibis.ifelse(digits.startswith("0086"), digits.substr(4), digits)
+    raw_digits = compact.re_replace(r"^\+", "")
+    foreign = plus & ~raw_digits.startswith("86") & ~raw_digits.startswith("0086")
+    digits = ibis.ifelse(raw_digits.startswith("0086"), raw_digits.substr(4), raw_digits)
     digits = ibis.ifelse(digits.startswith("86") & (digits.length() == 13), digits.substr(2), digits)
-    mobile = digits.re_search(r"^1[3-9][0-9]{9}$")
-    foreign = plus & ~compact.startswith("+86") & digits.re_search(r"^[0-9]{8,15}$")
     valid = compact.re_search(r"^\+?[0-9]+$")
-    out = ibis.cases((valid & mobile, "+86" + digits), (valid & foreign, "+" + digits), else_=ibis.null(str))
+    out = ibis.cases(
+        (valid & foreign & raw_digits.re_search(r"^[0-9]{8,15}$"), "+" + raw_digits),
+        (valid & ~foreign & digits.re_search(r"^1[3-9][0-9]{9}$"), "+86" + digits),
+        else_=ibis.null(str),
+    )
     return out  # type: ignore[no-any-return]
 
 

@@ -74,7 +74,12 @@ def _tmp(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
 def _blocked_table(blocklist: set[tuple[str, str]]) -> ir.Table:
     rows = sorted(blocklist)
     return ibis.memtable(
-        pa.table({"b_type": pa.array([r[0] for r in rows], pa.string()), "b_value": pa.array([r[1] for r in rows], pa.string())})
+        pa.table(
+            {
+                "b_type": pa.array([r[0] for r in rows], pa.string()),
+                "b_value": pa.array([r[1] for r in rows], pa.string()),
+            }
+        )
     )
 
 
@@ -95,10 +100,14 @@ def resolve(
     strong = identifiers.filter(identifiers.strength == "strong").select(*NODE, "id_type", "id_value")
     edges = strong.join(nodes, list(NODE)).select("nid", "brand", "id_type", "id_value").distinct()
     blocked = _blocked_table(blocklist)
-    is_blocked = edges.join(
-        blocked,
-        ((edges.id_type == blocked.b_type) | (blocked.b_type == "*")) & (edges.id_value.lower() == blocked.b_value),
-    ).select("brand", "id_type", "id_value").distinct()
+    is_blocked = (
+        edges.join(
+            blocked,
+            ((edges.id_type == blocked.b_type) | (blocked.b_type == "*")) & (edges.id_value.lower() == blocked.b_value),
+        )
+        .select("brand", "id_type", "id_value")
+        .distinct()
+    )
     holders = edges.group_by(["brand", "id_type", "id_value"]).aggregate(n=edges.nid.nunique())
     holders = holders.left_join(is_blocked.mutate(blocked=True), ["brand", "id_type", "id_value"]).select(
         "brand", "id_type", "id_value", "n", blocked=ibis._.blocked.fill_null(False)
@@ -115,8 +124,11 @@ def resolve(
     id_map = con.to_pyarrow(assigned.select(*NODE, "customer_id").order_by(list(NODE)))  # type: ignore[attr-defined]
     junk = [
         {
-            "brand": r["brand"], "id_type": r["id_type"], "value_masked": mask_value(r["id_type"], r["id_value"]),
-            "source_customers": int(r["n"]), "reason": "blocklist" if r["blocked"] else "over_limit",
+            "brand": r["brand"],
+            "id_type": r["id_type"],
+            "value_masked": mask_value(r["id_type"], r["id_value"]),
+            "source_customers": int(r["n"]),
+            "reason": "blocklist" if r["blocked"] else "over_limit",
         }
         for r in con.to_pyarrow(junk_values.order_by([ibis.desc("n"), "id_type", "id_value"])).to_pylist()  # type: ignore[attr-defined]
     ]
@@ -206,8 +218,9 @@ def _merges(con: ibis.BaseBackend, assigned: ir.Table, links: ir.Table, values: 
     chosen = candidates.mutate(rank=rank).filter(ibis._.rank == 0)
     survivors = assigned.select("label", "customer_id").distinct()
     rows = con.to_pyarrow(  # type: ignore[attr-defined]
-        chosen.join(survivors, "label").select("brand", survivor_id="customer_id", merged_id="merged_id",
-                                               id_type="id_type", raw_value="id_value").order_by("merged_id")
+        chosen.join(survivors, "label")
+        .select("brand", survivor_id="customer_id", merged_id="merged_id", id_type="id_type", raw_value="id_value")
+        .order_by("merged_id")
     ).to_pylist()
     # O(merges), not O(rows): mask and key-hash the bridging value so no raw PII is kept.
     for r in rows:
