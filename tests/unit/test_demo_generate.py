@@ -16,8 +16,9 @@ PLACEHOLDERS = {"+8613800000000", "+8613888888888"}
 
 
 def _read(path: Path) -> list[dict]:
-    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True,
-                          column_types={c: "string" for c in ("phone", "member_no", "id_value")})).to_pylist()  # fmt: skip
+    text = {c: "string" for c in ("phone", "member_no", "id_value")}
+    options = pacsv.ConvertOptions(strings_can_be_null=True, column_types=text)
+    return pacsv.read_csv(path, convert_options=options).to_pylist()
 
 
 @pytest.fixture(scope="module")

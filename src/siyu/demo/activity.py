@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +29,7 @@ def _purchase_times(state: _Brand, n: int) -> np.ndarray:
     return state.t0 + day.astype(np.int64) * DAY + (hour * HOUR).astype(np.int64)
 
 
-def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict]:
+def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, Any]]:
     rng = state.rng
     months = state.days / 30.4
     counts = rng.poisson(recs.rate * months)
@@ -136,7 +136,7 @@ def _items(state: _Brand, order_id: pa.Array, source: np.ndarray, amount: np.nda
     }
 
 
-def _shares(state: _Brand, recs: Records) -> dict:
+def _shares(state: _Brand, recs: Records) -> dict[str, Any]:
     rng = state.rng
     can_share = np.isin(recs.source, tuple(cat.SHARE_FIELDS))
     sharer = np.nonzero(
@@ -165,11 +165,11 @@ def relations(state: _Brand, recs: Records) -> dict[str, pa.Array]:
 
     rng = state.rng
     rows, fields, types = [], [], []
-    for source, field, relation_type, p in cat.RELATIONS:
+    for source, field_code, type_code, p in cat.RELATIONS:
         chosen = np.nonzero((recs.source == source) & (rng.random(len(recs.source)) < p))[0]
         rows.append(chosen)
-        fields.append(np.full(len(chosen), field))
-        types.append(np.full(len(chosen), relation_type))
+        fields.append(np.full(len(chosen), field_code))
+        types.append(np.full(len(chosen), type_code))
     record = np.concatenate(rows)
     n = len(record)
     field = np.concatenate(fields)
@@ -192,7 +192,7 @@ def relations(state: _Brand, recs: Records) -> dict[str, pa.Array]:
     }
 
 
-def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: dict) -> dict[str, pa.Array]:
+def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: dict[str, Any]) -> dict[str, pa.Array]:
     from siyu.demo.generate import _local_ts
 
     rng = state.rng
@@ -244,20 +244,20 @@ def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: di
                   "time": np.minimum(review["paid"] + rng.integers(3, 11, len(rating)) * DAY, state.t1 - 1),
                   "properties": np.asarray(review_props.to_numpy(zero_copy_only=False), dtype=object)})  # fmt: skip
 
-    record = np.concatenate([p["record"] for p in parts])  # type: ignore[misc]
-    when = np.concatenate([p["time"] for p in parts])  # type: ignore[misc]
+    record = np.concatenate([p["record"] for p in parts])
+    when = np.concatenate([p["time"] for p in parts])
     order = np.argsort(when, kind="stable")
     record, when = record[order], when[order]
-    field = np.concatenate([p["field"] for p in parts])[order]  # type: ignore[misc]
-    field = np.where(field == "", None, field)
+    field = np.concatenate([p["field"] for p in parts])[order]
+    field[field == ""] = None
     n = len(record)
     return {
         "brand": pa.array(np.full(n, state.brand)),
         "source": pa.array(np.array(cat.SOURCES)[recs.source[record]]),
         "event_id": _prefixed("E", np.arange(n), 10),
         "field": pa.array(field, pa.string()),
-        "type": pa.array(np.concatenate([p["type"] for p in parts])[order]),  # type: ignore[misc]
+        "type": pa.array(np.concatenate([p["type"] for p in parts])[order]),
         "source_customer_id": recs.scid.take(pa.array(record)),
         "occurred_at": _local_ts(when),
-        "properties": pa.array(np.concatenate([p["properties"] for p in parts])[order], pa.string()),  # type: ignore[misc]
+        "properties": pa.array(np.concatenate([p["properties"] for p in parts])[order], pa.string()),
     }

@@ -18,9 +18,10 @@ What makes it realistic (and what tests rely on):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -58,10 +59,10 @@ def _local_ts(seconds: np.ndarray, naive: np.ndarray | None = None) -> pa.Array:
     return pc.if_else(pa.array(naive), pc.strftime(ts, format="%Y-%m-%d %H:%M:%S"), with_offset)
 
 
-def _write(out: Path, name: str, columns: dict[str, pa.Array | np.ndarray]) -> int:
+def _write(out: Path, name: str, columns: Mapping[str, Any]) -> int:
     table = pa.table({k: (v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v)) for k, v in columns.items()})
     pacsv.write_csv(table, out / name)
-    return table.num_rows
+    return int(table.num_rows)
 
 
 class _Brand:
@@ -71,11 +72,12 @@ class _Brand:
         self.rng = np.random.default_rng(seed)
         self.n = persons
         self.brand = brand
-        end_local = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
-        start_month = end.year * 12 + end.month - 1 - months + 1
+        # Times are "wall-clock epoch seconds": Shanghai local time counted as if it were UTC, so
+        # calendar arithmetic needs no zone; files get the +08:00 offset written next to them.
+        start_month = end.year * 12 + end.month - months
         start = dt.date(start_month // 12, start_month % 12 + 1, 1)
-        self.t0 = int((dt.datetime.combine(start, dt.time()) - dt.datetime(1970, 1, 1)).total_seconds())
-        self.t1 = int((end_local - dt.datetime(1970, 1, 1)).total_seconds())
+        self.t0 = int(dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC).timestamp())
+        self.t1 = int(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC).timestamp())
         self.days = (self.t1 - self.t0) // 86400
 
     def day_weights(self) -> np.ndarray:
@@ -89,7 +91,8 @@ class _Brand:
         w[(month == 11) & (dom <= 11)] *= 4.0
         w[(month == 11) & (dom == 11)] *= 4.0
         w[(month == 12) & (dom >= 15)] *= 1.5
-        return w / w.sum()
+        weights: np.ndarray = w / w.sum()
+        return weights
 
     def times(self, n: int, lo: np.ndarray | int | None = None, hi: np.ndarray | int | None = None) -> np.ndarray:
         lo = self.t0 if lo is None else lo

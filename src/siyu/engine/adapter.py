@@ -9,21 +9,21 @@ import ibis
 import ibis.expr.datatypes as dt
 
 
-@ibis.udf.scalar.builtin(name="timezone")
+@ibis.udf.scalar.builtin(name="timezone")  # type: ignore[untyped-decorator]
 def _duckdb_local_to_instant(zone: dt.String(), ts: dt.Timestamp()) -> dt.Timestamp(timezone="UTC"):  # type: ignore[valid-type]
     ...
 
 
 def local_to_utc(ts: ibis.Value, zone: ibis.Value) -> ibis.Value:
     """A naive wall-clock timestamp in `zone` -> the UTC instant."""
-    return _duckdb_local_to_instant(zone, ts)  # type: ignore[no-any-return]
+    return _duckdb_local_to_instant(zone, ts)
 
 
-@ibis.udf.scalar.builtin(name="json_valid")
+@ibis.udf.scalar.builtin(name="json_valid")  # type: ignore[untyped-decorator]
 def _duckdb_json_valid(text: dt.String()) -> dt.Boolean():  # type: ignore[valid-type]
     ...
 
 
 def is_valid_json(text: ibis.Value) -> ibis.Value:
     """True when `text` parses as JSON (DuckDB `json_valid`; Spark: `from_json` is not null)."""
-    return _duckdb_json_valid(text)  # type: ignore[no-any-return]
+    return _duckdb_json_valid(text)

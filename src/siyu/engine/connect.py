@@ -34,7 +34,7 @@ class Engine:
         return ibis.memtable(schema.empty_table())
 
     def to_arrow(self, expr: ibis.Expr) -> pa.Table:
-        result = self.con.to_pyarrow(expr)  # type: ignore[attr-defined]
+        result = self.con.to_pyarrow(expr)
         assert isinstance(result, pa.Table)
         return result
 
@@ -45,7 +45,7 @@ class Engine:
 
     def materialise(self, expr: ibis.Table, name: str) -> ibis.Table:
         """Compute `expr` once into a temporary table so later steps reuse it."""
-        return self.con.create_table(name, expr, temp=True, overwrite=True)  # type: ignore[attr-defined]
+        return self.con.create_table(name, expr, temp=True, overwrite=True)
 
 
 def connect(kind: str, lake: Lake, **options: Any) -> Engine:
@@ -53,8 +53,8 @@ def connect(kind: str, lake: Lake, **options: Any) -> Engine:
     if kind == "duckdb":
         con = ibis.duckdb.connect(**options)
         # Everything is computed in UTC; brand time zones are applied explicitly.
-        con.raw_sql("SET TimeZone = 'UTC'")  # type: ignore[attr-defined]
-        con.raw_sql("SET autoinstall_known_extensions = false")  # type: ignore[attr-defined]
-        con.raw_sql("SET autoload_known_extensions = false")  # type: ignore[attr-defined]
+        con.raw_sql("SET TimeZone = 'UTC'")
+        con.raw_sql("SET autoinstall_known_extensions = false")
+        con.raw_sql("SET autoload_known_extensions = false")
         return Engine(con, lake)
     raise ValueError(f"unknown engine {kind!r}: supported engines are: duckdb")

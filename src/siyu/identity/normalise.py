@@ -76,11 +76,11 @@ def phone_expr(col: ir.StringValue) -> ir.StringValue:
         (valid & ~foreign & digits.re_search(r"^1[3-9][0-9]{9}$"), "+86" + digits),
         else_=ibis.null(str),
     )
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def masked_expr(col: ir.StringValue) -> ir.BooleanValue:
-    return col.contains("*")  # type: ignore[no-any-return]
+    return col.contains("*")
 
 
 def identifier_value_expr(id_type: ir.StringValue, value: ir.StringValue) -> ir.StringValue:
@@ -91,7 +91,7 @@ def identifier_value_expr(id_type: ir.StringValue, value: ir.StringValue) -> ir.
         (id_type.isin(CASE_INSENSITIVE), trimmed.lower()),
         else_=trimmed,
     )
-    return ibis.ifelse(out == "", ibis.null(str), out)  # type: ignore[no-any-return]
+    return ibis.ifelse(out == "", ibis.null(str), out)
 
 
 def load_blocklist(path: Path | None = None) -> set[tuple[str, str]]:

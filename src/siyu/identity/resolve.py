@@ -43,7 +43,7 @@ class ResolveResult:
 
 def _strength(id_type: ir.StringValue) -> ir.StringValue:
     strong = [t for t, s in IDENTIFIER_TYPES.items() if s == "strong"]
-    return ibis.ifelse(id_type.isin(strong), "strong", "weak")  # type: ignore[no-any-return]
+    return ibis.ifelse(id_type.isin(strong), "strong", "weak")
 
 
 def extract_identifiers(customers: ir.Table, identities: ir.Table, memberships: ir.Table) -> ir.Table:
@@ -68,7 +68,7 @@ def extract_identifiers(customers: ir.Table, identities: ir.Table, memberships: 
 
 
 def _tmp(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
-    return con.create_table(f"oneid_{stem}_{next(_names)}", expr, temp=True)  # type: ignore[attr-defined]
+    return con.create_table(f"oneid_{stem}_{next(_names)}", expr, temp=True)
 
 
 def _blocked_table(blocklist: set[tuple[str, str]]) -> ir.Table:
@@ -121,7 +121,7 @@ def resolve(
     assigned = _stable_ids(con, nodes, labels, previous_map)
     merges = _merges(con, assigned, links, usable, pii_key)
 
-    id_map = con.to_pyarrow(assigned.select(*NODE, "customer_id").order_by(list(NODE)))  # type: ignore[attr-defined]
+    id_map = con.to_pyarrow(assigned.select(*NODE, "customer_id").order_by(list(NODE)))
     junk = [
         {
             "brand": r["brand"],
@@ -130,9 +130,9 @@ def resolve(
             "source_customers": int(r["n"]),
             "reason": "blocklist" if r["blocked"] else "over_limit",
         }
-        for r in con.to_pyarrow(junk_values.order_by([ibis.desc("n"), "id_type", "id_value"])).to_pylist()  # type: ignore[attr-defined]
+        for r in con.to_pyarrow(junk_values.order_by([ibis.desc("n"), "id_type", "id_value"])).to_pylist()
     ]
-    stats = con.to_pyarrow(  # type: ignore[attr-defined]
+    stats = con.to_pyarrow(
         assigned.aggregate(
             source_customers=assigned.count(),
             customers=assigned.customer_id.nunique(),
@@ -159,7 +159,7 @@ def _components(con: ibis.BaseBackend, nodes: ir.Table, links: ir.Table) -> ir.T
         jumped = step.join(parent, step.label == parent.pnid).select("nid", label=ibis.least(step.label, parent.plabel))
         jumped = _tmp(con, jumped, "jump")
         changed = jumped.join(label, "nid").filter(lambda t: t.label != t.label_right).count()
-        if con.execute(changed) == 0:  # type: ignore[attr-defined]
+        if con.execute(changed) == 0:
             return jumped
         label = jumped
 
@@ -195,16 +195,16 @@ def _stable_ids(con: ibis.BaseBackend, nodes: ir.Table, labels: ir.Table, previo
     assigned = comp.join(ids, "label").select(*NODE, "nid", "label", "prev_id", "customer_id", "is_new")
     out = _tmp(con, assigned, "assigned")
     out_owned = owned.filter(owned.rank > 0).select("label", merged_id="prev_id")
-    con.create_table("oneid_merged_ids", out_owned, temp=True, overwrite=True)  # type: ignore[attr-defined]
+    con.create_table("oneid_merged_ids", out_owned, temp=True, overwrite=True)
     return out
 
 
 def _merges(con: ibis.BaseBackend, assigned: ir.Table, links: ir.Table, values: ir.Table, pii_key: bytes) -> pa.Table:
-    merged = con.table("oneid_merged_ids")  # type: ignore[attr-defined]
+    merged = con.table("oneid_merged_ids")
     schema = pa.schema(
         [(n, pa.string()) for n in ("brand", "survivor_id", "merged_id", "id_type", "id_value", "id_hash")]
     )
-    if con.execute(merged.count()) == 0:  # type: ignore[attr-defined]
+    if con.execute(merged.count()) == 0:
         return schema.empty_table()
     # Identifiers held by records of the merged id and by records of another id in the same component.
     held = links.join(assigned, "nid").select("vid", "label", owner=assigned.prev_id.fill_null(""))
@@ -217,7 +217,7 @@ def _merges(con: ibis.BaseBackend, assigned: ir.Table, links: ir.Table, values: 
     rank = ibis.row_number().over(group_by="merged_id", order_by=["id_type", "id_value"])
     chosen = candidates.mutate(rank=rank).filter(ibis._.rank == 0)
     survivors = assigned.select("label", "customer_id").distinct()
-    rows = con.to_pyarrow(  # type: ignore[attr-defined]
+    rows = con.to_pyarrow(
         chosen.join(survivors, "label")
         .select("brand", survivor_id="customer_id", merged_id="merged_id", id_type="id_type", raw_value="id_value")
         .order_by("merged_id")

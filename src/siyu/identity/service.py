@@ -139,4 +139,4 @@ def export_map(app: App, path: Path) -> int:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     pacsv.write_csv(data, path)
-    return data.num_rows
+    return int(data.num_rows)

@@ -25,9 +25,9 @@ Check = tuple[ir.BooleanValue, str, ir.StringValue | str]
 def _text(raw: ir.Table, name: str) -> ir.StringValue:
     """Trimmed text, empty -> NULL; a column missing from the file is all NULL."""
     if name not in raw.columns:
-        return ibis.null(str)  # type: ignore[return-value]
+        return ibis.null(str)
     col = raw[name].strip()
-    return ibis.ifelse(col == "", ibis.null(str), col)  # type: ignore[return-value]
+    return ibis.ifelse(col == "", ibis.null(str), col)
 
 
 def _integer(value: ir.StringValue, name: str, money: bool) -> tuple[ir.IntegerValue, list[Check]]:
@@ -47,7 +47,7 @@ def _integer(value: ir.StringValue, name: str, money: bool) -> tuple[ir.IntegerV
             ("not an integer number of fen: " if money else "not an integer: ") + value,
         ),
     ]
-    return typed, checks  # type: ignore[return-value]
+    return typed, checks
 
 
 def _timestamp(value: ir.StringValue, zone: ir.StringValue, name: str) -> tuple[ir.TimestampValue, list[Check]]:
@@ -60,7 +60,7 @@ def _timestamp(value: ir.StringValue, zone: ir.StringValue, name: str) -> tuple[
     )
     typed = ibis.ifelse(shaped, instant, ibis.null("timestamp('UTC')"))
     bad = value.notnull() & typed.isnull()
-    return typed, [(bad, name, "unparsable timestamp (expected ISO-8601): " + value)]  # type: ignore[return-value]
+    return typed, [(bad, name, "unparsable timestamp (expected ISO-8601): " + value)]
 
 
 def validate(raw: ir.Table, entity: Entity, zone: ir.StringValue) -> ir.Table:
@@ -138,4 +138,4 @@ def _entity_checks(entity: Entity, c: dict[str, ir.Value]) -> list[Check]:
 def row_hash(table: ir.Table, columns: tuple[str, ...]) -> ir.StringValue:
     """Content hash of a row's canonical values: equal hashes mean an unchanged re-import."""
     parts = [table[c].cast("string").fill_null("\x00") for c in columns]
-    return ibis.literal("\x1f").join(parts).hexdigest("md5")  # type: ignore[no-any-return]
+    return ibis.literal("\x1f").join(parts).hexdigest("md5")

@@ -11,6 +11,7 @@ which the compute engine reads directly (no DuckDB extension to download).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -43,12 +44,14 @@ class Lake:
         """Replace the table's contents in one atomic commit (older versions stay for time travel)."""
         return self._write(name, data, "overwrite", metadata)
 
-    def _write(self, name: str, data: pa.Table, mode: str, metadata: dict[str, str] | None) -> int:
+    def _write(
+        self, name: str, data: pa.Table, mode: Literal["append", "overwrite"], metadata: dict[str, str] | None
+    ) -> int:
         self.root.mkdir(parents=True, exist_ok=True)
         write_deltalake(
             str(self.path(name)),
             data,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             schema_mode="merge" if mode == "append" else "overwrite",
             commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
         )
@@ -67,7 +70,7 @@ class Lake:
         table = self._table(name)
         if table is None:
             return None
-        return pa.schema(table.schema().to_arrow())  # type: ignore[arg-type]
+        return pa.schema(table.schema().to_arrow())
 
     def version(self, name: str) -> int | None:
         table = self._table(name)
