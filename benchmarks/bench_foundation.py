@@ -5,7 +5,7 @@ with ratios against baselines measured in the same run on the same files:
 - import vs. `duckdb read_csv -> parquet` (the least work that lands a CSV in columnar form);
 - resolve vs. scipy's in-memory connected components over the same identifier edges.
 
-Usage: .venv/bin/python benchmarks/bench_foundation.py [--persons 640000] [--orders 1000000] [--work DIR]
+Usage: .venv/bin/python benchmarks/bench_foundation.py [--persons 545000] [--orders 1000000] [--work DIR]
 Targets (2 cores): import >= 100k order rows/s; resolve 1M source customers <= 60 s, peak <= 4 GiB.
 """
 
@@ -20,6 +20,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+# Workspace of each phase: the identity phases share one (import, then baseline and resolve read it).
+HOMES = {
+    "generate": "generate",
+    "baseline_parse": "parse",
+    "import_orders": "orders",
+    "import_identity": "identity",
+    "baseline_cc": "identity",
+    "resolve": "identity",
+}
 
 
 def _peak_mib() -> float:
@@ -49,11 +60,10 @@ def phase(name: str, data: Path, home: Path, args: argparse.Namespace) -> dict[s
         import duckdb
 
         con = duckdb.connect()
-        rows = con.sql(
-            f"select count(*) from read_csv('{data / 'orders_only' / 'orders.csv'}', all_varchar=true)"
-        ).fetchone()[0]
+        csv = data / "orders_only" / "orders.csv"
+        rows = con.execute(f"select count(*) from read_csv('{csv}', all_varchar=true)").fetchall()[0][0]
         started = time.perf_counter()
-        con.sql(
+        con.execute(
             f"copy (select * from read_csv('{data / 'orders_only' / 'orders.csv'}', all_varchar=true)) "
             f"to '{home / 'baseline.parquet'}' (format parquet)"
         )
@@ -112,21 +122,21 @@ def _scipy_components(home: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--persons", type=int, default=640_000, help="demo persons (≈1M source customers)")
+    parser.add_argument("--persons", type=int, default=545_000, help="demo persons (≈1M source customers)")
     parser.add_argument("--orders", type=int, default=1_000_000, help="order rows to import")
     parser.add_argument("--work", type=Path, default=Path("bench-data"), help="scratch folder (deleted first)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data, home = args.work / "data", args.work / "home"
     if args.phase:
-        sys.stdout.write(json.dumps(phase(args.phase, data, home / args.phase.split("_")[0], args)) + "\n")
+        sys.stdout.write(json.dumps(phase(args.phase, data, home / HOMES[args.phase], args)) + "\n")
         return
 
     shutil.rmtree(args.work, ignore_errors=True)
     data.mkdir(parents=True)
     results: dict[str, dict[str, float]] = {}
     for name in ("generate", "baseline_parse", "import_orders", "import_identity", "baseline_cc", "resolve"):
-        (home / name.split("_")[0]).mkdir(parents=True, exist_ok=True)
+        (home / HOMES[name]).mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable,
             __file__,
@@ -139,7 +149,10 @@ def main() -> None:
             "--orders",
             str(args.orders),
         ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode:
+            sys.exit(f"phase {name} failed:\n{proc.stderr[-3000:]}")
+        out = proc.stdout.strip().splitlines()[-1]
         results[name] = json.loads(out)
         r = results[name]
         print(

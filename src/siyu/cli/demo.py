@@ -65,4 +65,6 @@ def demo_command(
         f"One-ID: {outcome.source_customers:,} source customers 来源客户 → {outcome.customers:,} customers 客户 "
         f"({summary.persons:,} real people 真实人数); {len(outcome.junk_identifiers)} junk identifiers 垃圾标识 ignored"
     )
+    if report.warnings:
+        console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
     console.print(f"files 文件: {out_dir}  ·  try: siyu customer show <customer_id>  ·  siyu quarantine list")

@@ -56,5 +56,6 @@ def connect(kind: str, lake: Lake, **options: Any) -> Engine:
         con.raw_sql("SET TimeZone = 'UTC'")
         con.raw_sql("SET autoinstall_known_extensions = false")
         con.raw_sql("SET autoload_known_extensions = false")
+        con.raw_sql("SET enable_progress_bar = false")
         return Engine(con, lake)
     raise ValueError(f"unknown engine {kind!r}: supported engines are: duckdb")

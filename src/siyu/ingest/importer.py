@@ -16,15 +16,17 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError, UnreadableFileError
+from siyu.engine.connect import Engine
 from siyu.ingest import registry
 from siyu.ingest.readers import RawFile, entity_of, read_raw
 from siyu.ingest.schema import ENTITIES, IMPORT_ORDER, Entity
-from siyu.ingest.validate import row_hash, validate
+from siyu.ingest.validate import explain, row_hash, validate
 from siyu.lake.views import latest
 from siyu.store.models import ImportJob, QuarantineRow
 
@@ -136,18 +138,18 @@ def _check_header(raw: RawFile, entity: Entity, brand: str | None) -> None:
         )
 
 
-def _with_brand(raw: ir.Table, brand: str | None) -> tuple[ir.Table, ir.BooleanValue | None]:
-    """Fill the brand from --brand; rows naming another brand are flagged."""
+def _with_brand(table: pa.Table, brand: str | None) -> pa.Table:
+    """Fill missing brands from --brand (rows naming another brand fail validation)."""
     if brand is None:
-        return raw, None
-    if "brand" not in raw.columns:
-        return raw.mutate(brand=ibis.literal(brand)), None
-    given = raw.brand.strip()
-    mismatch = given.notnull() & (given != "") & (given != brand)
-    return raw.mutate(brand=ibis.ifelse(mismatch, given, ibis.literal(brand))), mismatch
+        return table
+    if "brand" not in table.column_names:
+        return table.append_column("brand", pa.array([brand] * table.num_rows, pa.string()))
+    index = table.column_names.index("brand")
+    return table.set_column(index, "brand", pc.fill_null(table["brand"], brand))
 
 
 def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
+    """Validate, classify and commit one file (see the module docstring for the guarantees)."""
     entity = ENTITIES[raw.entity]
     engine = app.engine
     warnings: list[str] = []
@@ -156,55 +158,26 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
     if ignored:
         warnings.append(f"{raw.path.name}: ignored unknown column(s): {', '.join(ignored)} (忽略未知列)")
 
-    source = engine.load(raw.table, f"raw_{uuid.uuid4().hex}")
-    table, mismatch = _with_brand(source, brand)
+    source = ibis.memtable(_with_brand(raw.table, brand))
     zones = registry.brand_timezones(app)
-    zone = (
-        table.brand.strip().substitute(zones, else_=app.settings.timezone)
-        if zones
-        else ibis.literal(app.settings.timezone)
-    )
-    checked = validate(table, entity, zone)
-    if mismatch is not None:
-        bad_brand = mismatch.fill_null(False)
-        checked = checked.mutate(
-            _error_field=ibis.ifelse(bad_brand, "brand", checked._error_field),
-            _error_reason=ibis.ifelse(
-                bad_brand, "brand differs from --brand " + ibis.literal(brand), checked._error_reason
-            ),
-        )
-    key = list(entity.key)
-    # A key repeated inside one file: the last line wins, earlier lines are quarantined.
-    ranked = checked.mutate(
-        _dup=ibis.row_number().over(group_by=key, order_by=ibis.desc("_line")),
-        _last_line=checked._line.max().over(group_by=key),
-    )
-    duplicate = ranked._error_reason.isnull() & (ranked._dup > 0)
-    ranked = ranked.mutate(
-        _error_field=ibis.ifelse(duplicate, entity.key[-1], ranked._error_field),
-        _error_reason=ibis.ifelse(
-            duplicate,
-            "duplicate key in file; superseded by line " + ranked._last_line.cast("string"),
-            ranked._error_reason,
-        ),
-    ).drop("_dup", "_last_line")
-    ranked = ranked.mutate(_row_hash=row_hash(ranked, entity.column_names))
-    checked = engine.materialise(ranked, f"checked_{uuid.uuid4().hex}")
+    default_zone = ibis.literal(app.settings.timezone)
+    zone = source.brand.substitute(zones, else_=default_zone) if zones else default_zone
+    # One pass over every row: typed values, validity and content hash, straight to Arrow.
+    checked_rows = validate(source, entity, zone, brand)
+    checked = ibis.memtable(engine.to_arrow(checked_rows.mutate(_row_hash=row_hash(checked_rows, entity.column_names))))
+    good, bad = _split_duplicates(engine, entity, checked)
+    bad_lines = checked.filter(~checked._valid).select("_line")
+    explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand)
+    bad = pa.concat_tables([engine.to_arrow(explained), bad]).sort_by("_line")
 
-    good = checked.filter(checked._error_reason.isnull())
     if entity.name == "fields":
-        counts, more = registry.apply_fields(app, engine.to_arrow(good.drop("_error_field", "_error_reason")))
+        counts, more = registry.apply_fields(app, engine.to_arrow(good.drop("_valid")))
         warnings += more
         new_rows = None
     else:
         classified = _classify(app, entity, good)
         counts = _count(engine.to_arrow(classified._outcome.value_counts()))
-        new_rows = classified.filter(classified._outcome != "unchanged").drop(
-            "_outcome", "_error_field", "_error_reason"
-        )
-    bad = engine.to_arrow(
-        checked.filter(checked._error_reason.notnull()).select("_line", "_error_field", "_error_reason")
-    )
+        new_rows = classified.filter(classified._outcome != "unchanged").drop("_outcome", "_valid")
     counts.quarantined = bad.num_rows
 
     job_id = str(uuid.uuid4())
@@ -243,6 +216,25 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
         job.status, job.finished_at, job.lake_version = "committed", utc_now(), version
         job.message = "\n".join(warnings) or None
     return FileReport(path=raw.path, entity=entity.name, counts=counts, encoding=raw.encoding, warnings=warnings)
+
+
+def _split_duplicates(engine: Engine, entity: Entity, checked: ir.Table) -> tuple[ir.Table, pa.Table]:
+    """Valid rows with a key repeated in the file: the last line wins, earlier ones are quarantined."""
+    key = list(entity.key)
+    valid = checked.filter(checked._valid)
+    repeated = valid.group_by(key).aggregate(_n=valid.count(), _last_line=valid._line.max())
+    repeated = engine.to_arrow(repeated.filter(repeated._n > 1).drop("_n"))
+    if repeated.num_rows == 0:
+        return valid, pa.table({"_line": pa.array([], pa.int64()), "_error_field": pa.array([], pa.string()),
+                                "_error_reason": pa.array([], pa.string())})  # fmt: skip
+    marked = valid.left_join(ibis.memtable(repeated), key).drop(*[f"{k}_right" for k in key])
+    superseded = marked._last_line.notnull() & (marked._line != marked._last_line)
+    dups = marked.filter(superseded).select(
+        "_line",
+        _error_field=ibis.literal(entity.key[-1]),
+        _error_reason="duplicate key in file; superseded by line " + marked._last_line.cast("string"),
+    )
+    return marked.filter(~superseded).drop("_last_line"), engine.to_arrow(dups)
 
 
 def _classify(app: App, entity: Entity, good: ir.Table) -> ir.Table:

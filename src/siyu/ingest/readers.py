@@ -1,6 +1,6 @@
 """Read one canonical entity file (CSV, JSON Lines, Parquet) into an Arrow table of strings.
 
-Every value is read as text so that validation, not the reader, decides what is wrong with a row
+Every value is read as trimmed text (empty = NULL) so that validation, not the reader, decides what is wrong with a row
 and can quarantine it with its line number. `_line` is the row's line in the file (CSV: header is
 line 1; JSON Lines: first record is line 1; Parquet: row number from 1).
 """
@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -65,7 +66,14 @@ def detect_encoding(data: bytes, path: Path) -> tuple[str, str]:
         ) from exc
 
 
+def _clean(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Trim whitespace; an empty value is a missing one."""
+    trimmed = pc.utf8_trim_whitespace(col)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
 def _all_strings(table: pa.Table) -> pa.Table:
+    """Every column as trimmed text (NULL when empty): validation decides what is wrong."""
     columns = []
     for col in table.columns:
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
@@ -79,11 +87,11 @@ def _all_strings(table: pa.Table) -> pa.Table:
             columns.append(pa.nulls(len(col), pa.string()))
         else:
             columns.append(col.cast(pa.string()))
-    return pa.table(columns, names=[n.strip().lower() for n in table.column_names])
+    return pa.table([_clean(c) for c in columns], names=[n.strip().lower() for n in table.column_names])
 
 
 def _with_lines(table: pa.Table, first_line: int) -> pa.Table:
-    lines = pa.array(range(first_line, first_line + table.num_rows), pa.int64())
+    lines = pa.array(np.arange(first_line, first_line + table.num_rows, dtype=np.int64))
     return table.append_column("_line", lines)
 
 
@@ -162,4 +170,4 @@ def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
         for column in columns.values():
             if len(column) < number:
                 column.append(None)
-    return pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})
+    return _all_strings(pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()}))

@@ -15,61 +15,49 @@ from siyu.ingest.schema import PAID_STATUSES, Entity, Kind
 
 # A timestamp that names its offset (Z, +08:00, +0800); others are wall-clock time in the brand zone.
 _OFFSET = r"(Z|z|[+-][0-9]{2}:?[0-9]{2})$"
-_ISO_START = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?"
-_DIGITS = r"^[0-9]+$"
-_MAX_DIGITS = 15  # fen and counts stay far inside int64
+_DIGITS = r"^[0-9]{1,15}$"  # fen and counts stay far inside int64
 
 Check = tuple[ir.BooleanValue, str, ir.StringValue | str]
 
 
 def _text(raw: ir.Table, name: str) -> ir.StringValue:
-    """Trimmed text, empty -> NULL; a column missing from the file is all NULL."""
+    """The column's text (readers trim and turn empty into NULL); a missing column is all NULL."""
     if name not in raw.columns:
         return ibis.null(str)
-    col = raw[name].strip()
-    return ibis.ifelse(col == "", ibis.null(str), col)
+    return raw[name]
 
 
 def _integer(value: ir.StringValue, name: str, money: bool) -> tuple[ir.IntegerValue, list[Check]]:
-    ok = value.re_search(_DIGITS) & (value.length() <= _MAX_DIGITS)
+    # One regex per value; the engine's integer cast alone is too lenient (it rounds "12.5").
+    ok = value.re_search(_DIGITS)
     typed = ibis.ifelse(ok, value.try_cast("int64"), ibis.null("int64"))
-    noun = "money" if money else "value"
-    checks: list[Check] = [
-        (value.notnull() & value.startswith("-"), name, f"negative {noun}: " + value),
-        (
-            value.notnull() & ~value.startswith("-") & value.re_search(r"^[0-9]*\.[0-9]*$"),
-            name,
-            ("money must be an integer number of fen (分), got " if money else "not an integer: ") + value,
-        ),
-        (
-            value.notnull() & ~ok,
-            name,
-            ("not an integer number of fen: " if money else "not an integer: ") + value,
-        ),
-    ]
-    return typed, checks
+    what = "an integer number of fen (分)" if money else "a non-negative integer"
+    # The reason is only computed for failing rows (the engine evaluates CASE branches lazily).
+    reason = ibis.cases(
+        (value.startswith("-"), f"negative {'money' if money else 'value'}: " + value),
+        (value.re_search(r"^[0-9]*[.][0-9]*$"), f"must be {what}, got a decimal: " + value),
+        else_=f"not {what}: " + value,
+    )
+    return typed, [(value.notnull() & ~ok, name, reason)]
 
 
 def _timestamp(value: ir.StringValue, zone: ir.StringValue, name: str) -> tuple[ir.TimestampValue, list[Check]]:
-    shaped = value.re_search(_ISO_START)
-    with_offset = value.re_search(_OFFSET)
-    instant = ibis.ifelse(
-        with_offset,
+    typed = ibis.ifelse(
+        value.re_search(_OFFSET),
         value.try_cast("timestamp('UTC')"),
         local_to_utc(value.try_cast("timestamp"), zone),
     )
-    typed = ibis.ifelse(shaped, instant, ibis.null("timestamp('UTC')"))
     bad = value.notnull() & typed.isnull()
     return typed, [(bad, name, "unparsable timestamp (expected ISO-8601): " + value)]
 
 
-def validate(raw: ir.Table, entity: Entity, zone: ir.StringValue) -> ir.Table:
-    """Typed canonical columns + `_line`, `_error_field`, `_error_reason` (NULL when valid).
-
-    `zone` is each row's brand time zone, used for timestamps written without an offset.
-    """
+def _checks(
+    raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None
+) -> tuple[dict[str, ir.Value], list[Check]]:
     typed: dict[str, ir.Value] = {}
     checks: list[Check] = []
+    if brand is not None:
+        checks.append((raw.brand != brand, "brand", f"brand differs from --brand {brand}: " + raw.brand))
     for column in entity.columns:
         value = _text(raw, column.name)
         if column.required:
@@ -107,9 +95,28 @@ def validate(raw: ir.Table, entity: Entity, zone: ir.StringValue) -> ir.Table:
             )
     checks += _entity_checks(entity, typed)
 
-    error_field = ibis.cases(*[(cond.fill_null(False), field) for cond, field, _ in checks], else_=ibis.null(str))
-    error_reason = ibis.cases(*[(cond.fill_null(False), reason) for cond, _, reason in checks], else_=ibis.null(str))
-    return raw.select(**typed, _line=raw["_line"], _error_field=error_field, _error_reason=error_reason)
+    return typed, checks
+
+
+def validate(raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None = None) -> ir.Table:
+    """Typed canonical columns + `_line` + `_valid` (False when any check fails).
+
+    `zone` is each row's brand time zone, used for timestamps written without an offset; `brand`
+    (from --brand) makes rows naming another brand fail. Reasons
+    are not computed here: `explain()` does that for the failing rows only, which keeps the pass
+    over every row to one evaluation of each condition.
+    """
+    typed, checks = _checks(raw, entity, zone, brand)
+    failed = ibis.or_(*[cond.fill_null(False) for cond, _, _ in checks])
+    return raw.select(**typed, _line=raw["_line"], _valid=~failed)
+
+
+def explain(raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None = None) -> ir.Table:
+    """`_line`, `_error_field`, `_error_reason` of the first failing check of each (bad) raw row."""
+    _, checks = _checks(raw, entity, zone, brand)
+    field = ibis.cases(*[(cond.fill_null(False), name) for cond, name, _ in checks], else_=ibis.null(str))
+    reason = ibis.cases(*[(cond.fill_null(False), why) for cond, _, why in checks], else_=ibis.null(str))
+    return raw.select(_line=raw["_line"], _error_field=field, _error_reason=reason)
 
 
 def _entity_checks(entity: Entity, c: dict[str, ir.Value]) -> list[Check]:
