@@ -105,28 +105,12 @@ def read_raw(path: Path) -> RawFile:
         if fmt == "parquet":
             table = _all_strings(pq.read_table(io.BytesIO(data)))
             table = _with_lines(table, 1)
+        elif fmt == "csv":
+            table, encoding = _read_csv(data, path)
+            table = _with_lines(table, 2)
         else:
             text, encoding = detect_encoding(data, path)
-            utf8 = io.BytesIO(text.encode("utf-8"))
-            if fmt == "csv":
-                # Read the header first so every column can be typed as string.
-                header = pacsv.read_csv(
-                    io.BytesIO(text.split("\n", 1)[0].encode("utf-8") + b"\n"),
-                    read_options=pacsv.ReadOptions(block_size=1 << 20),
-                ).column_names
-                table = pacsv.read_csv(
-                    utf8,
-                    read_options=pacsv.ReadOptions(block_size=1 << 24),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={name: pa.string() for name in header},
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=False,
-                    ),
-                )
-                table = _with_lines(_all_strings(table), 2)
-            else:
-                table = _read_jsonl(utf8)
-                table = _with_lines(table, 1)
+            table = _with_lines(_read_jsonl(io.BytesIO(text.encode("utf-8"))), 1)
     except UnreadableFileError:
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
@@ -136,6 +120,38 @@ def read_raw(path: Path) -> RawFile:
     if table.num_rows == 0 and table.num_columns <= 1:
         raise UnreadableFileError(f"{path}: file has no header or columns (文件为空)")
     return RawFile(path=path, entity=entity, format=fmt, encoding=encoding, table=table)
+
+
+def _read_csv(data: bytes, path: Path) -> tuple[pa.Table, str]:
+    """CSV as text columns. UTF-8 goes to Arrow as is (Arrow checks it); otherwise GB18030."""
+    if b"\x00" in data[:65536]:
+        raise UnreadableFileError(f"{path}: looks like a binary file, not text (文件不是文本格式)")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return _parse_csv(memoryview(data)[3:]), "utf-8-sig"
+    try:
+        return _parse_csv(memoryview(data)), "utf-8"
+    except pa.ArrowInvalid as exc:
+        if "UTF8" not in str(exc) and "utf8" not in str(exc).lower():
+            raise
+    text, encoding = detect_encoding(data, path)
+    return _parse_csv(memoryview(text.encode("utf-8"))), encoding
+
+
+def _parse_csv(data: memoryview) -> pa.Table:
+    end = bytes(data[:65536]).find(b"\n")
+    first = bytes(data[: end if end >= 0 else len(data)])
+    # Read the header first so every column can be typed as string.
+    header = pacsv.read_csv(io.BytesIO(first + b"\n")).column_names
+    table = pacsv.read_csv(
+        pa.BufferReader(pa.py_buffer(data)),
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return _all_strings(table)
 
 
 def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
