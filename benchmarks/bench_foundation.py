@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-
 # Workspace of each phase: the identity phases share one (import, then baseline and resolve read it).
 HOMES = {
     "generate": "generate",

@@ -38,11 +38,6 @@ class Engine:
         assert isinstance(result, pa.Table)
         return result
 
-    def load(self, data: pa.Table, name: str) -> ibis.Table:
-        """An Arrow table as an engine-side temporary table (wrapped in a memtable: Ibis 12 on
-        DuckDB 2 fails to create a table straight from Arrow)."""
-        return self.materialise(ibis.memtable(data), name)
-
     def materialise(self, expr: ibis.Table, name: str) -> ibis.Table:
         """Compute `expr` once into a temporary table so later steps reuse it."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)
