@@ -200,3 +200,34 @@ def test_jsonl_and_parquet_and_unknown_field_warning(app: App, tmp_path: Path) -
     # Second import: the field is now known, no warning; everything unchanged.
     again = import_path(app, d)
     assert again.warnings == [] and again.as_json()["total"]["accepted"] == 0
+
+
+def test_relation_customer_and_brand_reasons(app: App, tmp_path: Path) -> None:
+    d = tmp_path / "r"
+    write(
+        d / "relations.csv",
+        "brand,source,field,relation_type,source_customer_id,started_at,ended_at\n"
+        "acme,wecom,wecom,wecom_friend,w1,2024-06-01 10:00:00,2024-07-01 10:00:00\n"  # 2 good
+        "acme,wecom,wecom,like,w1,2024-06-01 10:00:00,\n"  # 3 unknown relation type
+        "acme,wecom,wecom,group_member,w1,2024-06-01 10:00:00,2024-05-01 10:00:00\n"  # 4 ended before start
+        "other,wecom,wecom,group_member,w2,2024-06-01 10:00:00,\n",  # 5 brand differs from --brand
+    )
+    write(
+        d / "customers.csv",
+        "source,source_customer_id,birthday,gender\npos,p1,1990/01/01,female\npos,p2,1990-01-01,robot\n",
+    )
+    write(
+        d / "memberships.csv", "source,member_no,source_customer_id,joined_at,points_balance\ncrm,M1,c1,2024-01-01,-5\n"
+    )
+    report = import_path(app, d, brand="acme")
+    assert report.as_json()["relations"] == {"accepted": 1, "updated": 0, "unchanged": 0, "quarantined": 3}
+    rows = {(Path(r["file"]).name, r["line"]): (r["field"], r["reason"]) for r in quarantine(app)}
+    assert (
+        rows[("relations.csv", 3)][0] == "relation_type"
+        and "unknown relation_type 'like'" in rows[("relations.csv", 3)][1]
+    )
+    assert rows[("relations.csv", 4)] == ("ended_at", "relation ended before it started")
+    assert rows[("relations.csv", 5)] == ("brand", "brand differs from --brand acme: other")
+    assert rows[("customers.csv", 2)] == ("birthday", "unparsable date (YYYY-MM-DD): 1990/01/01")
+    assert rows[("customers.csv", 3)][0] == "gender"
+    assert rows[("memberships.csv", 2)] == ("points_balance", "negative value: -5")
