@@ -135,13 +135,16 @@ def test_garbage_file_exits_with_message_and_writes_nothing(app: App, tmp_path: 
     binary.write_bytes(b"PK\x03\x04\x00\x00binary\x00\xff\xfe")
     with pytest.raises(UnreadableFileError, match="binary"):
         import_path(app, binary)
-    ragged = write(tmp_path / "g2" / "orders.csv", "hello world\nthis is not, a canonical file\n")
+    ragged = write(tmp_path / "g2" / "orders.csv", ORDERS_HEADER + "demo,pos,o1\n")
     with pytest.raises(UnreadableFileError, match="cannot read as CSV"):
         import_path(app, ragged)
     wrong = write(tmp_path / "g5" / "orders.csv", "hello,world\n1,2\n")
     with pytest.raises(UnreadableFileError, match="missing column"):
         import_path(app, wrong)
-    bad_json = write(tmp_path / "g3" / "events.jsonl", '{"brand": "demo"}\nnot json at all\n')
+    event = (
+        '{"brand":"d","source":"s","event_id":"e","type":"visit","source_customer_id":"c","occurred_at":"2024-01-01"}'
+    )
+    bad_json = write(tmp_path / "g3" / "events.jsonl", event + "\nnot json at all\n")
     with pytest.raises(UnreadableFileError, match="line 2"):
         import_path(app, bad_json)
     bad_parquet = write(tmp_path / "g4" / "orders.parquet", "not parquet")

@@ -24,7 +24,7 @@ from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError, UnreadableFileError
 from siyu.engine.connect import Engine
 from siyu.ingest import registry
-from siyu.ingest.readers import RawFile, entity_of, read_raw
+from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import explain, row_hash, validate
 from siyu.lake.views import latest
@@ -108,32 +108,35 @@ def entity_files(path: Path) -> list[Path]:
 
 
 def import_path(app: App, path: Path, brand: str | None = None, progress: Progress | None = None) -> ImportReport:
-    """Import one entity file or a folder of them. Files are read and checked before any is written."""
+    """Import one entity file or a folder of them.
+
+    Every file's header is checked before anything is written; then files are read and committed
+    one at a time (each atomically), so memory holds one file, not the whole folder.
+    """
     files = entity_files(path)
-    raws = []
+    for f in files:
+        _check_header(f, peek_columns(f), ENTITIES[entity_of(f)[0]], brand)
+    report = ImportReport()
     for f in files:
         if progress:
             progress(f"read {f.name}")
-        raws.append(read_raw(f))
-    for raw in raws:
-        _check_header(raw, ENTITIES[raw.entity], brand)
-    report = ImportReport()
-    for raw in raws:
+        raw = read_raw(f)
+        _check_header(f, raw.table.column_names, ENTITIES[raw.entity], brand)
         if progress:
-            progress(f"import {raw.path.name}")
+            progress(f"import {f.name}")
         report.files.append(import_file(app, raw, brand))
     return report
 
 
-def _check_header(raw: RawFile, entity: Entity, brand: str | None) -> None:
-    names = set(raw.table.column_names)
+def _check_header(path: Path, columns: list[str], entity: Entity, brand: str | None) -> None:
+    names = set(columns)
     missing = [c.name for c in entity.columns if c.required and c.name not in names]
     if brand and "brand" in missing:
         missing.remove("brand")
     if missing:
         hint = " (or pass --brand)" if "brand" in missing else ""
         raise UnreadableFileError(
-            f"{raw.path}: not a canonical {entity.name} file: missing column(s) {', '.join(missing)}{hint} "
+            f"{path}: not a canonical {entity.name} file: missing column(s) {', '.join(missing)}{hint} "
             f"(缺少必填列); see docs/import-schema.md"
         )
 

@@ -7,6 +7,7 @@ line 1; JSON Lines: first record is line 1; Parquet: row number from 1).
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from dataclasses import dataclass
@@ -93,6 +94,30 @@ def _all_strings(table: pa.Table) -> pa.Table:
 def _with_lines(table: pa.Table, first_line: int) -> pa.Table:
     lines = pa.array(np.arange(first_line, first_line + table.num_rows, dtype=np.int64))
     return table.append_column("_line", lines)
+
+
+def peek_columns(path: Path) -> list[str]:
+    """The file's column names from its first bytes, to check a folder before importing any of it."""
+    _, fmt = entity_of(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: no such file (文件不存在)")
+    try:
+        if fmt == "parquet":
+            return [n.strip().lower() for n in pq.read_schema(path).names]
+        with path.open("rb") as f:
+            head = f.read(65536)
+        first = head.split(b"\n", 1)[0]
+        text, _ = detect_encoding(first.rstrip(b"\r"), path)
+        if fmt == "csv":
+            return [n.strip().lower() for n in next(csv.reader([text]), [])]
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("line 1 is not a JSON object")
+        return [k.strip().lower() for k in record]
+    except UnreadableFileError:
+        raise
+    except (pa.ArrowInvalid, ValueError, OSError) as exc:
+        raise UnreadableFileError(f"{path}: cannot read as {fmt.upper()}: {exc} (无法解析文件)") from exc
 
 
 def read_raw(path: Path) -> RawFile:
