@@ -25,8 +25,13 @@ def get_app() -> App:
     return bootstrap()
 
 
+def _jsonable(value: Any) -> Any:
+    """Datetimes and dates as ISO-8601; anything else as text."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_jsonable) + "\n")
 
 
 def fail(error: SiyuError) -> None:
