@@ -26,5 +26,7 @@ def bootstrap(settings: Settings | None = None) -> App:
         settings=settings,
         store=open_store(settings.store_url),
         lake=lake,
-        engine=connect(settings.engine, lake),
+        engine=connect(
+            settings.engine, lake, memory_limit=settings.engine_memory_limit, temp_directory=str(settings.home / "tmp")
+        ),
     )

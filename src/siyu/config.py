@@ -18,6 +18,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL of the store; default sqlite:///$SIYU_HOME/siyu.db"
     )
     engine: str = Field(default="duckdb", description="Compute engine for Ibis expressions")
+    engine_memory_limit: str = Field(
+        default="4GB", description="DuckDB memory limit; larger work spills to $SIYU_HOME/tmp"
+    )
     timezone: str = Field(default="Asia/Shanghai", description="Default brand time zone")
     # One-ID: a strong identifier value shared by more source customers than this is junk.
     identity_max_share: int = 50

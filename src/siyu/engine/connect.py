@@ -6,7 +6,6 @@ Engine differences live in `siyu.engine.adapter` as data; nothing else names a b
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import ibis
 import pyarrow as pa
@@ -38,15 +37,27 @@ class Engine:
         assert isinstance(result, pa.Table)
         return result
 
+    def batches(self, expr: ibis.Table, rows: int = 1_000_000) -> pa.RecordBatchReader:
+        """Stream a result as Arrow record batches (DuckDB's own reader: Ibis 12's batch API calls a
+        method DuckDB 2 removed)."""
+        self.con.to_pyarrow(expr.limit(0))  # registers the expression's in-memory tables
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        reader = self.con.con.sql(sql).to_arrow_reader(rows)
+        assert isinstance(reader, pa.RecordBatchReader)
+        return reader
+
     def materialise(self, expr: ibis.Table, name: str) -> ibis.Table:
         """Compute `expr` once into a temporary table so later steps reuse it."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)
 
 
-def connect(kind: str, lake: Lake, **options: Any) -> Engine:
+def connect(kind: str, lake: Lake, *, memory_limit: str = "4GB", temp_directory: str | None = None) -> Engine:
     """Open the configured engine. DuckDB runs in-process with no extension downloads."""
     if kind == "duckdb":
-        con = ibis.duckdb.connect(**options)
+        con = ibis.duckdb.connect()
+        con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+        if temp_directory:
+            con.raw_sql(f"SET temp_directory = '{temp_directory}'")
         # Everything is computed in UTC; brand time zones are applied explicitly.
         con.raw_sql("SET TimeZone = 'UTC'")
         con.raw_sql("SET autoinstall_known_extensions = false")

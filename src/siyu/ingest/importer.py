@@ -204,14 +204,14 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
 
     version = None
     if new_rows is not None and counts.accepted + counts.updated:
-        rows = engine.to_arrow(
-            new_rows.mutate(
-                ingested_at=ibis.literal(utc_now()).cast("timestamp('UTC')"),
-                _import_id=ibis.literal(job_id),
-                _file=ibis.literal(raw.path.name),
-            )
+        stamped = new_rows.mutate(
+            ingested_at=ibis.literal(utc_now()).cast("timestamp('UTC')"),
+            _import_id=ibis.literal(job_id),
+            _file=ibis.literal(raw.path.name),
         )
-        version = app.lake.append(entity.name, rows, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
+        # Streamed from the engine into one Delta commit: the new rows are never all in memory.
+        batches = engine.batches(stamped)
+        version = app.lake.append(entity.name, batches, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
 
     with app.store.unit_of_work() as session:
         job = session.get(ImportJob, job_id)

@@ -36,7 +36,9 @@ class Lake:
         except TableNotFoundError:
             return None
 
-    def append(self, name: str, data: pa.Table, *, metadata: dict[str, str] | None = None) -> int:
+    def append(
+        self, name: str, data: pa.Table | pa.RecordBatchReader, *, metadata: dict[str, str] | None = None
+    ) -> int:
         """Append rows in one atomic commit; returns the new table version."""
         return self._write(name, data, "append", metadata)
 
@@ -45,7 +47,11 @@ class Lake:
         return self._write(name, data, "overwrite", metadata)
 
     def _write(
-        self, name: str, data: pa.Table, mode: Literal["append", "overwrite"], metadata: dict[str, str] | None
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatchReader,
+        mode: Literal["append", "overwrite"],
+        metadata: dict[str, str] | None,
     ) -> int:
         self.root.mkdir(parents=True, exist_ok=True)
         write_deltalake(
