@@ -20,7 +20,11 @@ PG_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
 def pg_database() -> Iterator[str]:
     """A new, empty PostgreSQL database on the test server; dropped afterwards."""
     if not PG_URL:
-        pytest.skip("SIYU_TEST_POSTGRES_URL not set: run the suite with `bash scripts/test.sh`")
+        # Not a skip: a PostgreSQL test that did not run must not look like a pass.
+        pytest.fail(
+            "SIYU_TEST_POSTGRES_URL is not set: run `bash scripts/test.sh` (starts PostgreSQL), "
+            "or deselect these tests with -m 'not postgres'"
+        )
     name = f"siyu_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
