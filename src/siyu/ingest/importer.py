@@ -125,9 +125,6 @@ def import_path(app: App, path: Path, brand: str | None = None, progress: Progre
         if progress:
             progress(f"import {f.name}")
         report.files.append(import_file(app, raw, brand))
-        del raw
-        # Hand the file's buffers back to the OS before the next (possibly larger) file.
-        pa.default_memory_pool().release_unused()
     return report
 
 
