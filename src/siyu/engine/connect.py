@@ -46,6 +46,12 @@ class Engine:
         assert isinstance(reader, pa.RecordBatchReader)
         return reader
 
+    def release(self, *memtables: ibis.Table) -> None:
+        """Unregister in-memory tables once done: DuckDB otherwise keeps their Arrow data alive
+        for the life of the connection, and imports of several large files would add up."""
+        for table in memtables:
+            self.con.con.unregister(table.op().name)
+
     def materialise(self, expr: ibis.Table, name: str) -> ibis.Table:
         """Compute `expr` once into a temporary table so later steps reuse it."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)

@@ -218,6 +218,7 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
         assert job is not None
         job.status, job.finished_at, job.lake_version = "committed", utc_now(), version
         job.message = "\n".join(warnings) or None
+    engine.release(source, checked)
     return FileReport(path=raw.path, entity=entity.name, counts=counts, encoding=raw.encoding, warnings=warnings)
 
 
