@@ -1,11 +1,8 @@
-"""A clock that tests can move: everything time-based takes one."""
+"""The current time, always timezone-aware (UTC)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-
-Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:

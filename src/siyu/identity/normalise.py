@@ -79,10 +79,6 @@ def phone_expr(col: ir.StringValue) -> ir.StringValue:
     return out
 
 
-def masked_expr(col: ir.StringValue) -> ir.BooleanValue:
-    return col.contains("*")
-
-
 def identifier_value_expr(id_type: ir.StringValue, value: ir.StringValue) -> ir.StringValue:
     """Vectorised `normalise_identifier` value (phones that are masked give NULL here)."""
     trimmed = value.strip()

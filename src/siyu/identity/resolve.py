@@ -25,7 +25,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from siyu.identity.normalise import identifier_value_expr, mask_value, phone_expr
+from siyu.identity.normalise import identifier_value_expr, mask_value
 from siyu.ingest.schema import IDENTIFIER_TYPES
 
 NODE = ("brand", "source", "source_customer_id")
@@ -228,6 +228,3 @@ def _merges(con: ibis.BaseBackend, assigned: ir.Table, links: ir.Table, values: 
         r["id_value"] = mask_value(r["id_type"], raw)
         r["id_hash"] = hmac.new(pii_key, f"{r['id_type']}:{raw}".encode(), hashlib.sha256).hexdigest()
     return pa.Table.from_pylist(rows, schema=schema)
-
-
-__all__ = ["ResolveResult", "extract_identifiers", "phone_expr", "resolve"]

@@ -81,7 +81,3 @@ class Lake:
     def version(self, name: str) -> int | None:
         table = self._table(name)
         return None if table is None else int(table.version())
-
-    def history(self, name: str) -> list[dict[str, object]]:
-        table = self._table(name)
-        return [] if table is None else table.history()
