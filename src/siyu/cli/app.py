@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from siyu.cli import customer, demo, identity, importing
+from siyu.cli import customer, demo, identity, importing, metrics, report
 from siyu.cli.common import state
 
 app = typer.Typer(
@@ -33,6 +33,9 @@ app.add_typer(importing.quarantine_app, name="quarantine")
 app.command("resolve")(identity.resolve_command)
 app.add_typer(customer.customer_app, name="customer")
 app.command("demo")(demo.demo_command)
+app.add_typer(metrics.metrics_app, name="metrics")
+app.command("report")(report.report_command)
+app.add_typer(metrics.brand_app, name="brand")
 
 
 def main() -> None:

@@ -27,3 +27,13 @@ def _duckdb_json_valid(text: dt.String()) -> dt.Boolean():  # type: ignore[valid
 def is_valid_json(text: ibis.Value) -> ibis.Value:
     """True when `text` parses as JSON (DuckDB `json_valid`; Spark: `from_json` is not null)."""
     return _duckdb_json_valid(text)
+
+
+@ibis.udf.scalar.builtin(name="timezone")  # type: ignore[untyped-decorator]
+def _duckdb_instant_to_local(zone: dt.String(), ts: dt.Timestamp(timezone="UTC")) -> dt.Timestamp():  # type: ignore[valid-type]
+    ...
+
+
+def utc_to_local(ts: ibis.Value, zone: str) -> ibis.Value:
+    """A UTC instant -> naive wall-clock time in `zone` (Spark: `from_utc_timestamp(ts, zone)`)."""
+    return _duckdb_instant_to_local(ibis.literal(zone), ts)

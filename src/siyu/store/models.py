@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -25,6 +25,10 @@ class Brand(Base):
     group_code: Mapped[str | None] = mapped_column(String(64))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # FAST+ settings (DESIGN §4): whether positive reviews count as propagation for KOC, and the
+    # share attribution window in days from the click.
+    koc_reviews: Mapped[bool] = mapped_column(default=True, server_default=true())
+    attribution_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
 
 
 class Field(Base):

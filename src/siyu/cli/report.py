@@ -1,0 +1,43 @@
+"""`siyu report`: the self-contained HTML health report (私域健康度报告)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from siyu.cli.common import console, get_app, progress, user_errors
+from siyu.metrics.fast import DEFAULT_WINDOW_DAYS
+
+
+def report_command(
+    brand: Annotated[str, typer.Option("--brand", help="Brand code, e.g. demo")],
+    period: Annotated[str, typer.Option("--period", help="Period label, e.g. 2024-06")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
+    grain: Annotated[str, typer.Option("--grain", help="month | week | quarter | year")] = "month",
+    window_days: Annotated[int, typer.Option("--window-days", help="CLV window in days (0 = lifetime)", min=0)] = (
+        DEFAULT_WINDOW_DAYS
+    ),
+) -> None:
+    """Write the FAST+ health report for one period as one HTML file that opens offline: KPI cards
+    with period-over-period change, layers and transitions (Sankey), field Connection, CLV by layer
+    and the CLV matrix, RFM, the 12-period trend and a plain-language diagnosis (zh-CN / English).
+
+    Example: siyu report --brand demo --period 2024-06 --out report.html
+    """
+    path = write(brand, period, out, grain, window_days)
+    console.print(f"report 报告: {path}")
+
+
+def write(brand: str, period: str, out: Path, grain: str = "month", window_days: int = DEFAULT_WINDOW_DAYS) -> Path:
+    from siyu.report.build import report_data
+    from siyu.report.html import write_report
+
+    with user_errors(), progress() as bar:
+        task = bar.add_task("report 报告", total=2)
+        data = report_data(get_app(), brand, period, grain, window_days)
+        bar.advance(task)
+        path = write_report(data, out)
+        bar.advance(task)
+    return path.resolve()

@@ -1,0 +1,244 @@
+"""FAST+ for one brand and period: Capital, Conversion, Connection, CLV (DESIGN §4).
+
+`FastMetrics` computes every period's layers once (cached, and stored in the lake), so a trend of
+N periods computes N + 1 layer snapshots, and each metric is a small aggregate over them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import ibis.expr.types as ir
+from sqlalchemy import select
+
+from siyu.bootstrap import App
+from siyu.brands.settings import brand_settings
+from siyu.core.errors import SiyuError
+from siyu.metrics.facts import Facts
+from siyu.metrics.labels import LAYERS, PRIVATE_LAYERS
+from siyu.metrics.layers import active_at, instant, layer_ranks, store_layers
+from siyu.metrics.periods import GRAINS, Grain, Period, parse_period, period_range
+from siyu.store.models import Field
+
+DEFAULT_WINDOW_DAYS = 365
+
+
+class BadOptionError(SiyuError):
+    code = "bad_option"
+
+
+def average(total: int, count: int) -> int | None:
+    """Average in whole fen, rounded half up; None for an empty population."""
+    if count == 0:
+        return None
+    return (2 * total + count) // (2 * count)
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, 6)
+
+
+class FastMetrics:
+    """FAST+ calculator for one brand (see module docstring)."""
+
+    def __init__(
+        self, app: App, brand: str, grain: str = "month", window_days: int = DEFAULT_WINDOW_DAYS, store: bool = True
+    ) -> None:
+        if grain not in GRAINS:
+            raise BadOptionError(f"unknown grain {grain!r}: use one of {', '.join(GRAINS)} (周期粒度)")
+        if window_days < 0:
+            raise BadOptionError("--window-days must be ≥ 0 (0 = lifetime) (窗口天数)")
+        self.app = app
+        self.settings = brand_settings(app, brand)
+        self.grain: Grain = grain  # type: ignore[assignment]
+        self.window_days = window_days
+        self.store = store
+        self.facts = Facts(app, self.settings)
+        self._ranks: dict[str, ir.Table] = {}
+        self._fast: dict[str, dict[str, Any]] = {}
+        self._n = 0
+
+    def period(self, label: str) -> Period:
+        return parse_period(label, self.grain, self.settings.timezone)
+
+    def _sql(self, expr: ir.Table) -> list[dict[str, Any]]:
+        return self.app.engine.to_arrow(expr).to_pylist()
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def ranks(self, period: Period) -> ir.Table:
+        """customer_id, rank at the end of `period` (computed once; stored in the lake)."""
+        if period.label not in self._ranks:
+            self._n += 1
+            name = f"facts_{self.facts.tag}_ranks_{self._n}"
+            table = self.app.engine.materialise(layer_ranks(self.facts, period), name)
+            if self.store:
+                store_layers(self.facts, period, table)
+            self._ranks[period.label] = table
+        return self._ranks[period.label]
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def fast(self, period: Period) -> dict[str, Any]:
+        """The FAST+ JSON of one period (keys are a contract: see issue 3 and docs/metrics.md)."""
+        if period.label not in self._fast:
+            self._fast[period.label] = self._compute(period)
+        return self._fast[period.label]
+
+    def _compute(self, period: Period) -> dict[str, Any]:
+        cur = self.ranks(period)
+        previous = period.previous()
+        prev = self.ranks(previous)
+        layers = {row["rank"]: row["n"] for row in self._sql(cur.group_by("rank").agg(n=cur.count()))}
+        by_layer = {name: int(layers.get(rank, 0)) for rank, name in enumerate(LAYERS) if rank > 0}
+        capital = sum(by_layer.values())
+        return {
+            "brand": self.settings.code,
+            "period": period.label,
+            "grain": period.grain,
+            "timezone": self.settings.timezone,
+            "period_start": period.start.isoformat(),
+            "period_end": period.end.isoformat(),
+            "previous_period": previous.label,
+            "capital": capital,
+            "layers": by_layer,
+            "capital_by_field": self._capital_by_field(period, cur),
+            "conversion": self._conversion(cur, prev),
+            "connection": self._connection(period, cur),
+            "connection_overall": self._connection_overall(period, cur),
+            "clv": self._clv(period, cur),
+            "field_names": self.field_names(),
+        }
+
+    def trend(self, first: Period, last: Period) -> dict[str, Any]:
+        periods = period_range(first, last)
+        return {
+            "brand": self.settings.code,
+            "grain": self.grain,
+            "timezone": self.settings.timezone,
+            "from": first.label,
+            "to": last.label,
+            "periods": [self.fast(p) for p in periods],
+        }
+
+    def _capital_by_field(self, period: Period, cur: ir.Table) -> dict[str, int]:
+        r = self.facts.relations
+        held = r.filter(active_at(r, "started_at", "ended_at", instant(period.end))).select("customer_id", "field")
+        held = held.join(cur.filter(cur["rank"] >= 1), "customer_id")
+        rows = self._sql(held.group_by("field").agg(n=held.customer_id.nunique()).order_by("field"))
+        return {row["field"]: int(row["n"]) for row in rows}
+
+    def _conversion(self, cur: ir.Table, prev: ir.Table) -> dict[str, Any]:
+        j = cur.join(prev.select("customer_id", prev_rank=prev["rank"]), "customer_id")
+        moved = j.filter((j.prev_rank > 0) | (j["rank"] > 0))
+        rows = self._sql(moved.group_by(["prev_rank", "rank"]).agg(n=moved.count()).order_by(["prev_rank", "rank"]))
+        base = sum(r["n"] for r in rows if r["prev_rank"] > 0)
+        deepened = sum(r["n"] for r in rows if r["prev_rank"] > 0 and r["rank"] > r["prev_rank"])
+        new = sum(r["n"] for r in rows if r["prev_rank"] == 0)
+        new_members = sum(r["n"] for r in rows if r["prev_rank"] == 0 and r["rank"] >= 2)
+        return {
+            "rate": ratio(deepened, base),
+            "deepened": int(deepened),
+            "base": int(base),
+            "new_entrants": int(new),
+            "new_member_entrants": int(new_members),
+            "transitions": [
+                {"from": LAYERS[r["prev_rank"]], "to": LAYERS[r["rank"]], "customers": int(r["n"])} for r in rows
+            ],
+        }
+
+    def _visits(self, period: Period, cur: ir.Table) -> ir.Table:
+        v = self.facts.visits
+        v = v.filter(v.occurred_at >= instant(period.start), v.occurred_at < instant(period.end))
+        return v.select("customer_id", "field").join(cur, "customer_id")
+
+    def _connection(self, period: Period, cur: ir.Table) -> dict[str, dict[str, Any]]:
+        v = self._visits(period, cur)
+        visits = self._sql(
+            v.group_by("field").agg(
+                visitors=v.customer_id.nunique(), holders=v.customer_id.nunique(where=v["rank"] >= 1)
+            )
+        )
+        r = self.facts.relations
+        started = r.filter(r.started_at >= instant(period.start), r.started_at < instant(period.end))
+        new = {row["field"]: int(row["n"]) for row in self._sql(started.group_by("field").agg(n=started.count()))}
+        total_new = sum(new.values())
+        out: dict[str, dict[str, Any]] = {}
+        by_field = {row["field"]: row for row in visits}
+        for field in sorted(set(by_field) | set(new)):
+            row = by_field.get(field, {"visitors": 0, "holders": 0})
+            out[field] = {
+                "visitors": int(row["visitors"]),
+                "holders": int(row["holders"]),
+                "rate": ratio(int(row["holders"]), int(row["visitors"])),
+                "new_relationships": new.get(field, 0),
+                "new_relationship_share": ratio(new.get(field, 0), total_new),
+            }
+        return out
+
+    def _connection_overall(self, period: Period, cur: ir.Table) -> dict[str, Any]:
+        """All fields together (a customer visiting two fields counts once)."""
+        v = self._visits(period, cur)
+        row = self._sql(
+            v.aggregate(visitors=v.customer_id.nunique(), holders=v.customer_id.nunique(where=v["rank"] >= 1))
+        )[0]
+        visitors, holders = int(row["visitors"] or 0), int(row["holders"] or 0)
+        return {"visitors": visitors, "holders": holders, "rate": ratio(holders, visitors)}
+
+    def clv_per_customer(self, period: Period) -> ir.Table:
+        """customer_id, rank, transaction_fen, propagation_fen, clv_fen for every private-domain
+        customer (rank ≥ 1) at the end of `period`, over the window ending at the period end."""
+        cur = self.ranks(period)
+        end = instant(period.end)
+        p, a = self.facts.purchases, self.facts.attributed
+        p_in = p.paid_at < end
+        a_in = a.paid_at < end
+        if self.window_days:
+            start = instant(period.end - timedelta(days=self.window_days))
+            p_in &= p.paid_at >= start
+            a_in &= a.paid_at >= start
+        own = p.filter(p_in)
+        own = own.group_by("customer_id").agg(transaction_fen=own.net_fen.sum())
+        brought = a.filter(a_in)
+        brought = brought.group_by(customer_id=brought.sharer).agg(propagation_fen=brought.net_fen.sum())
+        base = cur.filter(cur["rank"] >= 1)
+        joined = (
+            base.left_join(own, "customer_id")
+            .drop("customer_id_right")
+            .left_join(brought, "customer_id")
+            .drop("customer_id_right")
+        )
+        tx = joined.transaction_fen.fill_null(0).cast("int64")
+        pv = joined.propagation_fen.fill_null(0).cast("int64")
+        return joined.select("customer_id", "rank", transaction_fen=tx, propagation_fen=pv, clv_fen=tx + pv)
+
+    def _clv(self, period: Period, cur: ir.Table) -> dict[str, Any]:
+        c = self.clv_per_customer(period)
+        rows = self._sql(
+            c.group_by("rank").agg(n=c.count(), tx=c.transaction_fen.sum(), pv=c.propagation_fen.sum())
+        )
+        n = sum(int(r["n"]) for r in rows)
+        tx = sum(int(r["tx"]) for r in rows)
+        pv = sum(int(r["pv"]) for r in rows)
+        by_rank = {int(r["rank"]): r for r in rows}
+        by_layer = {}
+        for rank, name in enumerate(LAYERS):
+            if name in PRIVATE_LAYERS:
+                row = by_rank.get(rank)
+                by_layer[name] = average(int(row["tx"]) + int(row["pv"]), int(row["n"])) if row else None
+        return {
+            "window_days": self.window_days,
+            "customers": n,
+            "average_fen": average(tx + pv, n),
+            "by_layer": by_layer,
+            "transaction_fen": average(tx, n),
+            "propagation_fen": average(pv, n),
+            "total_fen": tx + pv,
+        }
+
+    def field_names(self) -> dict[str, list[str | None]]:
+        with self.app.store.unit_of_work() as session:
+            fields = session.scalars(select(Field).where(Field.brand == self.settings.code)).all()
+            return {f.code: [f.name_zh or f.code, f.name_en or f.code] for f in fields}
+
