@@ -84,23 +84,23 @@ def _print_fast(cur: dict[str, Any], prev: dict[str, Any]) -> None:
     kpi = Table(title="FAST+ 私域健康度 health")
     for col in ("metric 指标", cur["period"], prev["period"], "change 变化"):
         kpi.add_column(col, justify="right" if col != "metric 指标" else "left")
-    kpi.add_row(bilingual(METRIC_NAMES["capital"]), f"{cur['capital']:,}", f"{prev['capital']:,}",
-                _change(cur["capital"], prev["capital"]))  # fmt: skip
-    kpi.add_row(bilingual(METRIC_NAMES["conversion"]), _pct(cur["conversion"]["rate"]),
-                _pct(prev["conversion"]["rate"]), _change(cur["conversion"]["rate"], prev["conversion"]["rate"], True))  # fmt: skip
-    kpi.add_row(bilingual(METRIC_NAMES["connection"]), _pct(cur["connection_overall"]["rate"]),
-                _pct(prev["connection_overall"]["rate"]),
-                _change(cur["connection_overall"]["rate"], prev["connection_overall"]["rate"], True))  # fmt: skip
-    kpi.add_row(bilingual(METRIC_NAMES["clv"]) + f" ({cur['clv']['window_days']}d)", _money(cur["clv"]["average_fen"]),
-                _money(prev["clv"]["average_fen"]), _change(cur["clv"]["average_fen"], prev["clv"]["average_fen"]))  # fmt: skip
+    rows: list[tuple[str, Any, Any, Any, bool]] = [
+        ("capital", cur["capital"], prev["capital"], lambda v: f"{v:,}", False),
+        ("conversion", cur["conversion"]["rate"], prev["conversion"]["rate"], _pct, True),
+        ("connection", cur["connection_overall"]["rate"], prev["connection_overall"]["rate"], _pct, True),
+        ("clv", cur["clv"]["average_fen"], prev["clv"]["average_fen"], _money, False),
+    ]
+    for key, now, before, show, points in rows:
+        kpi.add_row(bilingual(METRIC_NAMES[key]), show(now), show(before), _change(now, before, points))
     console.print(kpi)
 
     layers = Table(title="layers 关系分层 (end of period 期末)")
     for col in ("layer 层级", "customers 人数", "previous 上期", "change 变化", "CLV avg 平均价值"):
         layers.add_column(col, justify="left" if col.startswith("layer") else "right")
     for name in reversed(PRIVATE_LAYERS):
-        layers.add_row(bilingual(LAYER_NAMES[name]), f"{cur['layers'][name]:,}", f"{prev['layers'][name]:,}",
-                       _change(cur["layers"][name], prev["layers"][name]), _money(cur["clv"]["by_layer"][name]))  # fmt: skip
+        now, before = cur["layers"][name], prev["layers"][name]
+        clv_avg = _money(cur["clv"]["by_layer"][name])
+        layers.add_row(bilingual(LAYER_NAMES[name]), f"{now:,}", f"{before:,}", _change(now, before), clv_avg)
     console.print(layers)
 
     conv = cur["conversion"]
@@ -125,12 +125,15 @@ def _print_fast(cur: dict[str, Any], prev: dict[str, Any]) -> None:
         c = cur["connection"].get(code, {"visitors": 0, "holders": 0, "rate": None})
         p = prev["connection"].get(code, {"rate": None})
         label = f"{code} {names[code][0]}" if code in names and names[code][0] != code else code
-        fields.add_row(label, f"{cur['capital_by_field'].get(code, 0):,}", f"{c['visitors']:,}", f"{c['holders']:,}",
-                       _pct(c["rate"]), _pct(p["rate"]))  # fmt: skip
+        capital = cur["capital_by_field"].get(code, 0)
+        fields.add_row(
+            label, f"{capital:,}", f"{c['visitors']:,}", f"{c['holders']:,}", _pct(c["rate"]), _pct(p["rate"])
+        )
     console.print(fields)
     clv = cur["clv"]
+    window = f"{clv['window_days']} days" if clv["window_days"] else "lifetime 全生命周期"
     console.print(
-        f"CLV 角色关系价值 ({clv['window_days'] or 'lifetime 全生命周期'} days): average 平均 {_money(clv['average_fen'])} = "
+        f"CLV 角色关系价值 ({window}): average 平均 {_money(clv['average_fen'])} = "
         f"transaction 交易 {_money(clv['transaction_fen'])} + propagation 传播 {_money(clv['propagation_fen'])} "
         f"over 覆盖 {clv['customers']:,} customers"
     )
@@ -161,8 +164,14 @@ def trend_command(
     for col in ("period 周期", "Capital 关系数", "Conversion 加深效率", "Connection 场域引力", "CLV 平均价值", "KOC"):
         table.add_column(col, justify="right")
     for p in result["periods"]:
-        table.add_row(p["period"], f"{p['capital']:,}", _pct(p["conversion"]["rate"]),
-                      _pct(p["connection_overall"]["rate"]), _money(p["clv"]["average_fen"]), f"{p['layers']['koc']:,}")  # fmt: skip
+        table.add_row(
+            p["period"],
+            f"{p['capital']:,}",
+            _pct(p["conversion"]["rate"]),
+            _pct(p["connection_overall"]["rate"]),
+            _money(p["clv"]["average_fen"]),
+            f"{p['layers']['koc']:,}",
+        )
     console.print(table)
 
 
@@ -188,8 +197,9 @@ def clv_matrix_command(
         print_json(result)
         return
     t = result["thresholds"]
+    low, mid = (_money(v) for v in t["purchase_fen"])
     console.print(
-        f"purchase tiers 购买价值档: low ≤ {_money(t['purchase_fen'][0])} < mid ≤ {_money(t['purchase_fen'][1])} < high; "
+        f"purchase tiers 购买价值档: low ≤ {low} < mid ≤ {mid} < high; "
         f"propagation tiers 传播价值档: low ≤ {_money(t['propagation_fen'][0])} < high"
     )
     table = Table(title=f"CLV matrix 分层CLV — {brand} {result['period']}")
@@ -224,7 +234,9 @@ def rfm_command(
     if as_json:
         print_json(result)
         return
-    console.print(f"RFM {brand} as of 截至 {result['as_of']} ({window_days} days): {result['customers']:,} buyers 购买客户")
+    console.print(
+        f"RFM {brand} as of 截至 {result['as_of']} ({window_days} days): {result['customers']:,} buyers 购买客户"
+    )
     table = Table(title="RFM groups 客户分群")
     for col in ("group 分群", "R", "F", "M", "customers 人数", "value 金额", "avg 人均"):
         table.add_column(col, justify="left" if col.startswith("group") else "right")
@@ -249,7 +261,9 @@ def brand_list(as_json: JsonOpt = False) -> None:
     for col in ("brand 品牌", "timezone 时区", "review KOC 评价计入KOC", "attribution days 归因天数"):
         table.add_column(col)
     for b in brands:
-        table.add_row(str(b["brand"]), str(b["timezone"]), "on" if b["koc_reviews"] else "off", str(b["attribution_days"]))
+        table.add_row(
+            str(b["brand"]), str(b["timezone"]), "on" if b["koc_reviews"] else "off", str(b["attribution_days"])
+        )
     console.print(table)
 
 

@@ -38,6 +38,6 @@ def write(brand: str, period: str, out: Path, grain: str = "month", window_days:
         task = bar.add_task("report 报告", total=2)
         data = report_data(get_app(), brand, period, grain, window_days)
         bar.advance(task)
-        path = write_report(data, out)
+        path: Path = write_report(data, out)
         bar.advance(task)
     return path.resolve()

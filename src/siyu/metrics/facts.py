@@ -55,6 +55,7 @@ class Facts:
             raise NoCustomersError(
                 f"brand {brand.code!r} has no resolved customers: import its data and run `siyu resolve` (无客户)"
             )
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _keep(self, name: str, expr: ir.Table) -> ir.Table:
@@ -184,14 +185,13 @@ class Facts:
                 group_by=["source", "order_id"], order_by=[ibis.desc("clicked_at"), ibis.desc("share_id")]
             )
         )
-        by_click = touched.filter(touched._n == 0).select("customer_id", "source", "order_id", "paid_at", "net_fen",
-                                                           "sharer")  # fmt: skip
+        by_click = touched.filter(touched._n == 0).select(
+            "customer_id", "source", "order_id", "paid_at", "net_fen", "sharer"
+        )
         marked = p.filter(p.share_id.notnull()).join(shares, "share_id")
         marked = marked.filter(marked.sharer != marked.customer_id)
         marked = marked.anti_join(by_click, ["source", "order_id"])
-        return ibis.union(
-            by_click, marked.select("customer_id", "source", "order_id", "paid_at", "net_fen", "sharer")
-        )
+        return ibis.union(by_click, marked.select("customer_id", "source", "order_id", "paid_at", "net_fen", "sharer"))
 
     def _propagations(self, events: ir.Table | None) -> ir.Table:
         """Successful propagations credited to the customer who made them: `at` is when it happened,
@@ -203,14 +203,10 @@ class Facts:
         reviews = events.filter(events.type == "review")
         props = reviews.properties.cast("json")
         rating = props["rating"].float.fill_null(props["rating"].str.try_cast("float64"))
-        reviews = reviews.select(
-            "customer_id", at=reviews.occurred_at, order_id=props["order_id"].str, rating=rating
-        )
+        reviews = reviews.select("customer_id", at=reviews.occurred_at, order_id=props["order_id"].str, rating=rating)
         reviews = reviews.filter(reviews.rating >= POSITIVE_RATING)
         # "of a purchased item": the reviewed order must be one of the reviewer's purchases.
         bought = self.purchases.select("customer_id", "order_id").distinct()
         reviews = reviews.semi_join(bought, ["customer_id", "order_id"])
-        by_review = reviews.select(
-            "customer_id", "at", value_fen=ibis.literal(0, "int64"), kind=ibis.literal("review")
-        )
+        by_review = reviews.select("customer_id", "at", value_fen=ibis.literal(0, "int64"), kind=ibis.literal("review"))
         return ibis.union(by_share, by_review)

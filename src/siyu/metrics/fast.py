@@ -51,7 +51,7 @@ class FastMetrics:
             raise BadOptionError("--window-days must be ≥ 0 (0 = lifetime) (窗口天数)")
         self.app = app
         self.settings = brand_settings(app, brand)
-        self.grain: Grain = grain  # type: ignore[assignment]
+        self.grain: Grain = grain
         self.window_days = window_days
         self.store = store
         self.facts = Facts(app, self.settings)
@@ -63,7 +63,8 @@ class FastMetrics:
         return parse_period(label, self.grain, self.settings.timezone)
 
     def _sql(self, expr: ir.Table) -> list[dict[str, Any]]:
-        return self.app.engine.to_arrow(expr).to_pylist()
+        rows: list[dict[str, Any]] = self.app.engine.to_arrow(expr).to_pylist()
+        return rows
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -215,9 +216,7 @@ class FastMetrics:
 
     def _clv(self, period: Period, cur: ir.Table) -> dict[str, Any]:
         c = self.clv_per_customer(period)
-        rows = self._sql(
-            c.group_by("rank").agg(n=c.count(), tx=c.transaction_fen.sum(), pv=c.propagation_fen.sum())
-        )
+        rows = self._sql(c.group_by("rank").agg(n=c.count(), tx=c.transaction_fen.sum(), pv=c.propagation_fen.sum()))
         n = sum(int(r["n"]) for r in rows)
         tx = sum(int(r["tx"]) for r in rows)
         pv = sum(int(r["pv"]) for r in rows)
@@ -241,4 +240,3 @@ class FastMetrics:
         with self.app.store.unit_of_work() as session:
             fields = session.scalars(select(Field).where(Field.brand == self.settings.code)).all()
             return {f.code: [f.name_zh or f.code, f.name_en or f.code] for f in fields}
-

@@ -89,7 +89,7 @@ def parse_period(text: str, grain: str = "month", timezone: str = "Asia/Shanghai
     grains and means the period that contains its first day."""
     if grain not in GRAINS:
         raise BadPeriodError(f"unknown grain {grain!r}: use one of {', '.join(GRAINS)} (周期粒度)")
-    g: Grain = grain  # type: ignore[assignment]
+    g: Grain = grain
     text = text.strip()
     try:
         m = _PATTERNS[g].match(text)

@@ -41,7 +41,9 @@ def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool =
     end = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
     start = end - timedelta(days=window_days)
     p = facts.purchases
-    p = p.filter(p.paid_at >= ibis.literal(start, "timestamp('UTC')"), p.paid_at < ibis.literal(end, "timestamp('UTC')"))
+    p = p.filter(
+        p.paid_at >= ibis.literal(start, "timestamp('UTC')"), p.paid_at < ibis.literal(end, "timestamp('UTC')")
+    )
     per = p.group_by("customer_id").agg(last_day=p.day.max(), frequency=p.day.nunique(), monetary_fen=p.net_fen.sum())
     per = per.select(
         "customer_id",
@@ -61,9 +63,7 @@ def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool =
     if n == 0:
         out |= {"averages": {"r": None, "f": None, "m": None}, "groups": _groups({}), "grid": []}
         return out
-    scored = per.mutate(
-        r=_score(-per.recency_days, n), f=_score(per.frequency, n), m=_score(per.monetary_fen, n)
-    )
+    scored = per.mutate(r=_score(-per.recency_days, n), f=_score(per.frequency, n), m=_score(per.monetary_fen, n))
     scored = app.engine.materialise(scored, f"facts_{facts.tag}_rfm_scored")
     avg = app.engine.to_arrow(scored.aggregate(r=scored.r.mean(), f=scored.f.mean(), m=scored.m.mean())).to_pylist()[0]
     cases = [
@@ -87,10 +87,14 @@ def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool =
         "averages": {k: round(float(v), 4) for k, v in avg.items()},
         "groups": _groups(by_group),
         "grid": [
-            {"r": int(g["r"]), "f": int(g["f"]), "customers": int(g["n"]),
-             "average_monetary_fen": average(int(g["total"]), int(g["n"]))}
+            {
+                "r": int(g["r"]),
+                "f": int(g["f"]),
+                "customers": int(g["n"]),
+                "average_monetary_fen": average(int(g["total"]), int(g["n"])),
+            }
             for g in grid
-        ],  # fmt: skip
+        ],
     }
     return out
 
@@ -123,7 +127,9 @@ def _store(app: App, brand: str, as_of: date, window_days: int, scored: ir.Table
             "brand": pa.array([brand] * n, pa.string()),
             "as_of": pa.array([as_of] * n, pa.date32()),
             "window_days": pa.array([window_days] * n, pa.int32()),
-            **{c: data[c] for c in ("customer_id", "recency_days", "frequency", "monetary_fen", "r", "f", "m", "group")},
+            **{
+                c: data[c] for c in ("customer_id", "recency_days", "frequency", "monetary_fen", "r", "f", "m", "group")
+            },
             "computed_at": pa.array([utc_now()] * n, pa.timestamp("us", tz="UTC")),
         }
     )
