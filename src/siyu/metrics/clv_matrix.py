@@ -2,12 +2,13 @@
 tier, with counts and average CLV per cell (DESIGN §4).
 
 Tiers are relative to the brand in that period: customers with no value are `none`; the others are
-split at the tertiles (purchase: low / mid / high) or the median (propagation: low / high) of the
-positive values, and the thresholds are part of the output so a reader can see where they fall.
+split at the nearest-rank tertiles (purchase: low / mid / high) or median (propagation: low /
+high) of the positive values, and the thresholds are part of the output so a reader can see where they fall.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import ibis
@@ -21,11 +22,18 @@ PURCHASE_TIERS = ("none", "low", "mid", "high")
 PROPAGATION_TIERS = ("none", "low", "high")
 
 
-def _thresholds(m: FastMetrics, values: ir.IntegerColumn, table: ir.Table, quantiles: list[float]) -> list[int]:
-    positive = table.filter(values > 0)
-    exprs = {f"q{i}": positive[values.get_name()].quantile(q) for i, q in enumerate(quantiles)}
-    row = m.app.engine.to_arrow(positive.aggregate(**exprs)).to_pylist()[0]
-    return [round(row[f"q{i}"]) if row[f"q{i}"] is not None else 0 for i in range(len(quantiles))]
+def _thresholds(m: FastMetrics, table: ir.Table, column: str, quantiles: list[float]) -> list[int]:
+    """Nearest-rank quantiles of the positive values of `column`: the smallest value with at least
+    a fraction q of the positive values at or below it (an exact value, never interpolated)."""
+    positive = table.filter(table[column] > 0).select(value=table[column])
+    n = int(m.app.engine.to_arrow(positive.count().name("n").as_table())["n"][0].as_py())
+    if n == 0:
+        return [0] * len(quantiles)
+    ranked = positive.mutate(position=ibis.row_number().over(order_by="value") + 1)
+    wanted = {math.ceil(q * n): i for i, q in enumerate(quantiles)}
+    rows = m.app.engine.to_arrow(ranked.filter(ranked.position.isin(list(wanted)))).to_pylist()
+    by_position = {r["position"]: int(r["value"]) for r in rows}
+    return [by_position[math.ceil(q * n)] for q in quantiles]
 
 
 def _tier(value: ir.IntegerValue, names: tuple[str, ...], cuts: list[int]) -> ir.StringValue:
@@ -36,8 +44,8 @@ def _tier(value: ir.IntegerValue, names: tuple[str, ...], cuts: list[int]) -> ir
 
 def clv_matrix(m: FastMetrics, period: Period) -> dict[str, Any]:
     c = m.app.engine.materialise(m.clv_per_customer(period), f"facts_{m.facts.tag}_clv_{period.label}")
-    p_cuts = _thresholds(m, c.transaction_fen, c, [1 / 3, 2 / 3])
-    g_cuts = _thresholds(m, c.propagation_fen, c, [0.5])
+    p_cuts = _thresholds(m, c, "transaction_fen", [1 / 3, 2 / 3])
+    g_cuts = _thresholds(m, c, "propagation_fen", [0.5])
     tiered = c.mutate(
         purchase_tier=_tier(c.transaction_fen, PURCHASE_TIERS, p_cuts),
         propagation_tier=_tier(c.propagation_fen, PROPAGATION_TIERS, g_cuts),
