@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import console, get_app, progress, user_errors
+from siyu.cli.report import write as write_report_for
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 
@@ -21,13 +22,17 @@ def demo_command(
     out: Annotated[
         Path | None, typer.Option(help="Folder for the generated CSV files (default $SIYU_HOME/demo)")
     ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Health report to write (default $SIYU_HOME/report-demo-<month>.html)")
+    ] = None,
 ) -> None:
     """Generate a synthetic brand, import it and resolve One-ID (演示品牌).
 
     The brand `demo` has customers in Tmall, JD, Douyin, mini-program, WeCom, official account,
     offline POS and CRM, with overlapping identifiers, memberships, orders with 618 / Double 11
     peaks, relations in every field, visits, shares and reviews. `truth.csv` holds the ground truth
-    (which records are the same person).
+    (which records are the same person). It ends by writing the FAST+ health report (HTML) for the
+    latest full month and printing its path.
 
     Example: siyu demo --customers 20000 --seed 7
     """
@@ -67,4 +72,7 @@ def demo_command(
     )
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
-    console.print(f"files 文件: {out_dir}  ·  try: siyu customer show <customer_id>  ·  siyu quarantine list")
+    month = summary.last_full_month
+    report_path = write_report_for("demo", month, report or app.settings.home / f"report-demo-{month}.html")
+    console.print(f"files 文件: {out_dir}  ·  try: siyu metrics fast --brand demo --period {month}")
+    console.print(f"[bold]health report 健康度报告 ({month}):[/] {report_path}")

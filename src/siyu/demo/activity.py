@@ -32,7 +32,7 @@ def _purchase_times(state: _Brand, n: int) -> np.ndarray:
 def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, Any]]:
     rng = state.rng
     months = state.days / 30.4
-    counts = rng.poisson(recs.rate * months)
+    counts = rng.poisson(recs.rate * months * state.order_scale)
     counts[recs.primary < 0] = 0
     buyer = np.repeat(np.arange(state.n), counts)
     use_second = (recs.secondary[buyer] >= 0) & (rng.random(len(buyer)) < 0.3)
@@ -201,7 +201,7 @@ def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: di
 
     # Visits, item views and add-to-cart in each record's fields.
     has_field = np.isin(recs.source, tuple(cat.VISIT_FIELDS))
-    rate = (0.12 + 0.8 * np.minimum(recs.rate[recs.person], 2.0)) * months
+    rate = (0.12 + 0.8 * np.minimum(recs.rate[recs.person], 2.0)) * months * state.visit_scale
     counts = np.where(has_field, rng.poisson(rate), 0)
     record = np.repeat(np.arange(len(recs.source)), counts)
     field = np.empty(len(record), dtype=object)

@@ -39,6 +39,15 @@ class DemoSummary:
     out_dir: Path
     persons: int
     files: dict[str, int]  # file name -> data rows written
+    end: dt.date  # last day of generated activity
+
+    @property
+    def last_full_month(self) -> str:
+        """The latest calendar month fully covered by the data, e.g. '2026-10'."""
+        after = self.end + dt.timedelta(days=1)
+        month_end = after if after.day == 1 else self.end.replace(day=1)
+        last = month_end - dt.timedelta(days=1)
+        return f"{last.year:04d}-{last.month:02d}"
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -68,8 +77,12 @@ def _write(out: Path, name: str, columns: Mapping[str, Any]) -> int:
 class _Brand:
     """The generation state: people, their records, and the calendar."""
 
-    def __init__(self, persons: int, seed: int, months: int, end: dt.date, brand: str) -> None:
+    def __init__(
+        self, persons: int, seed: int, months: int, end: dt.date, brand: str, order_scale: float, visit_scale: float
+    ) -> None:
         self.rng = np.random.default_rng(seed)
+        self.order_scale = order_scale  # multiplies every person's purchase rate
+        self.visit_scale = visit_scale  # multiplies every record's visit rate
         self.n = persons
         self.brand = brand
         # Times are "wall-clock epoch seconds": Shanghai local time counted as if it were UTC, so
@@ -110,8 +123,13 @@ def generate(
     end: dt.date | None = None,
     brand: str = "demo",
     progress: Progress | None = None,
+    order_scale: float = 1.0,
+    visit_scale: float = 1.0,
 ) -> DemoSummary:
-    """Write the demo brand's canonical CSV files and truth.csv into `out_dir`."""
+    """Write the demo brand's canonical CSV files and truth.csv into `out_dir`.
+
+    `order_scale` / `visit_scale` multiply purchase and visit rates (benchmarks use them to reach a
+    brand's order and event volumes without more people)."""
     from siyu.demo import activity, people
 
     def step(stage: str, fraction: float) -> None:
@@ -119,7 +137,7 @@ def generate(
             progress(stage, fraction)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = _Brand(customers, seed, months, end or DEFAULT_END, brand)
+    state = _Brand(customers, seed, months, end or DEFAULT_END, brand, order_scale, visit_scale)
     files: dict[str, int] = {}
     files["fields.csv"] = _write(out_dir, "fields.csv", cat.fields_table(brand))
     step("people", 0.05)
@@ -138,4 +156,4 @@ def generate(
     step("events", 0.8)
     files["events.csv"] = _write(out_dir, "events.csv", activity.events(state, recs, orders, shares))
     step("done", 1.0)
-    return DemoSummary(out_dir=out_dir, persons=customers, files=files)
+    return DemoSummary(out_dir=out_dir, persons=customers, files=files, end=end or DEFAULT_END)
