@@ -22,8 +22,9 @@ def demo_command(
     out: Annotated[
         Path | None, typer.Option(help="Folder for the generated CSV files (default $SIYU_HOME/demo)")
     ] = None,
-    report: Annotated[
-        Path | None, typer.Option(help="Health report to write (default $SIYU_HOME/report-demo-<month>.html)")
+    report_out: Annotated[
+        Path | None,
+        typer.Option("--report", help="Health report to write (default $SIYU_HOME/report-demo-<month>.html)"),
     ] = None,
 ) -> None:
     """Generate a synthetic brand, import it and resolve One-ID (演示品牌).
@@ -73,6 +74,6 @@ def demo_command(
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
     month = summary.last_full_month
-    report_path = write_report_for("demo", month, report or app.settings.home / f"report-demo-{month}.html")
+    report_path = write_report_for("demo", month, report_out or app.settings.home / f"report-demo-{month}.html")
     console.print(f"files 文件: {out_dir}  ·  try: siyu metrics fast --brand demo --period {month}")
     console.print(f"[bold]health report 健康度报告 ({month}):[/] {report_path}")

@@ -229,7 +229,9 @@ def _connection(fast: Mapping[str, Any], previous: Mapping[str, Any] | None) -> 
     weakest = min(rated)  # lowest rate; ties broken by field code for determinism
     zh, en = field_label(fast, weakest[1])
     text_zh = f"{name_zh}最弱的场域是{zh}：{weakest[2]:,} 位访客中 {format_rate(weakest[0])} 建立了私域关系"
-    text_en = f"Weakest field by {name_en}: {en}, {format_rate(weakest[0])} of {weakest[2]:,} visitors hold a relationship"
+    text_en = (
+        f"Weakest field by {name_en}: {en}, {format_rate(weakest[0])} of {weakest[2]:,} visitors hold a relationship"
+    )
     prev_row = ((previous or {}).get("connection") or {}).get(weakest[1]) or {}
     prev_rate = as_float(prev_row.get("rate"))
     if previous is not None and prev_rate is not None:
@@ -263,7 +265,10 @@ def _clv(fast: Mapping[str, Any], previous: Mapping[str, Any] | None) -> list[di
         ]
     change = relative_change(avg, prev_avg)
     if avg == prev_avg:
-        head_zh, head_en = f"平均{name_zh}持平，为 {format_money(avg)}", f"Average {name_en} was flat at {format_money(avg)}"
+        head_zh, head_en = (
+            f"平均{name_zh}持平，为 {format_money(avg)}",
+            f"Average {name_en} was flat at {format_money(avg)}",
+        )
     else:
         up = avg > prev_avg
         pct_zh = f"（{signed_pct(change)}）" if change is not None else ""
@@ -309,4 +314,3 @@ def diagnose(fast: dict[str, Any], previous: dict[str, Any] | None) -> list[dict
     for rule in (_capital, _conversion, _connection, _clv, _koc):
         out.extend(rule(fast, previous))
     return out
-
