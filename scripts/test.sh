@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole test suite from nothing: Python deps in .venv, PostgreSQL from Debian packages.
+# Run the whole test suite from nothing: Python deps in .venv, PostgreSQL and headless Chromium
+# (for the HTML report's browser test) from Debian packages.
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +12,8 @@ if [ -z "${SIYU_TEST_POSTGRES_URL:-}" ]; then
   source scripts/postgres.sh
   export SIYU_TEST_POSTGRES_URL
 fi
+
+# A real browser draws the HTML report in the tests.
+bash scripts/chromium.sh >/dev/null
 
 exec .venv/bin/python -m pytest "$@"
