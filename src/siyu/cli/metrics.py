@@ -68,6 +68,8 @@ def fast_command(
     with user_errors():
         m = FastMetrics(get_app(), brand, grain, window_days)
         p = m.period(period)
+        if not as_json:
+            m.prepare(p.previous(), p)  # the terminal report compares with the previous period
         result = m.fast(p)
         if as_json:
             print_json(result)

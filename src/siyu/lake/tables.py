@@ -46,13 +46,15 @@ class Lake:
         """Replace the table's contents in one atomic commit (older versions stay for time travel)."""
         return self._write(name, data, "overwrite", metadata)
 
-    def replace(self, name: str, data: pa.Table, predicate: str) -> int:
-        """Replace the rows matching `predicate` (SQL over partition-like columns, e.g.
-        "brand = 'demo' AND period = '2024-06'") with `data`, in one atomic commit."""
-        if not self.exists(name):
-            return self._write(name, data, "append", None)
+    def replace(self, name: str, data: pa.Table, predicate: str, partition_by: list[str] | None = None) -> int:
+        """Replace the rows matching `predicate` (SQL, e.g. "brand = 'demo' AND period = '2024-06'")
+        with `data`, in one atomic commit. When the predicate names only partition columns, the
+        replacement drops whole files instead of rewriting them."""
         self.root.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(self.path(name)), data, mode="overwrite", predicate=predicate)
+        if not self.exists(name):
+            write_deltalake(str(self.path(name)), data, mode="append", partition_by=partition_by)
+        else:
+            write_deltalake(str(self.path(name)), data, mode="overwrite", predicate=predicate)
         table = self._table(name)
         assert table is not None
         return int(table.version())

@@ -43,6 +43,7 @@ def _tier(value: ir.IntegerValue, names: tuple[str, ...], cuts: list[int]) -> ir
 
 
 def clv_matrix(m: FastMetrics, period: Period) -> dict[str, Any]:
+    m.ensure(period)
     c = m.app.engine.materialise(m.clv_per_customer(period), f"facts_{m.facts.tag}_clv_{period.label}")
     p_cuts = _thresholds(m, c, "transaction_fen", [1 / 3, 2 / 3])
     g_cuts = _thresholds(m, c, "propagation_fen", [0.5])

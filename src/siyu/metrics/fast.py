@@ -6,7 +6,7 @@ N periods computes N + 1 layer snapshots, and each metric is a small aggregate o
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis.expr.types as ir
@@ -15,9 +15,9 @@ from sqlalchemy import select
 from siyu.bootstrap import App
 from siyu.brands.settings import brand_settings
 from siyu.core.errors import SiyuError
-from siyu.metrics.facts import Facts
+from siyu.metrics.facts import Facts, utc
 from siyu.metrics.labels import LAYERS, PRIVATE_LAYERS
-from siyu.metrics.layers import active_at, instant, layer_ranks, store_layers
+from siyu.metrics.layers import active_at, layer_ranks, store_layers
 from siyu.metrics.periods import GRAINS, Grain, Period, parse_period, period_range
 from siyu.store.models import Field
 
@@ -54,10 +54,33 @@ class FastMetrics:
         self.grain: Grain = grain
         self.window_days = window_days
         self.store = store
-        self.facts = Facts(app, self.settings)
+        self._facts: Facts | None = None
+        self._span: tuple[Period, Period] | None = None
         self._ranks: dict[str, ir.Table] = {}
         self._fast: dict[str, dict[str, Any]] = {}
         self._n = 0
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            self._facts = Facts(self.app, self.settings)  # all history: nothing was prepared
+        return self._facts
+
+    def prepare(self, first: Period, last: Period) -> None:
+        """Say which periods are coming: facts are read once for all of them (purchases from the
+        earliest instant any of them needs, visits for the whole span)."""
+        # Layers need purchases from the previous period on; CLV from the window start (lifetime: all).
+        since: datetime | None = None
+        if self.window_days:
+            since = min(first.previous().start, first.end - timedelta(days=self.window_days))
+        if self._facts is None or not self._facts.covers(since):
+            self._facts = Facts(self.app, self.settings, since)
+        self._span = (first, last)
+
+    def ensure(self, period: Period) -> None:
+        """Prepare for `period` unless an earlier `prepare` already covers it."""
+        if self._span is None or not self._span[0].start <= period.start < self._span[1].end:
+            self.prepare(period, period)
 
     def period(self, label: str) -> Period:
         return parse_period(label, self.grain, self.settings.timezone)
@@ -84,6 +107,7 @@ class FastMetrics:
     def fast(self, period: Period) -> dict[str, Any]:
         """The FAST+ JSON of one period (keys are a contract: see issue 3 and docs/metrics.md)."""
         if period.label not in self._fast:
+            self.ensure(period)
             self._fast[period.label] = self._compute(period)
         return self._fast[period.label]
 
@@ -114,6 +138,7 @@ class FastMetrics:
 
     def trend(self, first: Period, last: Period) -> dict[str, Any]:
         periods = period_range(first, last)
+        self.prepare(first, last)
         return {
             "brand": self.settings.code,
             "grain": self.grain,
@@ -125,7 +150,7 @@ class FastMetrics:
 
     def _capital_by_field(self, period: Period, cur: ir.Table) -> dict[str, int]:
         r = self.facts.relations
-        held = r.filter(active_at(r, "started_at", "ended_at", instant(period.end))).select("customer_id", "field")
+        held = r.filter(active_at(r, "started_at", "ended_at", utc(period.end))).select("customer_id", "field")
         held = held.join(cur.filter(cur["rank"] >= 1), "customer_id")
         rows = self._sql(held.group_by("field").agg(n=held.customer_id.nunique()).order_by("field"))
         return {row["field"]: int(row["n"]) for row in rows}
@@ -150,8 +175,9 @@ class FastMetrics:
         }
 
     def _visits(self, period: Period, cur: ir.Table) -> ir.Table:
-        v = self.facts.visits
-        v = v.filter(v.occurred_at >= instant(period.start), v.occurred_at < instant(period.end))
+        first, last = self._span or (period, period)
+        v = self.facts.visits_between(first.start, last.end)
+        v = v.filter(v.occurred_at >= utc(period.start), v.occurred_at < utc(period.end))
         return v.select("customer_id", "field").join(cur, "customer_id")
 
     def _connection(self, period: Period, cur: ir.Table) -> dict[str, dict[str, Any]]:
@@ -162,7 +188,7 @@ class FastMetrics:
             )
         )
         r = self.facts.relations
-        started = r.filter(r.started_at >= instant(period.start), r.started_at < instant(period.end))
+        started = r.filter(r.started_at >= utc(period.start), r.started_at < utc(period.end))
         new = {row["field"]: int(row["n"]) for row in self._sql(started.group_by("field").agg(n=started.count()))}
         total_new = sum(new.values())
         out: dict[str, dict[str, Any]] = {}
@@ -191,12 +217,12 @@ class FastMetrics:
         """customer_id, rank, transaction_fen, propagation_fen, clv_fen for every private-domain
         customer (rank ≥ 1) at the end of `period`, over the window ending at the period end."""
         cur = self.ranks(period)
-        end = instant(period.end)
+        end = utc(period.end)
         p, a = self.facts.purchases, self.facts.attributed
         p_in = p.paid_at < end
         a_in = a.paid_at < end
         if self.window_days:
-            start = instant(period.end - timedelta(days=self.window_days))
+            start = utc(period.end - timedelta(days=self.window_days))
             p_in &= p.paid_at >= start
             a_in &= a.paid_at >= start
         own = p.filter(p_in)

@@ -10,23 +10,18 @@ rank 0 none
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
 from siyu.core.clock import utc_now
-from siyu.metrics.facts import Facts
+from siyu.metrics.facts import Facts, utc
 from siyu.metrics.labels import LAYERS
 from siyu.metrics.periods import Period
 
 LAYERS_TABLE = "layers"
-
-
-def instant(value: datetime) -> ir.Value:
-    """An aware datetime as a UTC timestamp literal."""
-    return ibis.literal(value.astimezone(UTC), type="timestamp('UTC')")
 
 
 def active_at(table: ir.Table, start_col: str, end_col: str, at: ir.Value) -> ir.BooleanValue:
@@ -36,7 +31,7 @@ def active_at(table: ir.Table, start_col: str, end_col: str, at: ir.Value) -> ir
 
 def layer_ranks(facts: Facts, period: Period) -> ir.Table:
     """customer_id, rank for every customer of the brand at the end of `period`."""
-    start, end = instant(period.start), instant(period.end)
+    start, end = utc(period.start), utc(period.end)
     m = facts.memberships
     active = m.filter(active_at(m, "joined_at", "left_at", end))
     members = active.group_by("customer_id").agg(joined_at=active.joined_at.min())
@@ -77,7 +72,8 @@ def layer_ranks(facts: Facts, period: Period) -> ir.Table:
 
 def store_layers(facts: Facts, period: Period, ranks: ir.Table) -> int:
     """Write the period's layers to the lake table `layers` (replacing an earlier computation of the
-    same brand, grain and period), so history, transitions and segments can read them."""
+    same brand, grain and period), so history, transitions and segments can read them. The table is
+    partitioned by brand, grain and period, so a replacement rewrites only that period's files."""
     data = facts.app.engine.to_arrow(ranks)
     n = data.num_rows
     layer = pa.array(LAYERS).take(data["rank"].cast(pa.int32()))
@@ -96,7 +92,7 @@ def store_layers(facts: Facts, period: Period, ranks: ir.Table) -> int:
     predicate = (
         f"brand = '{_quote(facts.brand.code)}' AND grain = '{period.grain}' AND period = '{_quote(period.label)}'"
     )
-    return facts.app.lake.replace(LAYERS_TABLE, table, predicate)
+    return facts.app.lake.replace(LAYERS_TABLE, table, predicate, partition_by=["brand", "grain", "period"])
 
 
 def _quote(text: str) -> str:

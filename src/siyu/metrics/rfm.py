@@ -36,10 +36,10 @@ def _score(value: ir.NumericColumn, n: int) -> ir.IntegerValue:
 
 def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool = True) -> dict[str, Any]:
     settings = brand_settings(app, brand)
-    facts = Facts(app, settings)
     zone = ZoneInfo(settings.timezone)
     end = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
     start = end - timedelta(days=window_days)
+    facts = Facts(app, settings, since=start)
     p = facts.purchases
     p = p.filter(
         p.paid_at >= ibis.literal(start, "timestamp('UTC')"), p.paid_at < ibis.literal(end, "timestamp('UTC')")

@@ -23,6 +23,7 @@ def report_data(
     periods = [p]
     while len(periods) < TREND_PERIODS:
         periods.insert(0, periods[0].previous())
+    m.prepare(periods[0], p)
     trend = [m.fast(q) for q in periods]
     fast = trend[-1]
     previous = trend[-2]
