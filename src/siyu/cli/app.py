@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from siyu.cli import customer, demo, identity, importing, metrics, report
+from siyu.cli import clv, customer, demo, identity, importing, metrics, report
 from siyu.cli.common import state
 
 app = typer.Typer(
@@ -36,6 +36,8 @@ app.command("demo")(demo.demo_command)
 app.add_typer(metrics.metrics_app, name="metrics")
 app.command("report")(report.report_command)
 app.add_typer(metrics.brand_app, name="brand")
+app.add_typer(clv.clv_app, name="clv")
+app.command("lifecycle")(clv.lifecycle_command)
 
 
 def main() -> None:
