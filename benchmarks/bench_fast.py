@@ -85,8 +85,7 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, object]:
             f"coalesce(refund_fen, 0)) from read_parquet({orders!r}) where status <> 'created' group by m"
         ).fetchall()
         con.execute(
-            "select type, field, count(distinct source_customer_id) "
-            f"from read_parquet({events!r}) group by type, field"
+            f"select type, field, count(distinct source_customer_id) from read_parquet({events!r}) group by type, field"
         ).fetchall()
     elif name == "fast":
         from siyu.bootstrap import bootstrap
