@@ -15,7 +15,10 @@ from siyu.metrics.labels import LAYER_NAMES, METRIC_NAMES, PRIVATE_LAYERS, RANK,
 from siyu.report.diagnosis import diagnose
 from siyu.report.html import SECTIONS, render_report, write_report
 
-SECTION_IDS = ["kpis", "layers", "transitions", "connection", "clv", "clv-matrix", "rfm", "trend", "diagnosis"]
+SECTION_IDS = [
+    "kpis", "layers", "transitions", "connection", "clv", "clv-matrix", "predicted-clv", "rfm", "lifecycle", "trend",
+    "diagnosis",
+]  # fmt: skip
 SCREENSHOT = Path("/tmp/report.png")
 
 
@@ -177,6 +180,37 @@ def full_data() -> dict[str, Any]:
         "rfm": _rfm(),
         "trend": trend,
         "diagnosis": diagnose(trend[-1], previous),
+        "predicted_clv": {
+            "as_of": "2024-06-30",
+            "horizon_months": 12,
+            "average_clv_fen": 45678,
+            "average_p_alive": 0.61,
+            "by_layer": {
+                layer: {
+                    "customers": 10 * (i + 1),
+                    "average_clv_fen": 10000 * (i + 1),
+                    "average_p_alive": 0.5 + 0.08 * i,
+                }
+                for i, layer in enumerate(["basic", "member_no_purchase", "purchased", "repurchase", "koc"])
+            },
+        },
+        "lifecycle": {
+            "as_of": "2024-06-30",
+            "previous": "2024-05-30",
+            "stages": {"prospect": 300, "new": 40, "active": 500, "at_risk": 120, "lapsed": 230, "won_back": 12},
+            "stage_names": {
+                "prospect": ["潜在客户", "Prospect"],
+                "new": ["新客", "New"],
+                "active": ["活跃", "Active"],
+                "at_risk": ["流失风险", "At risk"],
+                "lapsed": ["已流失", "Lapsed"],
+                "won_back": ["已召回", "Won back"],
+            },
+            "flows": [
+                {"from": "active", "to": "at_risk", "customers": 35},
+                {"from": "new", "to": "active", "customers": 20},
+            ],
+        },  # fmt: skip
     }
 
 
@@ -293,8 +327,9 @@ def test_full_report_is_self_contained_bilingual_and_complete() -> None:
     conn = fast["connection"].values()
     overall = sum(c["holders"] for c in conn) / sum(c["visitors"] for c in conn)
     assert f"{overall * 100:.1f}%" in page
-    # Every section with a chart has one; the trend (12 periods) too.
-    assert _charts(page) == 7
+    # Every section with a chart has one; the trend (12 periods), predicted CLV and lifecycle too.
+    assert _charts(page) == 9
+    assert "¥456.78" in page and "流失风险" in page and "At risk" in page
     assert 'id="chart-transitions"' in page and '"type":"sankey"' in page
     assert '"type":"heatmap"' in page
     # Diagnosis sentences, both languages.
@@ -404,7 +439,7 @@ def _drawn_charts(dom: str) -> int:
 def test_browser_draws_every_chart(rendered: dict[str, Path], tmp_path: Path) -> None:
     dom = _dom(rendered["full"], tmp_path)
     charts = _charts(rendered["full"].read_text(encoding="utf-8"))
-    assert charts == 7
+    assert charts == 9
     assert _drawn_charts(dom) == charts
     assert dom.count('class="main-svg"') >= 3 * charts
     # Sankey nodes and links, heatmap layers (CLV matrix and RFM), bars and lines.

@@ -146,7 +146,8 @@ def latest_fit(app: App, brand: str) -> dict[str, Any]:
     rows = app.engine.to_arrow(table.filter(table.brand == brand).order_by(ibis.desc("fitted_at")).limit(1)).to_pylist()
     if not rows:
         raise NotFoundError(f"no CLV model fitted for {brand!r}: run `siyu clv fit --brand {brand}` first (尚未拟合)")
-    return rows[0]
+    row: dict[str, Any] = rows[0]
+    return row
 
 
 def _params(row: dict[str, Any]) -> tuple[models.BGNBDParams, models.GammaGammaParams]:
@@ -223,13 +224,13 @@ def stages(app: App, facts: Facts, as_of: date, rules: LifecycleRules, fit_row: 
     """customer_id, stage for every customer of the brand at the end of the brand-local day `as_of`."""
     days = customer_days(facts)
     days = days.filter(days.day <= ibis.literal(as_of))
-    gaps = days.mutate(gap=days.day.delta(days.day.lag().over(group_by="customer_id", order_by="day"), "day"))
+    gaps = days.mutate(gap=days.day.delta(days.day.lag().over(group_by="customer_id", order_by="day"), unit="day"))
     per = gaps.group_by("customer_id").agg(
         first_day=gaps.day.min(), last_day=gaps.day.max(), n=gaps.count(), last_gap=gaps.gap.argmax(gaps.day)
     )
     today = ibis.literal(as_of)
-    since_last = today.delta(per.last_day, "day")
-    mean_gap = per.last_day.delta(per.first_day, "day").cast("float64") / (per.n - 1).nullif(0).cast("float64")
+    since_last = today.delta(per.last_day, unit="day")
+    mean_gap = per.last_day.delta(per.first_day, unit="day").cast("float64") / (per.n - 1).nullif(0).cast("float64")
     overdue = (per.n >= 2) & (since_last.cast("float64") > mean_gap * rules.overdue_factor)
     per = per.mutate(since_last=since_last, overdue=overdue.fill_null(False))
     if fit_row is not None:
@@ -242,7 +243,7 @@ def stages(app: App, facts: Facts, as_of: date, rules: LifecycleRules, fit_row: 
     else:
         risky = per.overdue
     stage = ibis.cases(
-        (today.delta(per.first_day, "day") < rules.new_days, "new"),
+        (today.delta(per.first_day, unit="day") < rules.new_days, "new"),
         (per.since_last >= rules.lapsed_days, "lapsed"),
         ((per.since_last < rules.won_back_days) & (per.last_gap.fill_null(0) >= rules.lapsed_days), "won_back"),
         (risky, "at_risk"),

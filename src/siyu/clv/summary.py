@@ -43,8 +43,8 @@ def summary(facts: Facts, calibration_end: date, unit: str) -> ir.Table:
         "customer_id",
         "first_day",
         x=x,
-        t_x=per.last_day.delta(per.first_day, "day").cast("float64") / scale,
-        T=ibis.literal(calibration_end).delta(per.first_day, "day").cast("float64") / scale,
+        t_x=per.last_day.delta(per.first_day, unit="day").cast("float64") / scale,
+        T=ibis.literal(calibration_end).delta(per.first_day, unit="day").cast("float64") / scale,
         mean_spend=ibis.ifelse(x > 0, per.repeat_fen.cast("float64") / x / 100.0, ibis.null("float64")),
     )
 

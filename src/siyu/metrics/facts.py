@@ -41,6 +41,13 @@ _runs = itertools.count()
 Where = Callable[[ir.Table], ir.BooleanValue]
 
 
+def not_fully_refunded(orders: ir.Table) -> ir.BooleanValue:
+    """Nothing refunded, or less than was paid: a free order (amount 0, e.g. a gift or a full
+    coupon) is still a purchase; an order refunded in full is not."""
+    refund = orders.refund_fen.fill_null(0)
+    return (refund == 0) | (refund < orders.amount_fen)
+
+
 class NoCustomersError(SiyuError):
     code = "no_customers"
 
@@ -170,7 +177,7 @@ class Facts:
         since = utc(self.since) if self.since is not None else None
 
         def paid(t: ir.Table) -> ir.BooleanValue:
-            ok = t.status.isin(PAID_STATUSES) & t.paid_at.notnull() & (t.refund_fen.fill_null(0) < t.amount_fen)
+            ok = t.status.isin(PAID_STATUSES) & t.paid_at.notnull() & not_fully_refunded(t)
             return ok & (t.paid_at >= since) if since is not None else ok
 
         orders = self._resolved("orders", paid)
@@ -236,7 +243,7 @@ class Facts:
         # any date (a review in P may be of an order from before the facts' `since`).
         orders = self._raw(
             "orders",
-            lambda t: t.status.isin(PAID_STATUSES) & t.paid_at.notnull() & (t.refund_fen.fill_null(0) < t.amount_fen),
+            lambda t: t.status.isin(PAID_STATUSES) & t.paid_at.notnull() & not_fully_refunded(t),
         )
         if orders is None:
             return by_share

@@ -68,7 +68,9 @@ SECTIONS: tuple[tuple[str, tuple[str, str]], ...] = (
     ("connection", METRIC_NAMES["connection"]),
     ("clv", METRIC_NAMES["clv"]),
     ("clv-matrix", ("分层CLV矩阵", "CLV matrix")),
+    ("predicted-clv", ("预测CLV", "Predicted CLV")),
     ("rfm", ("RFM 客户分群", "RFM segments")),
+    ("lifecycle", ("生命周期", "Lifecycle")),
     ("trend", ("趋势", "Trend")),
     ("diagnosis", ("诊断", "Diagnosis")),
 )
@@ -829,6 +831,63 @@ def _trend(trend: list[dict[str, Any]], charts: _Charts) -> str:
     return charts.div(fig, "trend")
 
 
+def _predicted(predicted: dict[str, Any], charts: _Charts) -> str:
+    """Forward-looking CLV (BG/NBD × Gamma-Gamma) by layer, next to the historical one."""
+    by_layer = _dict(predicted.get("by_layer"))
+    if not by_layer:
+        return _nodata(
+            (
+                "尚未拟合预测模型：运行 siyu clv fit 与 siyu clv predict",
+                "no model yet: run siyu clv fit and siyu clv predict",
+            )
+        )
+    x = [_layer_label(k) for k in PRIVATE_LAYERS]
+    rows = [_dict(by_layer.get(k)) for k in PRIVATE_LAYERS]
+    fig = go.Figure()
+    fig.add_bar(
+        x=x,
+        y=[_yuan(r.get("average_clv_fen")) for r in rows],
+        marker_color=[LAYER_COLORS[k] for k in PRIVATE_LAYERS],
+        text=[format_money(r.get("average_clv_fen")) for r in rows],
+        textposition="outside",
+        customdata=[[format_rate(r.get("average_p_alive"))] for r in rows],
+        hovertemplate="%{x}<br>¥%{y:,.2f}<br>P(alive) %{customdata[0]}<extra></extra>",
+    )
+    _base_layout(fig, yaxis_title=f"未来{predicted.get('horizon_months', 12)}个月 CLV (¥) next months")
+    fig.update_yaxes(rangemode="tozero")
+    stats = _stats([
+        (("预测期", "Horizon"), f"{predicted.get('horizon_months', DASH)} 月 months"),
+        (("平均预测CLV", "Average predicted CLV"), format_money(predicted.get("average_clv_fen"))),
+        (("平均存活概率", "Average P(alive)"), format_rate(predicted.get("average_p_alive"))),
+        (("基于", "As of"), str(predicted.get("as_of") or DASH)),
+    ])  # fmt: skip
+    return stats + charts.div(fig, "predicted-clv")
+
+
+def _lifecycle(life: dict[str, Any], charts: _Charts) -> str:
+    stages = _dict(life.get("stages"))
+    if not stages:
+        return _nodata()
+    names = _dict(life.get("stage_names"))
+    x = [_label(names.get(k) or (k, k), "<br>") for k in stages]
+    fig = go.Figure()
+    fig.add_bar(x=x, y=[as_int(v) or 0 for v in stages.values()], marker_color=ACCENT,
+                text=[format_count(v) for v in stages.values()], textposition="outside",
+                hovertemplate="%{x}<br>%{y:,}<extra></extra>")  # fmt: skip
+    _base_layout(fig, 360, yaxis_title="客户数 customers")
+    fig.update_yaxes(rangemode="tozero", tickformat=",d")
+    flows = sorted((_dict(f) for f in _list(life.get("flows"))), key=lambda f: -(as_int(f.get("customers")) or 0))
+    rows = [
+        [_label(names.get(str(f.get("from"))) or (str(f.get("from")),) * 2),
+         _label(names.get(str(f.get("to"))) or (str(f.get("to")),) * 2), format_count(f.get("customers"))]
+        for f in flows[:8]
+    ]  # fmt: skip
+    as_of, before = _e(life.get("as_of") or DASH), _e(life.get("previous") or DASH)
+    note = f'<p class="note">{_bi(("截至", "As of"))} {as_of} · {_bi(("对比", "vs"))} {before}</p>'
+    table = _table([_bi(("从", "From")), _bi(("到", "To")), _bi(("客户", "Customers"))], rows) if rows else ""
+    return charts.div(fig, "lifecycle") + note + table
+
+
 def _diagnosis(sentences: list[dict[str, str]]) -> str:
     if not sentences:
         return _nodata()
@@ -867,7 +926,9 @@ def render_report(data: dict[str, Any]) -> str:
         "connection": _connection(fast, charts),
         "clv": _clv(fast, previous, charts),
         "clv-matrix": _clv_matrix(_dict(data.get("clv_matrix")), charts),
+        "predicted-clv": _predicted(_dict(data.get("predicted_clv")), charts),
         "rfm": _rfm(_dict(data.get("rfm")), charts),
+        "lifecycle": _lifecycle(_dict(data.get("lifecycle")), charts),
         "trend": _trend(trend, charts),
         "diagnosis": _diagnosis(sentences),
     }
