@@ -32,11 +32,13 @@ def demo_command(
     The brand `demo` has customers in Tmall, JD, Douyin, mini-program, WeCom, official account,
     offline POS and CRM, with overlapping identifiers, memberships, orders with 618 / Double 11
     peaks, relations in every field, visits, shares and reviews. `truth.csv` holds the ground truth
-    (which records are the same person). It ends by writing the FAST+ health report (HTML) for the
-    latest full month and printing its path.
+    (which records are the same person). It fits the predictive CLV model (BG/NBD + Gamma-Gamma)
+    and ends by writing the FAST+ health report (HTML) for the latest full month, printing its path.
 
     Example: siyu demo --customers 20000 --seed 7
     """
+    from siyu.clv.models import FitError
+    from siyu.clv.service import ClvFit, fit, predict
     from siyu.demo.generate import generate  # numpy-heavy: loaded only for this command
 
     with user_errors():
@@ -58,6 +60,14 @@ def demo_command(
             res = bar.add_task("One-ID 身份识别", total=1)
             outcome = run_resolve(app)
             bar.advance(res)
+            model = bar.add_task("CLV model 预测模型", total=1)
+            try:
+                fitted: ClvFit | None = fit(app, "demo")
+                predict(app, "demo", horizon_months=12)
+            except FitError as error:  # a tiny demo may not have enough repeat buyers: report without it
+                fitted = None
+                console.print(f"[yellow]CLV model skipped[/] 跳过预测模型: {error.message}")
+            bar.advance(model)
         elapsed = time.perf_counter() - started
 
     table = Table(title=f"Demo brand 演示品牌 'demo' — {elapsed:.1f}s")
@@ -71,6 +81,12 @@ def demo_command(
         f"One-ID: {outcome.source_customers:,} source customers 来源客户 → {outcome.customers:,} customers 客户 "
         f"({summary.persons:,} real people 真实人数); {len(outcome.junk_identifiers)} junk identifiers 垃圾标识 ignored"
     )
+    if fitted is not None:
+        bg = fitted.bg
+        console.print(
+            f"BG/NBD 预测模型: r={bg.r:.3f} α={bg.alpha:.3f} a={bg.a:.3f} b={bg.b:.3f} "
+            f"on {bg.customers:,} buyers 购买客户"
+        )
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
     month = summary.last_full_month

@@ -141,14 +141,16 @@ def _check_rfm(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[FloatArray, 
 
 @dataclass(frozen=True)
 class _RFMRows:
-    """Distinct (x, t_x, T) rows with their customer counts; x-only terms are computed per distinct x."""
+    """Customers aggregated for the likelihood: distinct T among those without repeat purchases (x == 0),
+    distinct (x, t_x, T) among the others, each with its customer count; x-only terms use distinct x."""
 
-    x: FloatArray
+    T0: FloatArray  # x == 0: distinct T
+    w0: FloatArray
+    x: FloatArray  # x > 0: distinct (x, t_x, T)
     t_x: FloatArray
     T: FloatArray
     weight: FloatArray
-    x_values: FloatArray  # distinct x
-    x_index: NDArray[np.intp]  # row -> position in x_values
+    x_values: FloatArray  # distinct x (0 included when present)
     x_weight: FloatArray  # customers per distinct x
     total: float
 
@@ -174,22 +176,25 @@ def _distinct_rows(*columns: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
 
 
 def _aggregate_rfm(x: FloatArray, t_x: FloatArray, T: FloatArray) -> _RFMRows:
-    # t_x carries no information when x == 0 (eq. 6): fold those rows together.
-    t_x = np.where(x > 0, t_x, 0.0)
-    first, weight = _distinct_rows(x, t_x, T)
-    rx = x[first]
-    x_values, x_index = np.unique(rx, return_inverse=True)
-    x_index = x_index.reshape(-1)
-    x_weight = np.bincount(x_index, weights=weight).astype(np.float64)
+    """Aggregate customers with identical summaries (the likelihood becomes a weighted sum)."""
+    repeat = x > 0
+    first0, w0 = _distinct_rows(T[~repeat])  # t_x carries no information when x == 0 (eq. 6)
+    xr, txr, Tr = x[repeat], t_x[repeat], T[repeat]
+    first, weight = _distinct_rows(xr, txr, Tr)
+    x_values, x_index = np.unique(np.concatenate([np.zeros(min(first0.size, 1)), xr[first]]), return_inverse=True)
+    x_weight = np.bincount(
+        x_index.reshape(-1), weights=np.concatenate([[w0.sum()] if first0.size else [], weight])
+    ).astype(np.float64)
     return _RFMRows(
-        x=rx,
-        t_x=t_x[first],
-        T=T[first],
+        T0=T[~repeat][first0],
+        w0=w0,
+        x=xr[first],
+        t_x=txr[first],
+        T=Tr[first],
         weight=weight,
         x_values=x_values,
-        x_index=x_index,
         x_weight=x_weight,
-        total=float(weight.sum()),
+        total=float(x.size),
     )
 
 
@@ -199,10 +204,11 @@ def _wsum(w: FloatArray, v: FloatArray) -> float:
 
 
 def _bgnbd_loglik_and_grad(theta: FloatArray, d: _RFMRows) -> tuple[float, FloatArray]:
-    """Total log-likelihood (eq. 6, in the log-sum-exp form of note 004) and its gradient in log-parameters.
+    """Total log-likelihood (eq. 6, in the form of note 004, section 7) and its gradient in log-parameters.
 
-    ln L_i = ln G(r+x) - ln G(r) + r ln(alpha) + ln B(a, b+x) - ln B(a, b)
-             + ln[ (alpha+T)^-(r+x) + 1{x>0} a/(b+x-1) (alpha+t_x)^-(r+x) ]
+    ln L_i = ln G(r+x) - ln G(r) + r ln(alpha) + ln B(a, b+x) - ln B(a, b)        (depends on x only)
+             - (r+x) ln(alpha+T) + 1{x>0} ln(1 + exp(delta)),
+    delta = ln(a/(b+x-1)) + (r+x) ln((alpha+T)/(alpha+t_x))   (the second term of eq. 6 over the first)
     """
     r, alpha, a, b = np.exp(theta)
     xv = d.x_values
@@ -212,31 +218,33 @@ def _bgnbd_loglik_and_grad(theta: FloatArray, d: _RFMRows) -> tuple[float, Float
     psi_abx = digamma(a + b + xv)
     da_x = digamma(a + b) - psi_abx
     db_x = digamma(b + xv) - psi_abx - digamma(b) + digamma(a + b)
+    ll = _wsum(d.x_weight, const_x)
+    g_r = _wsum(d.x_weight, dr_x)
+    g_alpha = r / alpha * d.total
+    g_a = _wsum(d.x_weight, da_x)
+    g_b = _wsum(d.x_weight, db_x)
 
-    x = d.x
+    # x == 0: -r ln(alpha + T)
+    log_a_t0 = np.log(alpha + d.T0)
+    ll -= r * _wsum(d.w0, log_a_t0)
+    g_r -= _wsum(d.w0, log_a_t0)
+    g_alpha -= r * _wsum(d.w0, 1.0 / (alpha + d.T0))
+
+    # x > 0
+    w, x = d.weight, d.x
     rx = r + x
-    repeat = x > 0
-    T_ = d.T
-    log_aT = np.log(alpha + T_)
+    bx1 = b + x - 1.0
+    log_at = np.log(alpha + d.T)
     log_atx = np.log(alpha + d.t_x)
-    bx1 = np.where(repeat, b + x - 1.0, 1.0)
-    l3 = -rx * log_aT
-    l4 = np.where(repeat, np.log(a) - np.log(bx1) - rx * log_atx, -np.inf)
-    m = np.maximum(l3, l4)
-    e3 = np.exp(l3 - m)
-    e4 = np.exp(l4 - m)
-    s = e3 + e4
-    w = d.weight
-    ll = float(_wsum(w, m + np.log(s)) + _wsum(d.x_weight, const_x))
-    w3 = w * e3 / s
-    w4 = w * e4 / s
-
-    g_r = _wsum(d.x_weight, dr_x) - _wsum(w3, log_aT) - _wsum(w4, log_atx)
-    g_alpha = r / alpha * d.total - _wsum(w3, rx / (alpha + T_)) - _wsum(w4, rx / (alpha + d.t_x))
-    g_a = _wsum(d.x_weight, da_x) + w4.sum() / a
-    g_b = _wsum(d.x_weight, db_x) - _wsum(w4, 1.0 / bx1)
-    grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
-    return ll, grad
+    delta = np.log(a / bx1) + rx * (log_at - log_atx)
+    ll += _wsum(w, np.logaddexp(0.0, delta) - rx * log_at)
+    w4 = w * expit(delta)  # customers x the posterior weight of "dropped out after the last purchase"
+    w3 = w - w4
+    g_r -= _wsum(w3, log_at) + _wsum(w4, log_atx)
+    g_alpha -= _wsum(w3, rx / (alpha + d.T)) + _wsum(w4, rx / (alpha + d.t_x))
+    g_a += w4.sum() / a
+    g_b -= _wsum(w4, 1.0 / bx1)
+    return float(ll), np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
 
 
 def _minimise(
@@ -262,7 +270,7 @@ def _minimise(
     _, grad = objective(theta)
     # L-BFGS-B sometimes stops on a failed line search at the optimum (the objective cannot decrease any
     # further in floating point): accept that only when the gradient is ~0.
-    converged = bool(res.success) or (np.isfinite(res.fun) and float(np.max(np.abs(grad))) < 1e-6)
+    converged = bool(res.success) or (np.isfinite(res.fun) and float(np.max(np.abs(grad))) < 1e-5)
     if not converged or not np.isfinite(res.fun):
         raise FitError(
             f"the optimiser did not converge ({res.message}) · 优化器未收敛（{res.message}）。"

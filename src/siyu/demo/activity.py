@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from siyu.demo.generate import _Brand
 
 HOUR = 3600
+CHURN_COMPENSATION = 1.8  # 1 / the share of a 24-month window a customer is alive on average
 
 
 def _ts(state: _Brand, seconds: np.ndarray, source: np.ndarray) -> pa.Array:
@@ -32,12 +33,18 @@ def _purchase_times(state: _Brand, n: int) -> np.ndarray:
 def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, Any]]:
     rng = state.rng
     months = state.days / 30.4
-    counts = rng.poisson(recs.rate * months * state.order_scale)
+    # People stop buying at some point (moved, switched brands): each has a churn time, mean 18
+    # months after the start, and buys as a Poisson process until then — the drop-out that BG/NBD
+    # and P(alive) model. Rates are raised so the order volume stays what it was without churn.
+    churn_at = state.t0 + (rng.exponential(540, state.n) * DAY).astype(np.int64)
+    counts = rng.poisson(recs.rate * months * state.order_scale * CHURN_COMPENSATION)
     counts[recs.primary < 0] = 0
     buyer = np.repeat(np.arange(state.n), counts)
+    paid = _purchase_times(state, len(buyer))
+    alive = paid < churn_at[buyer]
+    buyer, paid = buyer[alive], paid[alive]
     use_second = (recs.secondary[buyer] >= 0) & (rng.random(len(buyer)) < 0.3)
     record = np.where(use_second, recs.secondary[buyer], recs.primary[buyer])
-    paid = _purchase_times(state, len(buyer))
     share_id = np.full(len(buyer), None, dtype=object)
 
     shares = _shares(state, recs)
