@@ -84,7 +84,7 @@ def run(name: str, work: str, timeout: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="/tmp/siyu-bench-fast")
-    parser.add_argument("--peer-timeout", type=int, default=1800)
+    parser.add_argument("--peer-timeout", type=int, default=900)
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
