@@ -210,7 +210,7 @@ def full_data() -> dict[str, Any]:
                 {"from": "active", "to": "at_risk", "customers": 35},
                 {"from": "new", "to": "active", "customers": 20},
             ],
-        },  # fmt: skip
+        },
     }
 
 
