@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
 from siyu.core.errors import SiyuError
 
@@ -38,9 +38,9 @@ _PARAM_MAX = 1e6
 # The optimiser may wander a little further than that, so a drift to the edge is seen, not clipped.
 _LOG_BOUNDS = (float(np.log(1e-10)), float(np.log(1e8)))
 _MIN_GG_CUSTOMERS = 10
-# Eq. 10 is 0/0 at a = 1 (and at a + b + x = 1): there it is evaluated at a +- _NUDGE_A and averaged. The
-# error is ~1e-16 / (_NUDGE_A * z) from cancellation plus O(_NUDGE_A^2) from the average: <= 1e-6 relative
-# (1e-10 purchases absolute) even for t a thousandth of a week.
+# Eq. 10 is 0/0 at a = 1 (and at a + b + x = 1): there it is extrapolated from a +- _NUDGE_A, a +- 2 _NUDGE_A.
+# The error is ~1e-16 / (_NUDGE_A * z) from cancellation plus O(_NUDGE_A^4): ~1e-10 relative for the horizons
+# that reach it (t > 0.01 (alpha + T); shorter ones use an exact series).
 _NUDGE_A = 1e-4
 
 
@@ -155,24 +155,30 @@ class _RFMRows:
     total: float
 
 
-def _distinct_rows(*columns: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
-    """Index of one row per distinct tuple of ``columns`` and the number of rows sharing it.
+def _distinct_index(*columns: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(first, inverse): one row index per distinct tuple of ``columns``, and each row's tuple number.
 
-    Same result as ``np.unique(np.stack(columns, 1), axis=0, return_counts=True)`` but ~7x faster on a
-    million rows: each column is coded by a 1-D unique, the codes are packed into one int64 key, and the
-    keys are uniqued (the 2-D unique sorts a structured view, 1.7 s for 10^6 rows).
+    Same as ``np.unique(np.stack(columns, 1), axis=0, return_index=True, return_inverse=True)`` but ~7x
+    faster on a million rows: each column is coded by a 1-D unique, the codes are packed into one int64
+    key, and the keys are uniqued (the 2-D unique sorts a structured view, 1.7 s for 10^6 rows).
     """
     key = np.zeros(columns[0].shape, dtype=np.int64)
     span = 1
     for col in columns:
         values, inverse = np.unique(col, return_inverse=True)
         span *= max(values.size, 1)
-        if span >= 2**62:  # key would overflow: fall back to the 2-D unique
-            _, first, counts = np.unique(np.stack(columns, axis=1), axis=0, return_index=True, return_counts=True)
-            return first, counts.astype(np.float64)
+        if span >= 2**62:  # the key would overflow: 2-D unique
+            _, first, inv = np.unique(np.stack(columns, axis=1), axis=0, return_index=True, return_inverse=True)
+            return first, inv.reshape(-1)
         key = key * values.size + inverse.reshape(-1)
-    _, first, counts = np.unique(key, return_index=True, return_counts=True)
-    return first, counts.astype(np.float64)
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    return first, inv.reshape(-1)
+
+
+def _distinct_rows(*columns: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
+    """One row index per distinct tuple of ``columns`` and the number of rows sharing it."""
+    first, inverse = _distinct_index(*columns)
+    return first, np.bincount(inverse, minlength=first.size).astype(np.float64)
 
 
 def _aggregate_rfm(x: FloatArray, t_x: FloatArray, T: FloatArray) -> _RFMRows:
@@ -342,31 +348,94 @@ def _alive_purchases(
         ((alpha+T)/(alpha+T+t))^(r+x) 2F1(...) = (1-z)^(a-1) 2F1(a-1, a+b-1-r; a+b+x-1; z)
 
     whose numerator parameters do not grow with x; the direct form overflows for large x and z near 1
-    (scipy returns inf/nan), this one is accurate to ~1e-9 against mpmath (see the tests). scipy still
-    fails when C-A-B = r+x+1-a is an exact integer and z is near 1, and the prefactor is 0/0 at a = 1:
-    those points are evaluated as the mean of two evaluations with r and a nudged either side, which
-    cancels the first-order error (the function is smooth in both).
+    (scipy returns inf/nan). Against mpmath this is accurate to ~1e-10 relative, except:
+
+    * short horizons, t <= 0.01 (alpha+T): 1 - (...) cancels (up to 1e-6 relative error for large a, 0/0
+      at a = 1), so these use the exact positive series of ``_alive_purchases_series`` (a few terms there).
+    * C-A-B = r+x+1-a an exact integer with z near 1 (scipy returns inf/nan): extrapolated from r(1 +- h),
+      r(1 +- 2h), h = 1e-7 (Richardson on symmetric means; the function is smooth in r).
+    * the prefactor is 0/0 at a = 1 (and at a+b+x = 1): likewise from a +- _NUDGE_A, a +- 2 _NUDGE_A.
+    * large a and b (e.g. a fit on the ridge a, b -> infinity, see the docs), where scipy returns inf/nan
+      for any form of 2F1: the series again.
     """
+    x, T, t = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(x, T, t))
+    out = np.empty(x.shape)
+    short = t <= 0.01 * (alpha + T)
+    if np.any(short):
+        out[short] = _alive_purchases_series(r, alpha, a, b, x[short], T[short], t[short])
+    rest = ~short
+    if not np.any(rest):
+        return out
+    x, T, t = x[rest], T[rest], t[rest]
 
-    x, T, t = np.broadcast_arrays(x, T, t)
-
-    def raw(r_: float, a_: float, sel: Any = ...) -> FloatArray:
+    def closed_form(r_: float, a_: float, sel: Any = ...) -> FloatArray:
         xs, Ts, ts = x[sel], T[sel], t[sel]
         c = a_ + b + xs - 1.0
         z = ts / (alpha + Ts + ts)
-        g = hyp2f1(a_ - 1.0, a_ + b - 1.0 - r_, c, z) * np.exp((a_ - 1.0) * np.log1p(-z))
-        return np.asarray(c / (a_ - 1.0) * (1.0 - g), dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            g = hyp2f1(a_ - 1.0, a_ + b - 1.0 - r_, c, z) * np.exp((a_ - 1.0) * np.log1p(-z))
+            return np.asarray(c / (a_ - 1.0) * (1.0 - g), dtype=np.float64)
 
     near_a1 = abs(a - 1.0) < _NUDGE_A
     near_c0 = np.abs(a + b + x - 1.0) < _NUDGE_A
-    out = np.full(x.shape, np.nan) if near_a1 else raw(r, a)
-    fix = ~np.isfinite(out) | near_c0
+    value = np.full(x.shape, np.nan) if near_a1 else closed_form(r, a)
+    fix = ~(np.isfinite(value) & (value >= 0)) | near_c0
     if np.any(fix):
         da = _NUDGE_A if near_a1 or bool(np.any(near_c0)) else 0.0
-        up = raw(r * (1.0 + 1e-7), a + da, fix)
-        down = raw(r * (1.0 - 1e-7), a - da, fix)
-        out[fix] = 0.5 * (up + down)
+        # Symmetric means at steps h and 2h, Richardson-combined: the error is O(h^4).
+        near = 0.5 * (closed_form(r * (1.0 + 1e-7), a + da, fix) + closed_form(r * (1.0 - 1e-7), a - da, fix))
+        far = 0.5 * (closed_form(r * (1.0 + 2e-7), a + 2 * da, fix) + closed_form(r * (1.0 - 2e-7), a - 2 * da, fix))
+        value[fix] = (4.0 * near - far) / 3.0
+    bad = ~(np.isfinite(value) & (value >= 0))
+    if np.any(bad):
+        value[bad] = _alive_purchases_series(r, alpha, a, b, x[bad], T[bad], t[bad])
+    out[rest] = value
     return out
+
+
+def _alive_purchases_series(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, T: FloatArray, t: FloatArray
+) -> FloatArray:
+    """The same expectation as ``_alive_purchases`` as a series of positive terms (no cancellation):
+
+        sum_{n>=1} P(N >= n) E[(1-p)^(n-1)],   N ~ NegBin(r+x, z) (purchases in t if the customer never
+        left; P(N >= n) = I_z(n, r+x)), p ~ Beta(a, b+x) (E[(1-p)^(n-1)] = B(a, b+x+n-1) / B(a, b+x))
+
+    since a customer alive at T makes at least n purchases in (T, T+t] iff the Poisson process gives n and
+    the customer survives the first n-1 of them. Exact for all parameters, but needs about as many terms as
+    the larger of E[N] and 1/E[p]: used only where scipy's 2F1 fails. NaN if 10^6 terms do not converge.
+    """
+    A, beta = r + x, b + x
+    z = t / (alpha + T + t)
+    out = np.zeros(x.shape)
+    todo = np.flatnonzero(z > 0)
+    start, size = 1, 64
+    while todo.size and start <= 1_000_000:
+        size = max(16, min(size, 2**21 // todo.size))  # at most ~2M terms in memory at once
+        n = np.arange(start, start + size, dtype=np.float64)[None, :]
+        a_t, b_t, z_t = A[todo, None], beta[todo, None], z[todo, None]
+        terms = betainc(n, a_t, z_t) * np.exp(betaln(a, b_t + n - 1.0) - betaln(a, b_t))
+        out[todo] += terms.sum(axis=1)
+        # Bounds on the rest of the sum, given the last term: past the mode of N, P(N >= n) shrinks at
+        # least geometrically with ratio rho; for a > 1, sum_{m>n} E[(1-p)^(m-1)] = E[(1-p)^(n-1)] (b+x+n-1)/(a-1).
+        last_n = start + size - 1.0
+        rho = z_t[:, 0] * (last_n + a_t[:, 0]) / (last_n + 1.0)
+        by_n = np.where(rho < 1.0, rho / np.maximum(1.0 - rho, 1e-300), np.inf)
+        by_p = (b_t[:, 0] + last_n - 1.0) / (a - 1.0) if a > 1.0 else np.inf
+        remainder = terms[:, -1] * np.minimum(by_n, by_p)
+        todo = todo[remainder > 1e-16 * out[todo]]
+        start += size
+        size *= 2
+    out[todo] = np.nan
+    return out
+
+
+def _alive_purchases_by_row(params: BGNBDParams, x: FloatArray, T: FloatArray, t: float) -> FloatArray:
+    """``_alive_purchases`` for one horizon ``t``, evaluated once per distinct (x, T) (it does not depend on
+    t_x): real data in days have few distinct pairs, so a million customers cost a few thousand 2F1 calls."""
+    first, inverse = _distinct_index(x, T)
+    values = _alive_purchases(params.r, params.alpha, params.a, params.b, x[first], T[first], np.full(first.size, t))
+    return values[inverse]
 
 
 def bgnbd_p_alive(params: BGNBDParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -401,6 +470,8 @@ def bgnbd_expected_purchases(
     if not np.all(np.isfinite(ts)) or np.any(ts < 0):
         raise FitError("t must be finite and non-negative · t 必须是有限的非负数")
     alive = _p_alive(params, xs, txs, Ts)
+    if ts.ndim == 0:
+        return alive * _alive_purchases_by_row(params, xs, Ts, float(ts))
     return alive * _alive_purchases(params.r, params.alpha, params.a, params.b, xs, Ts, ts)
 
 
@@ -424,30 +495,67 @@ def bgnbd_unconditional_expected(params: BGNBDParams, t: ArrayLike) -> FloatArra
 # --------------------------------------------------------------------------------------------------
 
 
-def _gg_loglik_and_grad(theta: FloatArray, x: FloatArray, m: FloatArray, w: FloatArray) -> tuple[float, FloatArray]:
+@dataclass(frozen=True)
+class _SpendRows:
+    """Repeat customers aggregated for the Gamma-Gamma likelihood: distinct (x, mean spend) with counts,
+    x-only terms per distinct x, and the data-only sums precomputed."""
+
+    x: FloatArray
+    m: FloatArray
+    weight: FloatArray
+    x_values: FloatArray
+    x_weight: FloatArray
+    total: float
+    sum_log_m: float  # sum w ln m
+    sum_x_log_m: float  # sum w x ln m
+    sum_x_log_x: float  # sum w x ln x
+
+
+def _spend_rows(x: FloatArray, m: FloatArray) -> _SpendRows:
+    first, w = _distinct_rows(x, m)
+    xr, mr = x[first], m[first]
+    x_values, x_index = np.unique(xr, return_inverse=True)
+    log_m = np.log(mr)
+    return _SpendRows(
+        x=xr,
+        m=mr,
+        weight=w,
+        x_values=x_values,
+        x_weight=np.bincount(x_index.reshape(-1), weights=w).astype(np.float64),
+        total=float(w.sum()),
+        sum_log_m=_wsum(w, log_m),
+        sum_x_log_m=_wsum(w * xr, log_m),
+        sum_x_log_x=_wsum(w * xr, np.log(xr)),
+    )
+
+
+def _gg_loglik_and_grad(theta: FloatArray, d: _SpendRows) -> tuple[float, FloatArray]:
     """Total log-density of the mean spends [FH13, eq. 3] and its gradient in log-parameters:
 
     ln f(m | x) = ln G(px+q) - ln G(px) - ln G(q) + q ln(gamma) + (px-1) ln(m) + px ln(x) - (px+q) ln(gamma + m x)
     """
     p, q, g = np.exp(theta)
-    px = p * x
-    log_gmx = np.log(g + m * x)
-    log_m = np.log(m)
-    log_x = np.log(x)
+    n, xv, wx = d.total, d.x_values, d.x_weight
+    pxv = p * xv
+    psi_pxq = digamma(pxv + q)
+    log_gmx = np.log(g + d.m * d.x)
+    wx_row = d.weight * d.x
+    sum_l = _wsum(d.weight, log_gmx)
+    sum_xl = _wsum(wx_row, log_gmx)
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(g)
-        + (px - 1.0) * log_m
-        + px * log_x
-        - (px + q) * log_gmx
+        _wsum(wx, gammaln(pxv + q) - gammaln(pxv))
+        + n * (q * np.log(g) - gammaln(q))
+        + p * d.sum_x_log_m
+        - d.sum_log_m
+        + p * d.sum_x_log_x
+        - p * sum_xl
+        - q * sum_l
     )
-    psi_pxq = digamma(px + q)
-    d_p = _wsum(w, x * (psi_pxq - digamma(px) + log_m + log_x - log_gmx))
-    d_q = _wsum(w, psi_pxq - digamma(q) + np.log(g) - log_gmx)
-    d_g = _wsum(w, q / g - (px + q) / (g + m * x))
-    return float(_wsum(w, ll)), np.array([d_p * p, d_q * q, d_g * g])
+    inv = 1.0 / (g + d.m * d.x)
+    d_p = _wsum(wx * xv, psi_pxq - digamma(pxv)) + d.sum_x_log_m + d.sum_x_log_x - sum_xl
+    d_q = _wsum(wx, psi_pxq) - n * digamma(q) + n * np.log(g) - sum_l
+    d_g = n * q / g - p * _wsum(wx_row, inv) - q * _wsum(d.weight, inv)
+    return float(ll), np.array([d_p * p, d_q * q, d_g * g])
 
 
 def _check_spend(x: ArrayLike, mean_spend: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -484,18 +592,17 @@ def fit_gamma_gamma(x: ArrayLike, mean_spend: ArrayLike) -> GammaGammaParams:
             f"the Gamma-Gamma model needs at least {_MIN_GG_CUSTOMERS} repeat customers, got {n} · "
             f"Gamma-Gamma 模型至少需要 {_MIN_GG_CUSTOMERS} 位复购客户，实际 {n} 位"
         )
-    first, w = _distinct_rows(xs[repeat], ms[repeat])
-    xr, mr = xs[repeat][first], ms[repeat][first]
-    if np.ptp(mr) == 0:
+    rows = _spend_rows(xs[repeat], ms[repeat])
+    if rows.m.size < 2:
         raise FitError("every repeat customer has the same mean spend · 所有复购客户的平均客单价完全相同")
-    theta0 = np.log(np.array([1.0, 2.0, float(np.average(mr, weights=w))]))
-    p, q, g = _minimise(_gg_loglik_and_grad, theta0, (xr, mr, w), float(w.sum()), ("p", "q", "gamma"))
+    theta0 = np.log(np.array([1.0, 2.0, float(np.average(rows.m, weights=rows.weight))]))
+    p, q, g = _minimise(_gg_loglik_and_grad, theta0, (rows,), rows.total, ("p", "q", "gamma"))
     if q <= 1.0:
         raise FitError(
             f"the fitted spend distribution has no finite mean (q = {q:.3g} <= 1): spend is too heavy-tailed; "
             "check for outliers · 拟合的客单价分布均值无穷（q ≤ 1），客单价尾部过重，请检查异常值"
         )
-    ll, _ = _gg_loglik_and_grad(np.log(np.array([p, q, g])), xr, mr, w)
+    ll, _ = _gg_loglik_and_grad(np.log(np.array([p, q, g])), rows)
     return GammaGammaParams(p=float(p), q=float(q), gamma=float(g), log_likelihood=float(ll), customers=n)
 
 
@@ -548,10 +655,14 @@ def predicted_clv(
     spend = gamma_gamma_expected_spend(gg, xs, mean_spend)
     alive = _p_alive(bg, xs, txs, Ts)
     month = DAYS_PER_MONTH / unit_days
-    total = np.zeros(xs.shape)
-    previous = np.zeros(xs.shape)
+    # Eq. 10 = P(alive) x a numerator that depends on (x, T) only: discount the numerator's monthly
+    # increments once per distinct (x, T), then scale by each customer's P(alive) and expected spend.
+    first, inverse = _distinct_index(xs, Ts)
+    x1, T1 = xs[first], Ts[first]
+    discounted = np.zeros(x1.size)
+    previous = np.zeros(x1.size)
     for m in range(1, horizon_months + 1):
-        cumulative = alive * _alive_purchases(bg.r, bg.alpha, bg.a, bg.b, xs, Ts, np.full(xs.shape, m * month))
-        total += np.maximum(cumulative - previous, 0.0) / (1.0 + monthly_discount) ** m
+        cumulative = _alive_purchases(bg.r, bg.alpha, bg.a, bg.b, x1, T1, np.full(x1.size, m * month))
+        discounted += np.maximum(cumulative - previous, 0.0) / (1.0 + monthly_discount) ** m
         previous = cumulative
-    return np.asarray(total * spend, dtype=np.float64)
+    return np.asarray(alive * discounted[inverse] * spend, dtype=np.float64)
