@@ -377,8 +377,8 @@ def _alive_purchases_by_quadrature(r: float, alpha: float, a: float, b: float, x
 
 
 CASES = [
-    # (r, alpha, a, b): CDNOW, generic, a < 1 with b < 1, a within 1e-7 of 1, integer parameters
-    # (scipy's hyp2f1 returns inf/nan there for large x and z near 1), a + b < 1 (negative c at x = 0).
+    # (r, alpha, a, b): CDNOW, generic, a < 1 with b < 1, a within 1e-7 of 1 and a = 1 (0/0 in eq. 10),
+    # integer parameters (scipy's hyp2f1 returns inf/nan for large x and z near 1), a + b < 1 (c < 0 at x = 0).
     (0.243, 4.414, 0.793, 2.426),
     (1.7, 20.0, 2.3, 5.1),
     (0.05, 0.5, 0.3, 0.2),
@@ -408,14 +408,13 @@ def test_eq10_numerator_is_accurate_for_extreme_inputs(params: tuple[float, floa
     assert np.all(np.isfinite(ours)) and np.all(ours > 0)
     ref = np.array([_alive_purchases_by_quadrature(r, alpha, a, b, *row) for row in zip(xs, Ts, ts, strict=True)])
     rel = np.abs(ours - ref) / ref
-    # Within 1e-4 of a = 1 eq. 10 is 0/0 and is evaluated by averaging either side: 1e-6 there.
-    tolerance = 1e-8
     worst = int(rel.argmax())
-    assert rel[worst] < tolerance, (rel[worst], xs[worst], Ts[worst], ts[worst])
+    assert rel[worst] < 1e-8, (rel[worst], xs[worst], Ts[worst], ts[worst])
 
 
 def test_positive_series_matches_the_closed_form() -> None:
-    # The fallback series and eq. 10 (via scipy) agree where scipy is reliable, including a = 1 exactly.
+    # The series (exact, used for short horizons and where scipy fails) and eq. 10 through scipy's 2F1
+    # agree where both apply, including a = 1 exactly (0/0 in eq. 10, extrapolated there).
     x = np.array([0.0, 1, 2, 7, 40, 0, 3])
     T = np.array([38.86, 38.86, 20.0, 5.0, 38.0, 0.0, 1.0])
     t = np.array([39.0, 1.0, 100.0, 52.0, 10.0, 39.0, 0.5])
