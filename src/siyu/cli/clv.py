@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, get_app, print_json, user_errors
-from siyu.core.errors import SiyuError
+from siyu.cli.common import console, get_app, parse_date, print_json, user_errors
 from siyu.core.money import format_fen
 
 clv_app = typer.Typer(help="Predictive CLV: BG/NBD purchase frequency × Gamma-Gamma spend (预测CLV).")
 
 BrandOpt = Annotated[str, typer.Option("--brand", help="Brand code, e.g. demo")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (keys are a stable contract)")]
-
-
-class BadDateError(SiyuError):
-    code = "bad_date"
-
-
-def _date(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise BadDateError(f"{option} {text!r}: expected a date YYYY-MM-DD (日期格式错误)") from exc
 
 
 @clv_app.command("fit")
@@ -50,7 +35,8 @@ def fit_command(
     from siyu.clv.service import fit
 
     with user_errors():
-        result = fit(get_app(), brand, _date(calibration_end, "--calibration-end"), unit).as_json()
+        end = parse_date(calibration_end, "--calibration-end") if calibration_end else None
+        result = fit(get_app(), brand, end, unit).as_json()
     if as_json:
         print_json(result)
         return
@@ -117,8 +103,7 @@ def lifecycle_command(
     from siyu.clv.service import STAGE_NAMES, LifecycleRules, lifecycle
 
     with user_errors():
-        day = _date(as_of, "--as-of")
-        assert day is not None
+        day = parse_date(as_of, "--as-of")
         rules = LifecycleRules(new_days=new_days, lapsed_days=lapsed_days, at_risk_p_alive=at_risk_p_alive)
         result = lifecycle(get_app(), brand, day, rules)
     if as_json:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, get_app, print_json, user_errors
-from siyu.core.errors import SiyuError
+from siyu.cli.common import console, get_app, parse_date, print_json, user_errors
 from siyu.core.money import format_fen
 from siyu.metrics.fast import DEFAULT_WINDOW_DAYS, FastMetrics
 from siyu.metrics.labels import LAYER_NAMES, LAYERS, METRIC_NAMES, PRIVATE_LAYERS, bilingual
@@ -23,10 +21,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (keys are a st
 WindowOpt = Annotated[
     int, typer.Option("--window-days", help="CLV window in days ending at the period end (0 = lifetime)", min=0)
 ]
-
-
-class BadDateError(SiyuError):
-    code = "bad_date"
 
 
 def _pct(value: float | None) -> str:
@@ -228,11 +222,7 @@ def rfm_command(
     from siyu.metrics.rfm import rfm
 
     with user_errors():
-        try:
-            day = date.fromisoformat(as_of)
-        except ValueError as exc:
-            raise BadDateError(f"--as-of {as_of!r}: expected a date YYYY-MM-DD (日期格式错误)") from exc
-        result = rfm(get_app(), brand, day, window_days)
+        result = rfm(get_app(), brand, parse_date(as_of, "--as-of"), window_days)
     if as_json:
         print_json(result)
         return

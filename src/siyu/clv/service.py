@@ -20,6 +20,7 @@ from siyu.clv import models
 from siyu.clv.summary import UNITS, customer_days, holdout, summary
 from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
+from siyu.lake.tables import sql_text
 from siyu.metrics.facts import Facts
 
 FITS_TABLE = "clv_fits"
@@ -35,10 +36,6 @@ STAGE_NAMES = {
     "lapsed": ("已流失", "Lapsed"),
     "won_back": ("已召回", "Won back"),
 }
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _last_purchase_day(app: App, facts: Facts) -> date:
@@ -191,7 +188,7 @@ def predict(
         "horizon_months": pa.array([horizon_months] * n, pa.int32()),
         "predicted_at": pa.array([utc_now()] * n, pa.timestamp("us", tz="UTC")),
     })  # fmt: skip
-    app.lake.replace(PREDICTIONS_TABLE, table, f"brand = '{_quote(settings.code)}'", partition_by=["brand"])
+    app.lake.replace(PREDICTIONS_TABLE, table, f"brand = {sql_text(settings.code)}", partition_by=["brand"])
     return {
         "brand": settings.code,
         "as_of": day.isoformat(),
@@ -286,7 +283,7 @@ def lifecycle(app: App, brand: str, as_of: date, rules: LifecycleRules | None = 
                 "computed_at": pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")),
             }
         ),
-        f"brand = '{_quote(settings.code)}' AND as_of = '{as_of.isoformat()}'",
+        f"brand = {sql_text(settings.code)} AND as_of = '{as_of.isoformat()}'",
         partition_by=["brand", "as_of"],
     )
     return {

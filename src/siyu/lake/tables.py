@@ -18,6 +18,11 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 
+def sql_text(text: str) -> str:
+    """A string value quoted for a `replace` predicate."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class Lake:
     """A folder of Delta tables."""
 

@@ -17,6 +17,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from siyu.core.clock import utc_now
+from siyu.lake.tables import sql_text
 from siyu.metrics.facts import Facts, utc
 from siyu.metrics.labels import LAYERS
 from siyu.metrics.periods import Period
@@ -90,10 +91,6 @@ def store_layers(facts: Facts, period: Period, ranks: ir.Table) -> int:
         }
     )
     predicate = (
-        f"brand = '{_quote(facts.brand.code)}' AND grain = '{period.grain}' AND period = '{_quote(period.label)}'"
+        f"brand = {sql_text(facts.brand.code)} AND grain = '{period.grain}' AND period = {sql_text(period.label)}"
     )
     return facts.app.lake.replace(LAYERS_TABLE, table, predicate, partition_by=["brand", "grain", "period"])
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")

@@ -22,6 +22,7 @@ import pyarrow as pa
 from siyu.bootstrap import App
 from siyu.brands.settings import brand_settings
 from siyu.core.clock import utc_now
+from siyu.lake.tables import sql_text
 from siyu.metrics.facts import Facts
 from siyu.metrics.fast import average
 from siyu.metrics.labels import RFM_GROUPS
@@ -136,6 +137,5 @@ def _store(app: App, brand: str, as_of: date, window_days: int, scored: ir.Table
     app.lake.replace(
         RFM_TABLE,
         table,
-        f"brand = '{brand.replace(chr(39), chr(39) * 2)}' AND as_of = '{as_of.isoformat()}' "
-        f"AND window_days = {window_days}",
+        f"brand = {sql_text(brand)} AND as_of = '{as_of.isoformat()}' AND window_days = {window_days}",
     )
