@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from siyu.config import Settings
 from siyu.engine.connect import Engine, connect
@@ -18,15 +18,20 @@ class App:
     engine: Engine
 
 
+def _engine(settings: Settings, lake: Lake) -> Engine:
+    return connect(
+        settings.engine, lake, memory_limit=settings.engine_memory_limit, temp_directory=str(settings.home / "tmp")
+    )
+
+
 def bootstrap(settings: Settings | None = None) -> App:
     settings = settings or Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     lake = Lake(settings.lake_dir)
-    return App(
-        settings=settings,
-        store=open_store(settings.store_url),
-        lake=lake,
-        engine=connect(
-            settings.engine, lake, memory_limit=settings.engine_memory_limit, temp_directory=str(settings.home / "tmp")
-        ),
-    )
+    return App(settings=settings, store=open_store(settings.store_url), lake=lake, engine=_engine(settings, lake))
+
+
+def with_own_engine(app: App) -> App:
+    """The same store and lake with a compute engine of its own: an engine connection serves one
+    thread at a time, so the API's worker threads and the loader each take one."""
+    return replace(app, engine=_engine(app.settings, app.lake))

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     identity_max_share: int = 50
     identity_blocklist: Path | None = Field(default=None, description="Extra placeholder blocklist file")
     pii_key: str = Field(default="siyu-dev-key", description="Key for PII hashes; set it in production")
+    # HTTP API and the inbox loader (siyu serve / siyu worker).
+    api_loader: bool = Field(default=True, description="Run the inbox loader inside each `siyu serve` process")
+    api_rate_limit: int = Field(default=1000, description="Requests per second per API key (per process)")
+    api_compute_engines: int = Field(default=2, description="Concurrent read/validation queries per API process")
+    loader_batch_messages: int = Field(default=20_000, description="Load when this many messages wait")
+    loader_max_age: float = Field(default=1.0, description="…or when the oldest has waited this many seconds")
+    loader_resolve_every: float = Field(default=5.0, description="Re-run One-ID at most this often (seconds)")
 
     @property
     def lake_dir(self) -> Path:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from siyu.cli import clv, customer, demo, identity, importing, metrics, report
+from siyu.cli import clv, customer, demo, identity, importing, keys, metrics, report, serve
 from siyu.cli.common import state
 
 app = typer.Typer(
@@ -38,6 +38,9 @@ app.command("report")(report.report_command)
 app.add_typer(metrics.brand_app, name="brand")
 app.add_typer(clv.clv_app, name="clv")
 app.command("lifecycle")(clv.lifecycle_command)
+app.command("serve")(serve.serve_command)
+app.command("worker")(serve.worker_command)
+app.add_typer(keys.keys_app, name="keys")
 
 
 def main() -> None:

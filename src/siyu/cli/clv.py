@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, get_app, parse_date, print_json, user_errors
+from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.core.dates import parse_date
 from siyu.core.money import format_fen
 
 clv_app = typer.Typer(help="Predictive CLV: BG/NBD purchase frequency × Gamma-Gamma spend (预测CLV).")

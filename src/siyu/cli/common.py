@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
 from typing import Any, TypeVar
 
 import typer
@@ -20,18 +19,6 @@ console = Console()
 err_console = Console(stderr=True)
 state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class BadDateError(SiyuError):
-    code = "bad_date"
-
-
-def parse_date(text: str, option: str) -> date:
-    """A YYYY-MM-DD option value, or a clear error naming the option."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise BadDateError(f"{option} {text!r}: expected a date YYYY-MM-DD (日期格式错误)") from exc
 
 
 def get_app() -> App:

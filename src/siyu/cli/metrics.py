@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, get_app, parse_date, print_json, user_errors
+from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.core.dates import parse_date
 from siyu.core.money import format_fen
 from siyu.metrics.fast import DEFAULT_WINDOW_DAYS, FastMetrics
 from siyu.metrics.labels import LAYER_NAMES, LAYERS, METRIC_NAMES, PRIVATE_LAYERS, bilingual

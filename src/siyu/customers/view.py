@@ -49,7 +49,8 @@ def find_customer_ids(app: App, key: str, brand: str | None = None) -> list[str]
     return sorted(str(v) for v in app.engine.to_arrow(customers)["customer_id"].to_pylist())
 
 
-def customer_view(app: App, key: str, brand: str | None = None) -> dict[str, Any]:
+def customer_view(app: App, key: str, brand: str | None = None, mask: bool = True) -> dict[str, Any]:
+    """What we know of one customer; identifiers are masked unless `mask=False` (PII-scoped callers)."""
     ids = find_customer_ids(app, key, brand)
     if not ids:
         raise NotFoundError(
@@ -75,7 +76,7 @@ def customer_view(app: App, key: str, brand: str | None = None) -> dict[str, Any
             (row["id_type"], row["id_value"]),
             {
                 "type": row["id_type"],
-                "value": mask_value(row["id_type"], row["id_value"]),
+                "value": mask_value(row["id_type"], row["id_value"]) if mask else row["id_value"],
                 "strength": row["strength"],
                 "sources": [],
             },
@@ -90,7 +91,7 @@ def customer_view(app: App, key: str, brand: str | None = None) -> dict[str, Any
         )
         memberships = app.engine.to_arrow(rows.order_by("joined_at")).to_pylist()
         for m in memberships:
-            m["member_no"] = mask_value("member_no", m["member_no"])
+            m["member_no"] = mask_value("member_no", m["member_no"]) if mask else m["member_no"]
 
     return {
         "customer_id": customer_id,

@@ -151,16 +151,26 @@ def _with_brand(table: pa.Table, brand: str | None) -> pa.Table:
     return table.set_column(index, "brand", pc.fill_null(table["brand"], brand))
 
 
-def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
-    """Validate, classify and commit one file (see the module docstring for the guarantees)."""
+@dataclass
+class Checked:
+    """Rows of one file after validation: `good` (typed, hashed, one per key) and `bad` (quarantine)."""
+
+    good: ir.Table
+    bad: pa.Table  # _line, _error_field, _error_reason
+    ignored: list[str]  # unknown columns
+    _memtables: tuple[ir.Table, ...]
+
+    def release(self, engine: Engine) -> None:
+        engine.release(*self._memtables)
+
+
+def check(app: App, raw: RawFile, brand: str | None) -> Checked:
+    """Validate every row of `raw` in one pass; the last of repeated keys wins (earlier ones are bad)."""
     entity = ENTITIES[raw.entity]
     engine = app.engine
-    warnings: list[str] = []
     known = set(entity.column_names) | {"_line"}
-    ignored = [c for c in raw.table.column_names if c not in known]
-    if ignored:
-        warnings.append(f"{raw.path.name}: ignored unknown column(s): {', '.join(ignored)} (忽略未知列)")
-
+    # `_`-prefixed columns are siyu's own bookkeeping (e.g. the inbox message a row came from).
+    ignored = [c for c in raw.table.column_names if c not in known and not c.startswith("_")]
     source = ibis.memtable(_with_brand(raw.table, brand))
     zones = registry.brand_timezones(app)
     default_zone = ibis.literal(app.settings.timezone)
@@ -172,13 +182,25 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
     bad_lines = checked.filter(~checked._valid).select("_line")
     explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand)
     bad = pa.concat_tables([engine.to_arrow(explained), bad]).sort_by("_line")
+    return Checked(good, bad, ignored, (source, checked))
+
+
+def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
+    """Validate, classify and commit one file (see the module docstring for the guarantees)."""
+    entity = ENTITIES[raw.entity]
+    engine = app.engine
+    warnings: list[str] = []
+    checked = check(app, raw, brand)
+    good, bad = checked.good, checked.bad
+    if checked.ignored:
+        warnings.append(f"{raw.path.name}: ignored unknown column(s): {', '.join(checked.ignored)} (忽略未知列)")
 
     if entity.name == "fields":
         counts, more = registry.apply_fields(app, engine.to_arrow(good.drop("_valid")))
         warnings += more
         new_rows = None
     else:
-        classified = _classify(app, entity, good)
+        classified = classify(app, entity, good)
         counts = _count(engine.to_arrow(classified._outcome.value_counts()))
         new_rows = classified.filter(classified._outcome != "unchanged").drop("_outcome", "_valid")
     counts.quarantined = bad.num_rows
@@ -218,7 +240,7 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
         assert job is not None
         job.status, job.finished_at, job.lake_version = "committed", utc_now(), version
         job.message = "\n".join(warnings) or None
-    engine.release(source, checked)
+    checked.release(engine)
     return FileReport(path=raw.path, entity=entity.name, counts=counts, encoding=raw.encoding, warnings=warnings)
 
 
@@ -241,7 +263,7 @@ def _split_duplicates(engine: Engine, entity: Entity, checked: ir.Table) -> tupl
     return marked.filter(~superseded).drop("_last_line"), engine.to_arrow(dups)
 
 
-def _classify(app: App, entity: Entity, good: ir.Table) -> ir.Table:
+def classify(app: App, entity: Entity, good: ir.Table) -> ir.Table:
     """accepted (new key) / updated (key known, content changed) / unchanged."""
     current = latest(app.engine, entity.name)
     key = list(entity.key)
@@ -267,8 +289,7 @@ def _count(value_counts: pa.Table) -> Counts:
 def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table) -> list[QuarantineRow]:
     if bad.num_rows == 0:
         return []
-    first_line = int(raw.table["_line"][0].as_py())
-    indices = pa.array([line - first_line for line in bad["_line"].to_pylist()], pa.int64())
+    indices = pc.index_in(bad["_line"], value_set=raw.table["_line"])
     originals = raw.table.take(indices).drop_columns(["_line"]).to_pylist()
     return [
         QuarantineRow(

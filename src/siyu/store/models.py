@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -89,3 +89,48 @@ class IdentityRun(Base):
     merged: Mapped[int] = mapped_column(BigInteger)
     junk: Mapped[int] = mapped_column(Integer)
     lake_version: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    """An API key: bound to one brand, with scopes; only its SHA-256 hash is kept."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    brand: Mapped[str] = mapped_column(String(64), ForeignKey("brands.code"))
+    scopes: Mapped[str] = mapped_column(String(200))  # space-separated, e.g. "read pii"
+    source: Mapped[str | None] = mapped_column(String(64))  # what Segment messages are recorded as
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a key can be recognised
+    name: Mapped[str | None] = mapped_column(String(200))
+    rate_limit: Mapped[int | None] = mapped_column(Integer)  # requests per second; None = default
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboxMessage(Base):
+    """A message accepted by the API, durable before the client gets its 2xx.
+
+    `kind` is `segment` (one raw Segment message) or a canonical entity name (one row). The loader
+    moves pending messages into the lake and stamps `loaded_at`; the unique key makes a retried
+    message a no-op.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("brand", "source", "kind", "message_id", name="uq_inbox_message"),
+        Index(
+            "ix_inbox_pending",
+            "id",
+            postgresql_where=text("loaded_at IS NULL"),
+            sqlite_where=text("loaded_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    loaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    batch: Mapped[str | None] = mapped_column(String(36))

@@ -1,0 +1,95 @@
+"""The FastAPI application: routers, problem+json errors, telemetry, and the in-process loader.
+
+Stateless over the store and lake: several `siyu serve` processes may run side by side; the
+loader's workspace lock lets only one of them (or a `siyu worker`) load at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+import siyu
+from siyu.api import errors
+from siyu.api.deps import ApiState, EnginePool
+from siyu.api.keys import KeyVerifier
+from siyu.api.ratelimit import RateLimiter
+from siyu.api.routes import ingest, ops, read, segment
+from siyu.api.telemetry import Telemetry
+from siyu.bootstrap import App, bootstrap, with_own_engine
+from siyu.ingest.loader import Loader
+
+DESCRIPTION = """\
+siyu 私域 HTTP API.
+
+* **Segment-compatible ingest** (`/v1/*`): point any Segment SDK at this server with a siyu write key.
+* **Canonical ingest** (`/api/v1/ingest/{entity}`): the rows of the import files, row-by-row outcomes.
+* **Read** (`/api/v1/customers`, `/api/v1/metrics/*`): customer 360 and FAST+, the same JSON as the CLI.
+
+Keys: `siyu keys create --brand B --scope ingest|read|admin [--source S]`. Send `Authorization: Bearer <key>`
+(or, Segment style, the key as the HTTP Basic user name). Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
+    settings = app.settings
+    telemetry = Telemetry()
+    state = ApiState(
+        app=app,
+        keys=KeyVerifier(app),
+        limiter=RateLimiter(settings.api_rate_limit),
+        telemetry=telemetry,
+        compute=EnginePool(app, settings.api_compute_engines),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if run_loader:
+            loader = Loader(
+                with_own_engine(app),
+                batch_messages=settings.loader_batch_messages,
+                max_age=settings.loader_max_age,
+                resolve_every=settings.loader_resolve_every,
+                on_batch=telemetry.observe_batch,
+            )
+            thread = threading.Thread(target=loader.run, args=(stop,), name="siyu-loader", daemon=True)
+            thread.start()
+        yield
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=60)
+
+    api = FastAPI(title="siyu 私域 API", version=siyu.__version__, description=DESCRIPTION, lifespan=lifespan)
+    api.state.siyu = state
+    errors.install(api)
+    api.middleware("http")(telemetry.middleware)
+    for module in (ops, segment, ingest, read):
+        api.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+        _, defs = models_json_schema(
+            [(m, "validation") for m in segment.OPENAPI_MODELS.values()], ref_template="#/components/schemas/{model}"
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        api.openapi_schema = schema
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return api
+
+
+def from_environment() -> FastAPI:
+    """The uvicorn factory of `siyu serve`: settings from the environment (`SIYU_*`)."""
+    app = bootstrap()
+    return create_app(app, run_loader=app.settings.api_loader)

@@ -1,0 +1,105 @@
+"""Request dependencies: the siyu App, the calling API key (Basic or Bearer), scopes, rate limits."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+
+from siyu.api.errors import ApiError
+from siyu.api.keys import KeyInfo, KeyVerifier
+from siyu.api.ratelimit import RateLimiter, retry_after
+from siyu.api.telemetry import Telemetry
+from siyu.bootstrap import App, with_own_engine
+
+basic = HTTPBasic(auto_error=False, description="Segment style: the write key as the user name, no password")
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+
+
+class EnginePool:
+    """A few Apps with their own compute engines, one per request at a time (see `with_own_engine`)."""
+
+    def __init__(self, app: App, size: int) -> None:
+        self._free: queue.Queue[App] = queue.Queue()
+        for _ in range(size):
+            self._free.put(with_own_engine(app))
+
+    def borrow(self) -> Iterator[App]:
+        app = self._free.get()
+        try:
+            yield app
+        finally:
+            self._free.put(app)
+
+
+@dataclass
+class ApiState:
+    app: App
+    keys: KeyVerifier
+    limiter: RateLimiter
+    telemetry: Telemetry
+    compute: EnginePool
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.siyu
+    return state
+
+
+StateDep = Annotated[ApiState, Depends(api_state)]
+
+
+def compute_app(state: StateDep) -> Iterator[App]:
+    yield from state.compute.borrow()
+
+
+ComputeDep = Annotated[App, Depends(compute_app)]
+
+
+def caller(
+    state: StateDep,
+    basic_auth: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+    bearer_auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> KeyInfo:
+    secret = basic_auth.username if basic_auth else bearer_auth.credentials if bearer_auth else None
+    if not secret:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing API key: send `Authorization: Bearer <key>` or the key as the Basic user name (缺少密钥)",
+            headers={"WWW-Authenticate": 'Bearer, Basic realm="siyu"'},
+        )
+    key = state.keys.verify(secret)
+    if key is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "unknown or revoked API key (密钥无效或已吊销)",
+            headers={"WWW-Authenticate": 'Bearer, Basic realm="siyu"'},
+        )
+    wait = state.limiter.take(key.id, key.rate_limit)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "rate limit exceeded; retry later (请求过于频繁)",
+            headers={"Retry-After": retry_after(wait)},
+        )
+    return key
+
+
+def require(scope: str) -> Callable[[KeyInfo], KeyInfo]:
+    def check(key: Annotated[KeyInfo, Depends(caller)]) -> KeyInfo:
+        if not key.allows(scope):
+            raise ApiError(403, "forbidden", f"this API key lacks the `{scope}` scope (密钥无此权限: {scope})")
+        return key
+
+    return check
+
+
+IngestKey = Annotated[KeyInfo, Depends(require("ingest"))]
+ReadKey = Annotated[KeyInfo, Depends(require("read"))]

@@ -1,0 +1,148 @@
+"""API keys (API 密钥): created once, shown once, stored only as a SHA-256 hash, bound to a brand.
+
+Scopes: `ingest` (write events and rows), `read` (customers, metrics), `admin` (everything of its
+brand), and `pii`, which adds unmasked phone / e-mail / name to whatever the key may read. A key is
+a 256-bit random secret, so a plain SHA-256 (not a slow password hash) is the right digest: nothing
+to brute-force, and verification stays cheap on the ingest path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from siyu.bootstrap import App
+from siyu.core.clock import utc_now
+from siyu.core.errors import NotFoundError, SiyuError
+from siyu.ingest import registry
+from siyu.store.models import ApiKey
+
+SCOPES = ("ingest", "read", "admin", "pii")
+KEY_PREFIX = "sk_siyu_"
+# A revoked key keeps working in a process for at most this long (verified keys are cached).
+CACHE_SECONDS = 2.0
+
+
+class BadScopeError(SiyuError):
+    code = "bad_scope"
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    brand: str
+    scopes: frozenset[str]
+    source: str | None
+    rate_limit: int | None
+
+    def allows(self, scope: str) -> bool:
+        """`admin` includes `ingest` and `read`; `pii` is only ever granted explicitly."""
+        return scope in self.scopes or (scope in ("ingest", "read") and "admin" in self.scopes)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_scopes(values: list[str]) -> frozenset[str]:
+    """Scopes from repeated options and/or comma-separated lists: `--scope read --scope pii`, `read,pii`."""
+    scopes = frozenset(s.strip() for v in values for s in v.split(",") if s.strip())
+    unknown = sorted(scopes - set(SCOPES))
+    if unknown or not scopes & {"ingest", "read", "admin"}:
+        raise BadScopeError(
+            f"--scope {','.join(sorted(scopes)) or '(none)'}: choose ingest, read or admin (plus pii if needed)"
+            f"{'; unknown: ' + ', '.join(unknown) if unknown else ''} (权限范围无效)"
+        )
+    return scopes
+
+
+def create_key(
+    app: App,
+    brand: str,
+    scopes: frozenset[str],
+    source: str | None = None,
+    name: str | None = None,
+    rate_limit: int | None = None,
+) -> tuple[str, KeyInfo]:
+    """A new key for `brand` (registered if new). Returns the secret — the only time it exists."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = str(uuid.uuid4())
+    with app.store.unit_of_work() as session:
+        registry.ensure_brands(session, [brand], app.settings.timezone)
+        session.add(
+            ApiKey(
+                id=key_id,
+                brand=brand,
+                scopes=" ".join(sorted(scopes)),
+                source=source,
+                key_hash=digest(secret),
+                prefix=secret[: len(KEY_PREFIX) + 4],
+                name=name,
+                rate_limit=rate_limit,
+                created_at=utc_now(),
+            )
+        )
+    return secret, KeyInfo(key_id, brand, scopes, source, rate_limit)
+
+
+def revoke_key(app: App, key_id: str) -> dict[str, Any]:
+    with app.store.unit_of_work() as session:
+        key = session.get(ApiKey, key_id)
+        if key is None:
+            raise NotFoundError(f"no API key with id {key_id!r} (密钥不存在); see `siyu keys list`")
+        if key.revoked_at is None:
+            key.revoked_at = utc_now()
+        return _public(key)
+
+
+def list_keys(app: App, brand: str | None = None) -> list[dict[str, Any]]:
+    with app.store.unit_of_work() as session:
+        query = select(ApiKey).order_by(ApiKey.created_at)
+        if brand:
+            query = query.where(ApiKey.brand == brand)
+        return [_public(k) for k in session.scalars(query)]
+
+
+def _public(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "brand": key.brand,
+        "scopes": key.scopes.split(),
+        "source": key.source,
+        "prefix": key.prefix,
+        "name": key.name,
+        "rate_limit": key.rate_limit,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+class KeyVerifier:
+    """Looks secrets up by hash, with a short cache so the ingest path does not query per request."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+
+    def verify(self, secret: str) -> KeyInfo | None:
+        hashed = digest(secret)
+        now = time.monotonic()
+        hit = self._cache.get(hashed)
+        if hit and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        with self.app.store.unit_of_work() as session:
+            key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hashed, ApiKey.revoked_at.is_(None)))
+            info = (
+                KeyInfo(key.id, key.brand, frozenset(key.scopes.split()), key.source, key.rate_limit) if key else None
+            )
+        if len(self._cache) > 10_000:  # unknown secrets must not grow the cache without bound
+            self._cache.clear()
+        self._cache[hashed] = (now, info)
+        return info

@@ -1,0 +1,58 @@
+"""Prometheus metrics (`GET /metrics`) and the access log — which never carries PII: paths only,
+no query strings (a lookup by phone is a query), no bodies, keys by id."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from siyu.ingest.loader import LoadResult
+
+access_log = logging.getLogger("siyu.api.access")
+
+
+class Telemetry:
+    """One registry per API instance, so several apps in one process (tests) do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "siyu_http_requests", "HTTP requests by route and status", ["method", "route", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "siyu_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
+        self.accepted = Counter(
+            "siyu_ingest_messages", "Messages accepted into the inbox", ["kind"], registry=self.registry
+        )
+        self.loaded = Counter("siyu_loader_messages", "Inbox messages loaded into the lake", registry=self.registry)
+        self.batches = Counter("siyu_loader_batches", "Loader batches committed", registry=self.registry)
+        self.visibility = Histogram(
+            "siyu_loader_visibility_seconds", "Seconds from acceptance to the lake commit", registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60),
+        )  # fmt: skip
+        self.pending = Gauge("siyu_inbox_pending", "Messages waiting in the inbox", registry=self.registry)
+
+    def observe_batch(self, result: LoadResult) -> None:
+        self.batches.inc()
+        self.loaded.inc(result.messages)
+        if result.loaded_at is not None:
+            for received in result.received:
+                self.visibility.observe((result.loaded_at - received).total_seconds())
+
+    async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        self.requests.labels(request.method, name, str(response.status_code)).inc()
+        self.latency.labels(name).observe(elapsed)
+        access_log.info("%s %s %d %.1fms", request.method, request.url.path, response.status_code, elapsed * 1000)
+        return response

@@ -1,0 +1,81 @@
+"""Customer 360 extras (客户全景): layer history, recent orders and events, and the latest RFM,
+lifecycle stage and predicted CLV — each only where it has been computed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis.expr.types as ir
+
+from siyu.bootstrap import App
+from siyu.clv.service import LIFECYCLE_TABLE, PREDICTIONS_TABLE
+from siyu.lake.views import latest
+from siyu.metrics.layers import LAYERS_TABLE
+from siyu.metrics.rfm import RFM_TABLE
+
+NODE = ["brand", "source", "source_customer_id"]
+
+
+def _rows(app: App, expr: ir.Table) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = app.engine.to_arrow(expr).to_pylist()
+    return rows
+
+
+def _latest_of(app: App, name: str, brand: str, customer_id: str, order: str) -> dict[str, Any] | None:
+    table = app.engine.table(name)
+    if table is None:
+        return None
+    mine = table.filter((table.brand == brand) & (table.customer_id == customer_id))
+    rows = _rows(app, mine.order_by(mine[order].desc()).limit(1))
+    return rows[0] if rows else None
+
+
+def customer_profile(app: App, brand: str, customer_id: str, records: ir.Table, recent: int = 20) -> dict[str, Any]:
+    """The computed side of a customer: `records` are the customer's source records (NODE columns)."""
+    out: dict[str, Any] = {"layer_history": [], "recent_orders": [], "recent_events": []}
+    layers = app.engine.table(LAYERS_TABLE)
+    if layers is not None:
+        mine = layers.filter((layers.brand == brand) & (layers.customer_id == customer_id))
+        out["layer_history"] = _rows(
+            app, mine.select("grain", "period", "period_end", "layer").order_by(["grain", "period_end"])
+        )
+    orders = latest(app.engine, "orders")
+    if orders is not None:
+        mine = orders.semi_join(records, NODE)
+        cols: tuple[str, ...] = (
+            "source",
+            "order_id",
+            "status",
+            "paid_at",
+            "amount_fen",
+            "refund_fen",
+            "store_code",
+            "coupon_code",
+        )
+        out["recent_orders"] = _rows(app, mine.select(*cols).order_by(mine.paid_at.desc()).limit(recent))
+    events = latest(app.engine, "events")
+    if events is not None:
+        mine = events.semi_join(records, NODE)
+        cols = ("source", "event_id", "field", "type", "occurred_at", "properties")
+        out["recent_events"] = _rows(app, mine.select(*cols).order_by(mine.occurred_at.desc()).limit(recent))
+    rfm = _latest_of(app, RFM_TABLE, brand, customer_id, "computed_at")
+    out["rfm"] = (
+        {
+            k: rfm[k]
+            for k in ("as_of", "window_days", "recency_days", "frequency", "monetary_fen", "r", "f", "m", "group")
+        }
+        if rfm
+        else None
+    )
+    stage = _latest_of(app, LIFECYCLE_TABLE, brand, customer_id, "as_of")
+    out["lifecycle"] = {"as_of": stage["as_of"], "stage": stage["stage"]} if stage else None
+    clv = _latest_of(app, PREDICTIONS_TABLE, brand, customer_id, "predicted_at")
+    out["clv"] = (
+        {
+            k: clv[k]
+            for k in ("as_of", "p_alive", "expected_purchases", "expected_spend_fen", "clv_fen", "horizon_months")
+        }
+        if clv
+        else None
+    )
+    return out

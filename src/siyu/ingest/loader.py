@@ -1,0 +1,212 @@
+"""The inbox loader (入湖): pending inbox messages → canonical rows → lake, then One-ID.
+
+Exactly once, across crashes: a batch is imported with the file importer, whose classification
+makes a re-import of rows already in the lake `unchanged` (nothing appended); only then are the
+messages stamped loaded. A kill between the lake commit and the stamp re-runs the batch harmlessly.
+One loader runs at a time per workspace (an exclusive file lock, released by the OS when the
+process dies), so `siyu serve` processes and `siyu worker` can all run the loop safely.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import ibis
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from siyu.bootstrap import App
+from siyu.core.clock import utc_now
+from siyu.identity.service import run_resolve
+from siyu.ingest import inbox
+from siyu.ingest.importer import Counts, import_file
+from siyu.ingest.readers import RawFile
+from siyu.ingest.schema import ENTITIES, IMPORT_ORDER
+from siyu.lake.views import latest
+
+log = logging.getLogger("siyu.loader")
+IDENTITY_ENTITIES = ("customers", "identities", "memberships")
+
+
+@dataclass
+class LoadResult:
+    batch: str
+    messages: int
+    counts: dict[str, Counts] = field(default_factory=dict)
+    received: list[datetime] = field(default_factory=list)
+    loaded_at: datetime | None = None
+    resolved: bool = False
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[bool]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _canonical_table(entity: str, rows: list[inbox.Pending]) -> pa.Table:
+    """Canonical rows (JSON objects of text values) → an Arrow table of string columns, one parse."""
+    names = ENTITIES[entity].column_names
+    schema = pa.schema([(n, pa.string()) for n in names])
+    data = "\n".join(r.payload for r in rows).encode()
+    table = pajson.read_json(
+        pa.BufferReader(data),
+        parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+    return table.append_column("_line", pa.array([r.id for r in rows], pa.int64()))
+
+
+def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
+    from siyu.ingest.segment import segment_to_canonical  # TEMP
+
+    messages = ibis.memtable(
+        pa.table(
+            {
+                "inbox_id": pa.array([r.id for r in rows], pa.int64()),
+                "brand": [r.brand for r in rows],
+                "source": [r.source for r in rows],
+                "message_id": [r.message_id for r in rows],
+                "payload": [r.payload for r in rows],
+                "received_at": pa.array([r.received_at for r in rows], pa.timestamp("us", tz="UTC")),
+            }
+        )
+    )
+    mapped = segment_to_canonical(messages, lambda entity: latest(app.engine, entity))
+    tables = {entity: app.engine.to_arrow(expr) for entity, expr in mapped.items()}
+    app.engine.release(messages)
+    return tables
+
+
+def _numbered(table: pa.Table) -> pa.Table:
+    """Keep the inbox id as `_inbox_id` (shown with quarantined rows) and number rows uniquely."""
+    inbox_ids = table["_line"]
+    table = table.drop_columns(["_line"]).append_column("_inbox_id", inbox_ids)
+    return table.append_column("_line", pa.array(range(1, table.num_rows + 1), pa.int64()))
+
+
+def load_batch(app: App, max_messages: int) -> LoadResult | None:
+    """Load up to `max_messages` pending messages; None if another loader holds the workspace."""
+    with _exclusive(app.settings.home / "loader.lock") as mine:
+        if not mine:
+            return None
+        with app.store.unit_of_work() as session:
+            rows = inbox.pending(session, max_messages)
+        batch = str(uuid.uuid4())
+        result = LoadResult(batch=batch, messages=len(rows), received=[r.received_at for r in rows])
+        if not rows:
+            return result
+        tables: dict[str, list[pa.Table]] = {}
+        segment = [r for r in rows if r.kind == "segment"]
+        if segment:
+            for entity, table in _segment_tables(app, segment).items():
+                tables.setdefault(entity, []).append(table)
+        for entity in ENTITIES:
+            canonical = [r for r in rows if r.kind == entity]
+            if canonical:
+                tables.setdefault(entity, []).append(_canonical_table(entity, canonical))
+        for entity in IMPORT_ORDER:
+            for table in tables.get(entity, []):
+                if table.num_rows == 0:
+                    continue
+                raw = RawFile(Path(f"inbox/{batch}/{entity}"), entity, "inbox", "utf-8", _numbered(table))
+                report = import_file(app, raw, None)
+                result.counts.setdefault(entity, Counts()).add(report.counts)
+        result.loaded_at = utc_now()
+        with app.store.unit_of_work() as session:
+            inbox.mark_loaded(session, [r.id for r in rows], batch, result.loaded_at)
+        return result
+
+
+def changed_identity(result: LoadResult) -> bool:
+    return any(result.counts[e].accepted + result.counts[e].updated for e in IDENTITY_ENTITIES if e in result.counts)
+
+
+class Loader:
+    """Micro-batches by size and age: load when `batch_messages` wait or the oldest waited `max_age`
+    seconds. One-ID is re-run after batches that brought new or changed people, at most every
+    `resolve_every` seconds (ids stay stable across runs)."""
+
+    def __init__(
+        self,
+        app: App,
+        batch_messages: int = 20_000,
+        max_age: float = 1.0,
+        resolve_every: float = 5.0,
+        on_batch: Callable[[LoadResult], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.batch_messages = batch_messages
+        self.max_age = max_age
+        self.resolve_every = resolve_every
+        self.on_batch = on_batch
+        self._identity_dirty = False
+        self._last_resolve = 0.0
+
+    def tick(self) -> LoadResult | None:
+        """One step of the loop: load a batch if one is due, re-run One-ID if due."""
+        with self.app.store.unit_of_work() as session:
+            waiting, oldest = inbox.backlog(session)
+        result = None
+        due = waiting >= self.batch_messages or (
+            waiting and oldest is not None and (utc_now() - oldest).total_seconds() >= self.max_age
+        )
+        if due:
+            result = load_batch(self.app, self.batch_messages)
+            if result and changed_identity(result):
+                self._identity_dirty = True
+        if self._identity_dirty and time.monotonic() - self._last_resolve >= self.resolve_every:
+            run_resolve(self.app)
+            self._identity_dirty, self._last_resolve = False, time.monotonic()
+            if result:
+                result.resolved = True
+        if result and result.messages and self.on_batch:
+            self.on_batch(result)
+        return result
+
+    def drain(self) -> int:
+        """Load everything pending now and resolve One-ID; returns messages loaded (for tests, `worker --once`)."""
+        total = 0
+        while True:
+            result = load_batch(self.app, self.batch_messages)
+            if result is None:
+                time.sleep(0.1)  # another loader is working
+                continue
+            if result.messages and changed_identity(result):
+                self._identity_dirty = True
+            total += result.messages
+            if not result.messages:
+                break
+        if self._identity_dirty:
+            run_resolve(self.app)
+            self._identity_dirty = False
+        return total
+
+    def run(self, stop: threading.Event, poll: float = 0.2) -> None:
+        while not stop.is_set():
+            try:
+                result = self.tick()
+            except Exception:  # keep serving: the batch stays pending and is retried
+                log.exception("loader batch failed; retrying")
+                stop.wait(5.0)
+                continue
+            if not result or result.messages < self.batch_messages:
+                stop.wait(poll)

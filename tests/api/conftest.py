@@ -1,0 +1,73 @@
+"""API tests run over real HTTP: uvicorn on a loopback port, httpx as the client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+
+from siyu.api.app import create_app
+from siyu.api.keys import create_key, parse_scopes
+from siyu.bootstrap import App
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running(app: App, run_loader: bool = False) -> Iterator[str]:
+    """Serve `app` on a free loopback port in a thread; yields the base URL."""
+    config = uvicorn.Config(
+        create_app(app, run_loader=run_loader), host="127.0.0.1", port=free_port(), log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def base_url(app: App) -> Iterator[str]:
+    with running(app) as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=60) as c:
+        yield c
+
+
+KeyMaker = Callable[..., str]
+
+
+@pytest.fixture
+def make_key(app: App) -> KeyMaker:
+    def make(
+        brand: str = "demo", scopes: str = "ingest", source: str | None = None, rate_limit: int | None = None
+    ) -> str:
+        secret, _ = create_key(app, brand, parse_scopes([scopes]), source, None, rate_limit)
+        return secret
+
+    return make
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
