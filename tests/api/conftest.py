@@ -71,3 +71,12 @@ def make_key(app: App) -> KeyMaker:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def make_key_sqlite(sqlite_app: App) -> KeyMaker:
+    def make(brand: str = "demo", scopes: str = "ingest", source: str | None = None) -> str:
+        secret, _ = create_key(sqlite_app, brand, parse_scopes([scopes]), source)
+        return secret
+
+    return make

@@ -11,8 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
 import siyu
@@ -67,7 +71,26 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
         if thread is not None:
             thread.join(timeout=60)
 
-    api = FastAPI(title="siyu 私域 API", version=siyu.__version__, description=DESCRIPTION, lifespan=lifespan)
+    api = FastAPI(
+        title="siyu 私域 API",
+        version=siyu.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served below from local files: the default loads Swagger UI from a CDN
+        redoc_url=None,
+    )
+    api.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @api.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="siyu 私域 API — docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     api.state.siyu = state
     errors.install(api)
     api.middleware("http")(telemetry.middleware)

@@ -52,12 +52,12 @@ def customer_profile(app: App, brand: str, customer_id: str, records: ir.Table, 
             "store_code",
             "coupon_code",
         )
-        out["recent_orders"] = _rows(app, mine.select(*cols).order_by(mine.paid_at.desc()).limit(recent))
+        out["recent_orders"] = _rows(app, mine.order_by(mine.paid_at.desc()).select(*cols).limit(recent))
     events = latest(app.engine, "events")
     if events is not None:
         mine = events.semi_join(records, NODE)
         cols = ("source", "event_id", "field", "type", "occurred_at", "properties")
-        out["recent_events"] = _rows(app, mine.select(*cols).order_by(mine.occurred_at.desc()).limit(recent))
+        out["recent_events"] = _rows(app, mine.order_by(mine.occurred_at.desc()).select(*cols).limit(recent))
     rfm = _latest_of(app, RFM_TABLE, brand, customer_id, "computed_at")
     out["rfm"] = (
         {

@@ -26,7 +26,8 @@ class Engine:
         """The lake table's current version, or an empty table of `empty_schema` (None if neither)."""
         files = self.lake.files(name)
         if files:
-            return self.con.read_parquet(files, table_name=f"lake_{name}_{next(_names)}")
+            # By name: files written before a column was added (schema evolution) lack it; they read as NULL.
+            return self.con.read_parquet(files, table_name=f"lake_{name}_{next(_names)}", union_by_name=True)
         schema = self.lake.schema(name) or empty_schema
         if schema is None:
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,6 +34,11 @@ class Pending:
     message_id: str
     payload: str
     received_at: datetime
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; ours are written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def record(
@@ -76,7 +81,7 @@ def pending(session: Session, limit: int) -> list[Pending]:
         .order_by(InboxMessage.id)
         .limit(limit)
     )
-    return [Pending(*row) for row in session.execute(query)]
+    return [Pending(*row[:-1], _utc(row[-1])) for row in session.execute(query)]
 
 
 def backlog(session: Session) -> tuple[int, datetime | None]:
@@ -84,7 +89,7 @@ def backlog(session: Session) -> tuple[int, datetime | None]:
     count, oldest = session.execute(
         select(func.count(), func.min(InboxMessage.received_at)).where(InboxMessage.loaded_at.is_(None))
     ).one()
-    return int(count), oldest
+    return int(count), None if oldest is None else _utc(oldest)
 
 
 def mark_loaded(session: Session, ids: Sequence[int], batch: str, loaded_at: datetime) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import ibis
 import pyarrow as pa
 import pyarrow.json as pajson
+from sqlalchemy import func, or_, select
 
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
@@ -32,7 +33,9 @@ from siyu.ingest import inbox
 from siyu.ingest.importer import Counts, import_file
 from siyu.ingest.readers import RawFile
 from siyu.ingest.schema import ENTITIES, IMPORT_ORDER
+from siyu.ingest.segment import segment_to_canonical
 from siyu.lake.views import latest
+from siyu.store.models import IdentityRun, ImportJob
 
 log = logging.getLogger("siyu.loader")
 IDENTITY_ENTITIES = ("customers", "identities", "memberships")
@@ -76,8 +79,6 @@ def _canonical_table(entity: str, rows: list[inbox.Pending]) -> pa.Table:
 
 
 def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
-    from siyu.ingest.segment import segment_to_canonical  # TEMP
-
     messages = ibis.memtable(
         pa.table(
             {
@@ -90,7 +91,12 @@ def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
             }
         )
     )
-    mapped = segment_to_canonical(messages, lambda entity: latest(app.engine, entity))
+    mapped = segment_to_canonical(
+        messages,
+        lambda entity: latest(app.engine, entity),
+        # Parse the JSON payloads once for all five output tables, not once per table.
+        materialise=lambda table: app.engine.materialise(table, "segment_parsed"),
+    )
     tables = {entity: app.engine.to_arrow(expr) for entity, expr in mapped.items()}
     app.engine.release(messages)
     return tables
@@ -140,6 +146,20 @@ def changed_identity(result: LoadResult) -> bool:
     return any(result.counts[e].accepted + result.counts[e].updated for e in IDENTITY_ENTITIES if e in result.counts)
 
 
+def identity_stale(app: App) -> bool:
+    """Whether people were imported after One-ID last ran: a loader killed between a batch and its
+    resolve leaves no other trace. Jobs still `running` count (killed after their lake commit)."""
+    last_run = select(func.max(IdentityRun.ran_at)).scalar_subquery()
+    query = select(ImportJob.id).where(
+        ImportJob.entity.in_(IDENTITY_ENTITIES),
+        ImportJob.status != "failed",
+        ImportJob.accepted + ImportJob.updated > 0,
+        or_(last_run.is_(None), ImportJob.started_at > last_run),
+    )
+    with app.store.unit_of_work() as session:
+        return session.execute(query.limit(1)).first() is not None
+
+
 class Loader:
     """Micro-batches by size and age: load when `batch_messages` wait or the oldest waited `max_age`
     seconds. One-ID is re-run after batches that brought new or changed people, at most every
@@ -158,7 +178,7 @@ class Loader:
         self.max_age = max_age
         self.resolve_every = resolve_every
         self.on_batch = on_batch
-        self._identity_dirty = False
+        self._identity_dirty = identity_stale(app)  # not just this process's batches: a killed one's too
         self._last_resolve = 0.0
 
     def tick(self) -> LoadResult | None:

@@ -32,6 +32,7 @@ IDENTIFIER_TYPES: dict[str, str] = {
     "tmall_ouid": "strong",
     "jd_pin": "strong",
     "douyin_openid": "strong",
+    "alias": "strong",  # Segment alias (previousId → userId): a link the source itself asserts
     "openid": "weak",  # per app: the same person has a different openid in each app
     "external_userid": "weak",  # per WeCom corp
     "device_id": "weak",

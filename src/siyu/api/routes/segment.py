@@ -88,4 +88,7 @@ for _kind, _model in (
     _single(_kind, _model)
 
 # Models whose JSON schemas the OpenAPI document must carry (referenced above).
-OPENAPI_MODELS: dict[str, type[BaseModel]] = {"Batch": segment.Batch, **{m.__name__: m for m in segment.SINGLE_MODELS.values()}}
+OPENAPI_MODELS: dict[str, type[BaseModel]] = {
+    "Batch": segment.Batch,
+    **{m.__name__: m for m in segment.SINGLE_MODELS.values()},
+}

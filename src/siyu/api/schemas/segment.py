@@ -1,0 +1,214 @@
+"""Segment HTTP Tracking API messages: identify, track, page, screen, group, alias and batch.
+
+Lenient like Segment: unknown fields are allowed and kept; `userId` / `anonymousId` may be
+strings or numbers (numbers become strings); `messageId` is optional (`message_id()` derives a
+stable one). Validation is by type only (pydantic-core, no Python per field) plus one check that
+a person is named, so a 100-message batch validates in well under a millisecond.
+
+The request path stores each validated message as JSON in the inbox (`to_inbox_rows`); the
+mapping to canonical rows happens later, in `siyu.ingest.segment`. See docs/segment-mapping.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal, NamedTuple, Self
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+# Fields a client may set differently when it retries the same message; not part of its identity.
+_TRANSPORT_FIELDS = ("sentAt", "receivedAt", "writeKey")
+# Id fields Segment accepts as numbers; stored as strings.
+_ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId", "messageId")
+
+JSONObject = dict[str, Any]
+
+
+class SegmentMessage(BaseModel):
+    """Fields common to every Segment message (the spec's "common fields")."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+    message_id: str | None = Field(None, alias="messageId", description="client id of the message; derived if absent")
+    timestamp: datetime | None = Field(None, description="when it happened (ISO-8601); naive = UTC")
+    original_timestamp: datetime | None = Field(None, alias="originalTimestamp")
+    sent_at: datetime | None = Field(None, alias="sentAt", description="client clock when sent (skew correction)")
+    context: JSONObject | None = None
+    integrations: JSONObject | None = None
+
+
+class _PersonMessage(SegmentMessage):
+    user_id: str | None = Field(None, alias="userId", description="the brand's id of the user")
+    anonymous_id: str | None = Field(None, alias="anonymousId", description="device / browser id before sign-in")
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> Self:
+        if not (self.user_id or self.anonymous_id):
+            raise ValueError("userId or anonymousId is required (需要 userId 或 anonymousId)")
+        return self
+
+
+class Identify(_PersonMessage):
+    """Who the user is: traits (phone, email, unionid, name…) merged into their profile."""
+
+    type: Literal["identify"] = "identify"
+    traits: JSONObject | None = None
+
+
+class Track(_PersonMessage):
+    """Something the user did: `event` is the action's name (e.g. "Product Viewed")."""
+
+    type: Literal["track"] = "track"
+    event: str = Field(min_length=1)
+    properties: JSONObject | None = None
+
+
+class Page(_PersonMessage):
+    """A web page view."""
+
+    type: Literal["page"] = "page"
+    name: str | None = None
+    category: str | None = None
+    properties: JSONObject | None = None
+
+
+class Screen(_PersonMessage):
+    """A mobile app screen view."""
+
+    type: Literal["screen"] = "screen"
+    name: str | None = None
+    category: str | None = None
+    properties: JSONObject | None = None
+
+
+class Group(_PersonMessage):
+    """Membership of a group (account, company); kept as an event only."""
+
+    type: Literal["group"] = "group"
+    group_id: str = Field(alias="groupId", min_length=1)
+    traits: JSONObject | None = None
+
+
+class Alias(SegmentMessage):
+    """`previousId` and `userId` are the same person."""
+
+    type: Literal["alias"] = "alias"
+    previous_id: str = Field(alias="previousId", min_length=1)
+    user_id: str = Field(alias="userId", min_length=1)
+
+
+Message = Annotated[Identify | Track | Page | Screen | Group | Alias, Field(discriminator="type")]
+
+
+class Batch(BaseModel):
+    """`POST /v1/batch`: many messages; batch-level `context` applies to messages without it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    batch: list[Message]
+    sent_at: datetime | None = Field(None, alias="sentAt")
+    context: JSONObject | None = None
+    integrations: JSONObject | None = None
+
+
+SINGLE_MODELS: dict[str, type[SegmentMessage]] = {
+    "identify": Identify,
+    "track": Track,
+    "page": Page,
+    "screen": Screen,
+    "group": Group,
+    "alias": Alias,
+}
+BatchAdapter: TypeAdapter[Batch] = TypeAdapter(Batch)
+_SINGLE_ADAPTERS: dict[str, TypeAdapter[Any]] = {kind: TypeAdapter(model) for kind, model in SINGLE_MODELS.items()}
+
+
+class InboxRow(NamedTuple):
+    message_id: str
+    type: str
+    payload: str  # the message as JSON text
+
+
+def message_id(msg: Mapping[str, Any]) -> str:
+    """The client's `messageId`, or a hash of the message so that an identical retry is the same message.
+
+    Transport fields (`sentAt`, `receivedAt`, `writeKey`) are left out of the hash: a retry may
+    change them.
+    """
+    given = msg.get("messageId")
+    if given is not None and given != "":
+        return str(given)
+    content = {k: v for k, v in msg.items() if k not in _TRANSPORT_FIELDS and k != "messageId"}
+    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"sha256:{digest}"
+
+
+def to_inbox_rows(
+    messages: Iterable[Mapping[str, Any] | SegmentMessage],
+    *,
+    context: Mapping[str, Any] | None = None,
+    sent_at: str | None = None,
+) -> list[InboxRow]:
+    """(message_id, type, payload JSON) for each validated message, ready for the inbox.
+
+    A message is a validated model or the raw JSON object it was validated from (cheaper: no
+    dump, and the client's own timestamp strings are kept). Ids given as numbers become strings;
+    a missing `messageId` is derived (`message_id`); `context` (a batch's) is merged under each
+    message's own (the message's keys win); `sent_at` (a batch's `sentAt`) is copied into messages
+    without one, for clock-skew correction. The receive time is not put in the payload: the inbox
+    keeps it in its own column.
+    """
+    rows = []
+    for msg in messages:
+        if isinstance(msg, BaseModel):
+            data = msg.model_dump(mode="json", by_alias=True, exclude_none=True)
+        else:
+            data = dict(msg)
+            for key in _ID_FIELDS:
+                value = data.get(key)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    data[key] = str(value)
+        mid = message_id(data)
+        data["messageId"] = mid
+        if context:
+            data["context"] = {**context, **(data.get("context") or {})}
+        if sent_at and not data.get("sentAt"):
+            data["sentAt"] = sent_at
+        rows.append(InboxRow(mid, data["type"], orjson.dumps(data).decode()))
+    return rows
+
+
+def _loads(body: bytes, adapter: TypeAdapter[Any]) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        adapter.validate_json(body)  # raises the ValidationError that says where the JSON is broken
+        raise
+
+
+def parse_batch(body: bytes) -> list[InboxRow]:
+    """Validate a `/v1/batch` body and return its inbox rows; raises `pydantic.ValidationError`."""
+    data = _loads(body, BatchAdapter)
+    batch = BatchAdapter.validate_python(data)
+    sent_at = data.get("sentAt") if isinstance(data.get("sentAt"), str) else None
+    return to_inbox_rows(data["batch"], context=batch.context, sent_at=sent_at)
+
+
+def parse_message(kind: str, body: bytes) -> list[InboxRow]:
+    """Validate the body of `/v1/<kind>` (one message; `type` may be omitted) and return its inbox row."""
+    model = SINGLE_MODELS[kind]
+    adapter = _SINGLE_ADAPTERS[kind]
+    data = _loads(body, adapter)
+    model.model_validate(data)
+    if isinstance(data, dict) and "type" not in data:
+        data["type"] = kind
+    return to_inbox_rows([data])
+
+
+def batch_inbox_rows(batch: Batch) -> list[InboxRow]:
+    """`to_inbox_rows` for a `Batch` model (e.g. one FastAPI validated)."""
+    sent_at = batch.sent_at.isoformat() if batch.sent_at else None
+    return to_inbox_rows(batch.batch, context=batch.context, sent_at=sent_at)
