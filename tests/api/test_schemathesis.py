@@ -28,7 +28,7 @@ def test_no_server_errors(sqlite_app: App, tmp_path: Path, make_key_sqlite: KeyM
                 str(schemathesis), "run", f"{url}/openapi.json",
                 "--checks", "not_a_server_error",
                 "--header", f"Authorization: Bearer {key}",
-                "--max-examples", "25",
+                "--max-examples", "10",
                 "--seed", "20261123",
                 "--request-timeout", "60",
                 "--no-color",
