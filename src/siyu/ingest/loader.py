@@ -109,8 +109,29 @@ def _numbered(table: pa.Table) -> pa.Table:
     return table.append_column("_line", pa.array(range(1, table.num_rows + 1), pa.int64()))
 
 
+def _import(app: App, path: str, tables: dict[str, pa.Table], result: LoadResult) -> None:
+    for entity in IMPORT_ORDER:
+        table = tables.get(entity)
+        if table is None or table.num_rows == 0:
+            continue
+        raw = RawFile(Path(f"{path}/{entity}"), entity, "inbox", "utf-8", _numbered(table))
+        report = import_file(app, raw, None)
+        result.counts.setdefault(entity, Counts()).add(report.counts)
+
+
+def _stamp(app: App, rows: list[inbox.Pending], result: LoadResult) -> None:
+    result.loaded_at = utc_now()
+    with app.store.unit_of_work() as session:
+        inbox.mark_loaded(session, [r.id for r in rows], result.batch, result.loaded_at)
+
+
 def load_batch(app: App, max_messages: int) -> LoadResult | None:
-    """Load up to `max_messages` pending messages; None if another loader holds the workspace."""
+    """Load up to `max_messages` pending messages; None if another loader holds the workspace.
+
+    Canonical rows go first, then Segment messages, mapped over a lake that already holds those
+    rows (an identify merges into the customer row posted before it). Each part is stamped loaded
+    as soon as it is in the lake: re-running a part after a later one superseded its rows would
+    append them again as a newer version (the importer compares with the latest version only)."""
     with _exclusive(app.settings.home / "loader.lock") as mine:
         if not mine:
             return None
@@ -118,28 +139,25 @@ def load_batch(app: App, max_messages: int) -> LoadResult | None:
             rows = inbox.pending(session, max_messages)
         batch = str(uuid.uuid4())
         result = LoadResult(batch=batch, messages=len(rows), received=[r.received_at for r in rows])
-        if not rows:
-            return result
-        tables: dict[str, list[pa.Table]] = {}
+        canonical = [r for r in rows if r.kind != "segment"]
+        if canonical:
+            kinds = {r.kind for r in canonical}
+            tables = {e: _canonical_table(e, [r for r in canonical if r.kind == e]) for e in kinds}
+            _import(app, f"inbox/{batch}/rows", tables, result)
+            _stamp(app, canonical, result)
         segment = [r for r in rows if r.kind == "segment"]
         if segment:
-            for entity, table in _segment_tables(app, segment).items():
-                tables.setdefault(entity, []).append(table)
-        for entity in ENTITIES:
-            canonical = [r for r in rows if r.kind == entity]
-            if canonical:
-                tables.setdefault(entity, []).append(_canonical_table(entity, canonical))
-        for entity in IMPORT_ORDER:
-            for table in tables.get(entity, []):
-                if table.num_rows == 0:
-                    continue
-                raw = RawFile(Path(f"inbox/{batch}/{entity}"), entity, "inbox", "utf-8", _numbered(table))
-                report = import_file(app, raw, None)
-                result.counts.setdefault(entity, Counts()).add(report.counts)
-        result.loaded_at = utc_now()
-        with app.store.unit_of_work() as session:
-            inbox.mark_loaded(session, [r.id for r in rows], batch, result.loaded_at)
+            _import(app, f"inbox/{batch}/segment", _segment_tables(app, segment), result)
+            _stamp(app, segment, result)
         return result
+
+
+def resolve_if_free(app: App) -> bool:
+    """Run One-ID under the loader lock (two loaders must not overwrite the identity map at once)."""
+    with _exclusive(app.settings.home / "loader.lock") as mine:
+        if mine:
+            run_resolve(app)
+        return mine
 
 
 def changed_identity(result: LoadResult) -> bool:
@@ -193,8 +211,11 @@ class Loader:
             result = load_batch(self.app, self.batch_messages)
             if result and changed_identity(result):
                 self._identity_dirty = True
-        if self._identity_dirty and time.monotonic() - self._last_resolve >= self.resolve_every:
-            run_resolve(self.app)
+        if (
+            self._identity_dirty
+            and time.monotonic() - self._last_resolve >= self.resolve_every
+            and resolve_if_free(self.app)
+        ):
             self._identity_dirty, self._last_resolve = False, time.monotonic()
             if result:
                 result.resolved = True
@@ -215,9 +236,9 @@ class Loader:
             total += result.messages
             if not result.messages:
                 break
-        if self._identity_dirty:
-            run_resolve(self.app)
-            self._identity_dirty = False
+        while self._identity_dirty and not resolve_if_free(self.app):
+            time.sleep(0.1)  # another loader holds the lock
+        self._identity_dirty = False
         return total
 
     def run(self, stop: threading.Event, poll: float = 0.2) -> None:
