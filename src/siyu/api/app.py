@@ -25,8 +25,9 @@ from siyu.api.deps import ApiState, EnginePool
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
 from siyu.api.routes import ingest, ops, read, segment
-from siyu.api.telemetry import Telemetry
+from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
+from siyu.ingest.inbox import GroupCommitter
 from siyu.ingest.loader import Loader
 
 DESCRIPTION = """\
@@ -50,6 +51,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
         limiter=RateLimiter(settings.api_rate_limit),
         telemetry=telemetry,
         compute=EnginePool(app, settings.api_compute_engines),
+        inbox=GroupCommitter(app.store),
     )
 
     @asynccontextmanager
@@ -93,7 +95,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
 
     api.state.siyu = state
     errors.install(api)
-    api.middleware("http")(telemetry.middleware)
+    api.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     for module in (ops, segment, ingest, read):
         api.include_router(module.router)
 

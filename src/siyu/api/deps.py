@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from siyu.api.keys import KeyInfo, KeyVerifier
 from siyu.api.ratelimit import RateLimiter, retry_after
 from siyu.api.telemetry import Telemetry
 from siyu.bootstrap import App, with_own_engine
+from siyu.ingest.inbox import GroupCommitter
 
 basic = HTTPBasic(auto_error=False, description="Segment style: the write key as the user name, no password")
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
@@ -43,9 +44,12 @@ class ApiState:
     limiter: RateLimiter
     telemetry: Telemetry
     compute: EnginePool
+    inbox: GroupCommitter
 
 
-def api_state(request: Request) -> ApiState:
+# The dependencies on the ingest path are `async def`: a plain `def` dependency hops to a worker
+# thread on every request, which costs more than the work itself.
+async def api_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.siyu
     return state
 
@@ -60,7 +64,7 @@ def compute_app(state: StateDep) -> Iterator[App]:
 ComputeDep = Annotated[App, Depends(compute_app)]
 
 
-def caller(
+async def caller(
     state: StateDep,
     basic_auth: Annotated[HTTPBasicCredentials | None, Depends(basic)],
     bearer_auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -92,8 +96,8 @@ def caller(
     return key
 
 
-def require(scope: str) -> Callable[[KeyInfo], KeyInfo]:
-    def check(key: Annotated[KeyInfo, Depends(caller)]) -> KeyInfo:
+def require(scope: str) -> Callable[[KeyInfo], Awaitable[KeyInfo]]:
+    async def check(key: Annotated[KeyInfo, Depends(caller)]) -> KeyInfo:
         if not key.allows(scope):
             raise ApiError(403, "forbidden", f"this API key lacks the `{scope}` scope (密钥无此权限: {scope})")
         return key

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from siyu.ingest.loader import LoadResult
 
@@ -46,13 +45,33 @@ class Telemetry:
             for received in result.received:
                 self.visibility.observe((result.loaded_at - received).total_seconds())
 
-    async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+
+class TelemetryMiddleware:
+    """Counts, times and logs every request: a plain ASGI middleware, because Starlette's
+    BaseHTTPMiddleware costs ~0.3 ms a request on the ingest path."""
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        elapsed = time.perf_counter() - started
-        self.requests.labels(request.method, name, str(response.status_code)).inc()
-        self.latency.labels(name).observe(elapsed)
-        access_log.info("%s %s %d %.1fms", request.method, request.url.path, response.status_code, elapsed * 1000)
-        return response
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            self.telemetry.requests.labels(scope["method"], route, str(status)).inc()
+            self.telemetry.latency.labels(route).observe(elapsed)
+            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000)

@@ -7,11 +7,11 @@ the inbox (durable) and only then answered `200 {"success": true}`; see docs/seg
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from siyu.api.deps import IngestKey, StateDep
 from siyu.api.errors import ApiError
@@ -40,8 +40,9 @@ async def _accept(request: Request, key: IngestKey, state: StateDep, kind: str |
     except ValueError as exc:  # JSON that is not even JSON
         raise ApiError(400, "invalid_json", f"body is not JSON: {exc} (请求体不是 JSON)") from None
     messages = [inbox.Message(r.message_id, r.payload) for r in rows]
-    await run_in_threadpool(
-        inbox.record, state.app.store, key.brand, key.source or DEFAULT_SOURCE, "segment", messages, utc_now()
+    # Durable before the answer: awaits the group commit that holds these rows.
+    await asyncio.wrap_future(
+        state.inbox.submit(key.brand, key.source or DEFAULT_SOURCE, "segment", messages, utc_now())
     )
     state.telemetry.accepted.labels("segment").inc(len(messages))
     return OK
