@@ -24,7 +24,7 @@ from siyu.api import errors
 from siyu.api.deps import ApiState, EnginePool
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
-from siyu.api.routes import ingest, ops, read, segment
+from siyu.api.routes import audiences, ingest, ops, read, segment
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
 from siyu.ingest.inbox import GroupCommitter
@@ -96,7 +96,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     api.state.siyu = state
     errors.install(api)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)
-    for module in (ops, segment, ingest, read):
+    for module in (ops, segment, ingest, read, audiences):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

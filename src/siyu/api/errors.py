@@ -32,6 +32,11 @@ STATUS = {
     "payload_too_large": 413,
     "rate_limited": 429,
     "invalid_request": 422,
+    "invalid_rule": 422,
+    "invalid_tag": 422,
+    "invalid_audience": 422,
+    "missing_data": 409,
+    "pii_not_allowed": 403,
 }
 TITLES = {
     400: "Bad request 请求错误",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from siyu.cli import clv, customer, demo, identity, importing, keys, metrics, report, serve
+from siyu.cli import audience, clv, customer, demo, identity, importing, keys, metrics, report, serve, tags
 from siyu.cli.common import state
 
 app = typer.Typer(
@@ -41,6 +41,8 @@ app.command("lifecycle")(clv.lifecycle_command)
 app.command("serve")(serve.serve_command)
 app.command("worker")(serve.worker_command)
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(tags.tags_app, name="tags")
+app.add_typer(audience.audience_app, name="audience")
 
 
 def main() -> None:

@@ -41,3 +41,12 @@ def show(
         console.print(f"membership 会员 {m['member_no']} {m['tier'] or ''} joined 入会 {m['joined_at']}")
     o = view["orders"]
     console.print(f"orders 订单: {o['count']} paid 已付, net 净额 {format_fen(o['amount_fen'])}")
+    for t in view.get("tags", []):
+        who = f" by {t['set_by']}" if t["set_by"] else ""
+        console.print(f"tag 标签 {t['tag']} = {t['value']} ({t['origin']}{who})")
+    lights = view.get("lights", {})
+    if lights:
+        console.print(
+            "lights 亮灯: "
+            + "  ".join(f"{'●' if c['on'] else '○'} {c['name_zh']} {c['name_en']}" for c in lights.values())
+        )

@@ -9,6 +9,7 @@ from typing import Any
 
 import ibis.expr.types as ir
 
+from siyu.audiences.customer import customer_lights, customer_tags
 from siyu.bootstrap import App
 from siyu.core.errors import NotFoundError, SiyuError
 from siyu.identity.normalise import mask_value, normalise_phone
@@ -100,6 +101,8 @@ def customer_view(app: App, key: str, brand: str | None = None, mask: bool = Tru
         "sources": [{"source": s["source"], "source_customer_id": s["source_customer_id"]} for s in sources],
         "memberships": memberships,
         "orders": _order_summary(app, records),
+        "tags": customer_tags(app, customer_id, brand_code),
+        "lights": customer_lights(app, customer_id, brand_code),
     }
 
 

@@ -35,7 +35,9 @@ def current(app: App, entity: str) -> ir.Table | None:
     with app.store.unit_of_work() as session:
         replaced = session.scalar(
             select(func.coalesce(func.sum(ImportJob.updated), 0)).where(
-                ImportJob.entity == entity, ImportJob.status == "committed"
+                # `running` counts too: a job killed after its lake commit never got to `committed`.
+                ImportJob.entity == entity,
+                ImportJob.status != "failed",
             )
         )
     if replaced:

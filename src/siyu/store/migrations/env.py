@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import siyu.audiences.models  # noqa: F401  (registers the tag and audience tables)
 from siyu.store.models import Base
 
 connection = context.config.attributes["connection"]

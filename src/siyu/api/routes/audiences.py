@@ -1,0 +1,150 @@
+"""Audiences (人群) and tags (标签) over HTTP: the same services as `siyu audience …` / `siyu tags …`.
+
+Reads (count, preview, reach, diff, export, tags of a customer) need `read`; creating audiences and
+setting tags need `admin`. Exports are masked unless the key has `pii` (and `unmasked=true`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from siyu.api.deps import ComputeDep, ReadKey, require
+from siyu.api.gzip import GzipRoute
+from siyu.api.keys import KeyInfo
+from siyu.audiences import service, snapshots, tags
+from siyu.core.dates import parse_date
+
+router = APIRouter(tags=["audiences 人群与标签"], route_class=GzipRoute)
+AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
+AsOf = Annotated[str | None, Query(max_length=10, description="Evaluate as of this brand-local date, YYYY-MM-DD")]
+Rule = dict[str, Any] | str
+
+
+class AudienceCreate(BaseModel):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    rule: Rule = Field(description="Rule as JSON (all/any/not …) or the text form, see docs/audiences.md")
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    refresh_minutes: int | None = Field(None, ge=1, le=525_600)
+    replace: bool = False
+
+
+class RuleBody(BaseModel):
+    rule: Rule
+
+
+class TagSet(BaseModel):
+    value: str | float | None = None
+    reason: str | None = Field(None, max_length=500)
+
+
+def _as_of(text: str | None) -> date | None:
+    return parse_date(text, "as_of") if text else None
+
+
+def _actor(key: KeyInfo) -> str:
+    return f"api-key:{key.id}"
+
+
+@router.post("/api/v1/audiences", summary="Create an audience 创建人群")
+def create(body: AudienceCreate, key: AdminKey, app: ComputeDep) -> dict[str, Any]:
+    return service.create_audience(
+        app, key.brand, body.code, body.rule, name=body.name, description=body.description,
+        refresh_minutes=body.refresh_minutes, actor=_actor(key), replace=body.replace,
+    )  # fmt: skip
+
+
+@router.get("/api/v1/audiences", summary="List audiences 人群列表")
+def list_all(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
+    return service.list_audiences(app, key.brand)
+
+
+@router.post("/api/v1/audiences/count", summary="Count an ad-hoc rule 临时圈选计数")
+def count_rule(body: RuleBody, key: ReadKey, app: ComputeDep, as_of: AsOf = None) -> dict[str, Any]:
+    return service.count_audience(app, key.brand, rule=body.rule, as_of=_as_of(as_of))
+
+
+@router.get("/api/v1/audiences/diff", summary="Compare two audiences 人群对比")
+def diff(
+    key: ReadKey,
+    app: ComputeDep,
+    a: Annotated[str, Query(max_length=100, description="audience code, or code@snapshot_id")],
+    b: Annotated[str, Query(max_length=100)],
+    as_of: AsOf = None,
+) -> dict[str, Any]:
+    return snapshots.diff_audiences(app, key.brand, a, b, _as_of(as_of))
+
+
+@router.get("/api/v1/audiences/{code}/count", summary="Count 人数")
+def count(code: str, key: ReadKey, app: ComputeDep, as_of: AsOf = None) -> dict[str, Any]:
+    return service.count_audience(app, key.brand, code, as_of=_as_of(as_of))
+
+
+@router.get("/api/v1/audiences/{code}/preview", summary="Preview a sample (PII masked) 预览")
+def preview(
+    code: str, key: ReadKey, app: ComputeDep, as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> dict[str, Any]:
+    return service.preview_audience(app, key.brand, code, as_of=_as_of(as_of), limit=limit)
+
+
+@router.get("/api/v1/audiences/{code}/reach", summary="Reachability per channel 亮灯统计")
+def reach(code: str, key: ReadKey, app: ComputeDep, as_of: AsOf = None) -> dict[str, Any]:
+    return service.reach_counts(app, key.brand, code, as_of=_as_of(as_of))
+
+
+@router.get("/api/v1/audiences/{code}/export", summary="Export CSV / Parquet 导出", response_class=FileResponse)
+def export(
+    code: str,
+    key: ReadKey,
+    app: ComputeDep,
+    cleanup: BackgroundTasks,
+    file_format: Annotated[str, Query(alias="format", pattern="^(csv|parquet)$")] = "csv",
+    unmasked: bool = False,
+    as_of: AsOf = None,
+) -> FileResponse:
+    """Unmasked phone / e-mail / name only with `unmasked=true` and a key holding the `pii` scope (audited)."""
+    folder = Path(tempfile.mkdtemp(prefix="siyu-export-"))
+    path = folder / f"{code}.{file_format}"
+    service.export_audience(
+        app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
+        allow_unmasked=key.allows("pii"), as_of=_as_of(as_of), actor=_actor(key),
+    )  # fmt: skip
+    cleanup.add_task(shutil.rmtree, folder, True)  # after the response is sent
+    media = "text/csv" if file_format == "csv" else "application/vnd.apache.parquet"
+    return FileResponse(path, media_type=media, filename=path.name)
+
+
+@router.get("/api/v1/tags", summary="Tag definitions 标签定义")
+def tag_list(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
+    return tags.list_tags(app, key.brand)
+
+
+@router.get("/api/v1/customers/{customer_id}/tags", summary="A customer's tags 客户标签")
+def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
+    return tags.customer_tags(app, customer_id, key.brand)
+
+
+@router.put("/api/v1/customers/{customer_id}/tags/{tag}", summary="Set a manual tag 打标签")
+def set_tag(
+    customer_id: str, tag: str, key: AdminKey, app: ComputeDep, body: Annotated[TagSet, Body()]
+) -> dict[str, Any]:
+    return tags.set_tag(app, key.brand, tag, customer_id, body.value, actor=_actor(key), reason=body.reason)
+
+
+@router.delete("/api/v1/customers/{customer_id}/tags/{tag}", summary="Remove a manual tag 去标签")
+def remove_tag(
+    customer_id: str,
+    tag: str,
+    key: AdminKey,
+    app: ComputeDep,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    return tags.remove_tag(app, key.brand, tag, customer_id, actor=_actor(key), reason=reason)

@@ -1,0 +1,183 @@
+"""Reachability lights (亮灯): through which channels siyu can reach a customer now.
+
+A channel is lit when the customer holds what the channel needs (an identifier or an active
+relation, below) at the end of the as-of day, and has not withdrawn consent for it.
+
+| channel | needs |
+| sms 短信 | a phone |
+| email 邮件 | an e-mail address |
+| wecom 企业微信 | an active `wecom_friend` relation |
+| official_account 公众号 | an active `official_account_follow` relation |
+| mini_program_subscription 小程序订阅消息 | an active `subscription` relation in field `mini_program` /
+  `subscription` |
+| douyin 抖音 | a `douyin_openid`, or an active relation in a field of platform `douyin` |
+| tmall 天猫 | a `tmall_ouid`, or an active relation in a field of platform `tmall` |
+| offline_store 线下门店 | a `store_code` on a customer record, or an active relation in a field of platform `offline` |
+
+Consent comes from events (imported like any event): `unsubscribe` with `properties.channel`, and
+`consent` with `properties.channel` and `properties.granted` (true / false). A missing or `all`
+channel applies to every channel. The latest record per customer and channel up to the end of the
+as-of day wins. No record means "not withdrawn" (the channel's own opt-in, such as a WeChat
+subscription, is its relation); `{"consent": "sms"}` asks for an explicit grant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+from sqlalchemy import select as sql_select
+
+from siyu.audiences.context import ID, Context, ids
+from siyu.audiences.labels import CHANNELS
+from siyu.audiences.profile import identifier_rows, relation_rows
+from siyu.audiences.rules import Leaf
+from siyu.store.models import Field
+
+CONSENT_EVENTS = ("consent", "unsubscribe")
+CHANNEL_IDENTIFIERS = {"sms": "phone", "email": "email", "douyin": "douyin_openid", "tmall": "tmall_ouid"}
+PLATFORM_CHANNELS = {"douyin": "douyin", "tmall": "tmall", "offline_store": "offline"}
+RELATION_CHANNELS = {
+    "wecom": ("wecom_friend", None),
+    "official_account": ("official_account_follow", None),
+    "mini_program_subscription": ("subscription", ("mini_program", "subscription")),
+}
+
+
+def consent_latest(ctx: Context) -> ir.Table:
+    """customer_id, channel, granted: the latest consent record per customer and channel."""
+    if "consent" in ctx.cache:
+        return ctx.cache["consent"]
+    e = ctx.raw("events")
+    if e is None:
+        latest = ibis.memtable(
+            {ID: [], "channel": [], "granted": []}, schema={ID: "string", "channel": "string", "granted": "boolean"}
+        )
+    else:
+        end = ibis.literal(ctx.end_of_as_of(), type="timestamp('UTC')")
+        e = e.filter(e.type.isin(CONSENT_EVENTS) & (e.occurred_at < end))
+        props = e.properties.cast("json")
+        flag = props["granted"].str.lower()
+        rows = e.select(
+            "source",
+            "source_customer_id",
+            "occurred_at",
+            "event_id",
+            channel=props["channel"].str.fill_null("all"),
+            granted=(e.type == "consent") & ~flag.isin(("false", "0", "no")).fill_null(False),
+        )
+        rows = ctx.resolve(rows)
+        every = ibis.memtable(pa.table({"ch": list(CHANNELS)}))
+        spread = rows.cross_join(every)
+        spread = spread.filter((spread.channel == "all") | (spread.channel == spread.ch))
+        ranked = spread.mutate(
+            _n=ibis.row_number().over(group_by=[ID, "ch"], order_by=[ibis.desc("occurred_at"), ibis.desc("event_id")])
+        )
+        latest = ranked.filter(ranked._n == 0).select(ID, channel=ranked.ch, granted=ranked.granted)
+        latest = ctx.materialise(latest, "consent")  # read by every channel: computed once
+    ctx.cache["consent"] = latest
+    return latest
+
+
+def consent(ctx: Context, leaf: Leaf) -> ir.Table:
+    latest = consent_latest(ctx)
+    mine = latest.filter(latest.channel == leaf.value)
+    state = leaf.params.get("state", "granted")
+    if state == "unknown":
+        return ctx.universe.anti_join(ids(mine), ID)
+    return ids(mine.filter(mine.granted if state == "granted" else ~mine.granted))
+
+
+def _platform_fields(ctx: Context, platform: str) -> tuple[str, ...]:
+    with ctx.app.store.unit_of_work() as session:
+        rows = session.execute(sql_select(Field.code, Field.platform).where(Field.brand == ctx.brand.code)).all()
+    return tuple(code for code, p in rows if p == platform or (p is None and code.startswith(platform)))
+
+
+def _identified(ctx: Context) -> ir.Table:
+    if "identified" not in ctx.cache:  # read by four channels: computed once
+        found = identifier_rows(ctx, tuple(CHANNEL_IDENTIFIERS.values())).select(ID, "id_type").distinct()
+        ctx.cache["identified"] = ctx.materialise(found, "identified")
+    return ctx.cache["identified"]
+
+
+def _active_relations(ctx: Context) -> ir.Table:
+    if "relations" not in ctx.cache:  # read by six channels: computed once
+        rows = relation_rows(ctx, None, None).distinct()
+        ctx.cache["relations"] = ctx.materialise(rows, "relations")
+    return ctx.cache["relations"]
+
+
+def holds(ctx: Context, channel: str) -> ir.Table:
+    """Customers holding what the channel needs (before consent)."""
+    parts: list[ir.Table] = []
+    if channel in CHANNEL_IDENTIFIERS:
+        found = _identified(ctx)
+        parts.append(ids(found.filter(found.id_type == CHANNEL_IDENTIFIERS[channel])))
+    if channel in RELATION_CHANNELS:
+        rtype, fields = RELATION_CHANNELS[channel]
+        active = _active_relations(ctx)
+        held = active.filter(active.relation_type == rtype)
+        parts.append(ids(held if fields is None else held.filter(held.field.isin(fields))))
+    if channel in PLATFORM_CHANNELS:
+        platform_fields = _platform_fields(ctx, PLATFORM_CHANNELS[channel])
+        if platform_fields:
+            active = _active_relations(ctx)
+            parts.append(ids(active.filter(active.field.isin(platform_fields))))
+    if channel == "offline_store":
+        customers = ctx.raw("customers")
+        if customers is not None:
+            bound = customers.filter(customers.store_code.notnull())
+            parts.append(ids(ctx.resolve(bound.select("source", "source_customer_id"))))
+    return parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=True)
+
+
+def withdrawn(ctx: Context, channel: str) -> ir.Table:
+    latest = consent_latest(ctx)
+    return ids(latest.filter((latest.channel == channel) & ~latest.granted))
+
+
+def lit(ctx: Context, channel: str) -> ir.Table:
+    return holds(ctx, channel).anti_join(withdrawn(ctx, channel), ID)
+
+
+def reachable(ctx: Context, leaf: Leaf) -> ir.Table:
+    return lit(ctx, str(leaf.value))
+
+
+def flags(ctx: Context, population: ir.Table) -> ir.Table:
+    """population's customer_id with, per channel, `<channel>` (lit), `<channel>_holds`, `<channel>_withdrawn`."""
+    out = population.select(ID)
+    for ch in CHANNELS:
+        for suffix, part in (("_holds", holds(ctx, ch)), ("_withdrawn", withdrawn(ctx, ch))):
+            out = out.left_join(part.mutate(**{f"{ch}{suffix}": ibis.literal(True)}), ID).drop(f"{ID}_right")
+    return out.select(
+        ID, **{c: out[c].fill_null(False) for ch in CHANNELS for c in (f"{ch}_holds", f"{ch}_withdrawn")}
+    ).mutate(**{ch: ibis._[f"{ch}_holds"] & ~ibis._[f"{ch}_withdrawn"] for ch in CHANNELS})
+
+
+def counts(ctx: Context, population: ir.Table) -> dict[str, Any]:
+    """How many of the population each channel reaches now, and how many no channel reaches."""
+    f = flags(ctx, population)
+    anyone = ibis.literal(False)
+    for ch in CHANNELS:
+        anyone |= f[ch]
+    aggs = {ch: f[ch].cast("int64").sum() for ch in CHANNELS}
+    row = ctx.app.engine.to_arrow(f.aggregate(n=f.count(), reachable=anyone.cast("int64").sum(), **aggs)).to_pylist()[0]
+    n = int(row["n"])
+    return {
+        "customers": n,
+        "reachable_any": int(row["reachable"] or 0),
+        "unreachable": n - int(row["reachable"] or 0),
+        "channels": {
+            ch: {
+                "name_zh": zh,
+                "name_en": en,
+                "customers": int(row[ch] or 0),
+                "share": round(int(row[ch] or 0) / n, 4) if n else None,
+            }
+            for ch, (zh, en) in CHANNELS.items()
+        },
+    }

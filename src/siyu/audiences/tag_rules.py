@@ -1,0 +1,226 @@
+"""Rule tags (规则标签), computed in batch with Ibis into the lake table `tag_values`
+(brand, tag, customer_id, value, number, computed_at; one partition per brand and tag, replaced
+whole by each run — older runs stay readable by Delta time travel).
+
+A rule is one of:
+
+- cases — the first audience rule a customer matches gives the value (profile, layers, RFM,
+  lifecycle, CLV, behaviour: anything the audience language says):
+  `{"cases": [{"value": "vip", "when": {"layer": "koc"}}, {"value": "fan", "when": {...}}]}`
+- measure — a number per customer over a window, optionally cut into bands (price band 价格带):
+  `{"measure": "avg_item_price_fen", "last_days": 365, "bands": [{"value": "low", "below": 20000},
+  {"value": "mid", "below": 40000}, {"value": "high"}]}`
+  measures: spend_fen, orders, avg_order_fen, avg_item_price_fen, items, days_since_purchase,
+  events (with "event" and optional "field"); `items` filters by category / spu / sku.
+- top — the category or SPU (brand series) a customer spent most on: `{"top": "category", "last_days": 365}`
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from siyu.audiences.behaviour import events_in, purchases
+from siyu.audiences.compile import compile_rule
+from siyu.audiences.context import ID, Context
+from siyu.audiences.errors import RuleError
+from siyu.audiences.models import TagDefinition, TagHistory
+from siyu.audiences.rules import ITEM_KEYS, Window, parse_rule
+from siyu.audiences.tags import TAG_VALUES_TABLE, tag_definition
+from siyu.bootstrap import App
+from siyu.core.clock import utc_now
+from siyu.lake.tables import sql_text
+
+MEASURES = ("spend_fen", "orders", "avg_order_fen", "avg_item_price_fen", "items", "days_since_purchase", "events")
+TOPS = ("category", "spu")
+
+
+def validate_tag_rule(rule: dict[str, Any]) -> str:
+    """Check a tag rule's shape; returns its value type (enum or number). Paths as in audience rules."""
+    if not isinstance(rule, dict):
+        raise RuleError("$", "a tag rule is a JSON object with cases, measure or top (标签规则格式错误)")
+    forms = [k for k in ("cases", "measure", "top") if k in rule]
+    if len(forms) != 1:
+        raise RuleError("$", "a tag rule has exactly one of cases, measure, top (须且仅须有一种规则)")
+    if forms[0] == "cases":
+        cases = rule["cases"]
+        if not isinstance(cases, list) or not cases:
+            raise RuleError("cases", "cases is a non-empty list of {value, when} (需要非空列表)")
+        for i, case in enumerate(cases):
+            if not isinstance(case, dict) or set(case) != {"value", "when"} or not str(case["value"]):
+                raise RuleError(f"cases[{i}]", 'each case is {"value": …, "when": <audience rule>} (格式错误)')
+            parse_rule(case["when"], f"cases[{i}].when")
+        return "enum"
+    if forms[0] == "top":
+        if rule["top"] not in TOPS:
+            raise RuleError("top", f"top is one of {', '.join(TOPS)} (取值无效)")
+        _window(rule)
+        return "enum"
+    if rule["measure"] not in MEASURES:
+        raise RuleError("measure", f"unknown measure {rule['measure']!r}; known: {', '.join(MEASURES)} (未知指标)")
+    if rule["measure"] == "events" and not isinstance(rule.get("event"), str):
+        raise RuleError("event", 'the events measure needs an event type, e.g. "event": "visit" (缺少事件类型)')
+    for key in rule.get("items") or {}:
+        if key not in ITEM_KEYS:
+            raise RuleError(f"items.{key}", f"unknown item filter; use {', '.join(ITEM_KEYS)} (未知商品筛选)")
+    _window(rule)
+    bands = rule.get("bands")
+    if bands is None:
+        return "number"
+    if not isinstance(bands, list) or not bands:
+        raise RuleError("bands", "bands is a non-empty list (需要非空列表)")
+    for i, band in enumerate(bands):
+        last = i == len(bands) - 1
+        if not isinstance(band, dict) or "value" not in band or ("below" not in band and not last):
+            raise RuleError(
+                f"bands[{i}]", 'each band is {"value": …, "below": n}; only the last may omit below (格式错误)'
+            )
+    return "enum"
+
+
+def _window(rule: dict[str, Any]) -> Window | None:
+    days = rule.get("last_days")
+    if days is None:
+        return None
+    if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+        raise RuleError("last_days", "last_days must be a whole number ≥ 1 (天数须为正整数)")
+    return Window(last_days=days)
+
+
+def rule_values(rule: dict[str, Any]) -> list[str]:
+    if "cases" in rule:
+        return list(dict.fromkeys(str(c["value"]) for c in rule["cases"]))
+    if "bands" in rule:
+        return [str(b["value"]) for b in rule["bands"]]
+    return []
+
+
+def _measure(ctx: Context, rule: dict[str, Any]) -> ir.Table:
+    """customer_id, number for one measure over the rule's window."""
+    lo, hi = ctx.bounds(_window(rule))
+    name = rule["measure"]
+    empty = ibis.memtable({ID: [], "number": []}, schema={ID: "string", "number": "float64"})
+    if name == "events":
+        fields = rule.get("field")
+        rows = events_in(ctx, rule["event"], (fields,) if isinstance(fields, str) else fields, lo, hi)
+        return empty if rows is None else rows.group_by(ID).agg(number=rows.count().cast("float64"))
+    p = purchases(ctx, lo, hi, rule.get("items"))
+    if p is None:
+        return empty
+    if name in ("avg_item_price_fen", "items"):
+        items = ctx.raw("order_items")
+        if items is None:
+            return empty
+        lines = items.join(p.select("source", "order_id", ID), ["source", "order_id"])
+        per = lines.group_by(ID).agg(amount=lines.amount_fen.sum(), qty=lines.qty.sum())
+        value = per.qty if name == "items" else (per.amount / per.qty.nullif(0)).round()
+        return per.select(ID, number=value.cast("float64"))
+    per = p.group_by(ID).agg(spend=p.net_fen.sum(), orders=p.count(), last=p.paid_at.max())
+    value = {
+        "spend_fen": per.spend,
+        "orders": per.orders,
+        "avg_order_fen": (per.spend / per.orders).round(),
+        "days_since_purchase": ibis.literal(ctx.end_of_as_of()).delta(per["last"], unit="day"),
+    }[name]
+    return per.select(ID, number=value.cast("float64"))
+
+
+def _top(ctx: Context, rule: dict[str, Any]) -> ir.Table:
+    lo, hi = ctx.bounds(_window(rule))
+    p = purchases(ctx, lo, hi)
+    items = ctx.raw("order_items")
+    if p is None or items is None:
+        return ibis.memtable({ID: [], "value": []}, schema={ID: "string", "value": "string"})
+    column = rule["top"]
+    lines = items.filter(items[column].notnull()).join(p.select("source", "order_id", ID), ["source", "order_id"])
+    per = lines.group_by([ID, column]).agg(amount=lines.amount_fen.sum())
+    ranked = per.mutate(_n=ibis.row_number().over(group_by=ID, order_by=[ibis.desc("amount"), per[column]]))
+    return ranked.filter(ranked._n == 0).select(ID, value=ranked[column])
+
+
+def tag_expression(ctx: Context, rule: dict[str, Any]) -> ir.Table:
+    """customer_id, value (text), number for every customer the rule gives a value."""
+    if "cases" in rule:
+        parts, taken = [], None
+        for i, case in enumerate(rule["cases"]):
+            matched = compile_rule(ctx, parse_rule(case["when"], f"cases[{i}].when"))
+            if taken is not None:
+                matched = matched.anti_join(taken, ID)
+            parts.append(matched.select(ID, value=ibis.literal(str(case["value"])), number=ibis.null("float64")))
+            taken = matched if taken is None else ibis.union(taken, matched)
+        return ibis.union(*parts)
+    if "top" in rule:
+        top = _top(ctx, rule)
+        return top.select(ID, "value", number=ibis.null("float64"))
+    measured = _measure(ctx, rule)
+    bands = rule.get("bands")
+    if not bands:
+        text = ibis.ifelse(
+            measured.number == measured.number.round(),
+            measured.number.cast("int64").cast("string"),
+            measured.number.cast("string"),
+        )
+        return measured.select(ID, value=text, number=measured.number)
+    cases = [(measured.number < b["below"], str(b["value"])) for b in bands if "below" in b]
+    last = bands[-1]
+    value = ibis.cases(*cases, else_=str(last["value"]) if "below" not in last else ibis.null("string"))
+    banded = measured.select(ID, value=value, number=measured.number)
+    return banded.filter(banded.value.notnull())
+
+
+def compute_tag(app: App, brand: str, code: str, as_of: date | None = None, actor: str = "system") -> dict[str, Any]:
+    """Compute one rule tag for every customer of the brand and replace its values in the lake."""
+    started = time.perf_counter()
+    definition = tag_definition(app, brand, code)
+    if definition["kind"] != "rule":
+        raise RuleError("$", f"tag {code!r} is a {definition['kind']} tag; only rule tags are computed (非规则标签)")
+    ctx = Context(app, brand, as_of)
+    try:
+        data = app.engine.to_arrow(tag_expression(ctx, definition["rule"]))
+    finally:
+        ctx.release()
+    n = data.num_rows
+    now = utc_now()
+    table = pa.table(
+        {
+            "brand": pa.array([brand] * n, pa.string()),
+            "tag": pa.array([code] * n, pa.string()),
+            "customer_id": data[ID],
+            "value": data["value"].cast(pa.string()),
+            "number": data["number"].cast(pa.float64()),
+            "computed_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    version = app.lake.replace(
+        TAG_VALUES_TABLE, table, f"brand = {sql_text(brand)} AND tag = {sql_text(code)}", partition_by=["brand", "tag"]
+    )
+    counts = pa.TableGroupBy(table.select(["value"]), ["value"]).aggregate([([], "count_all")]).to_pylist()
+    with app.store.unit_of_work() as session:
+        d = session.get(TagDefinition, (brand, code))
+        assert d is not None
+        d.computed_at, d.computed_customers, d.lake_version = now, n, version
+        session.add(
+            TagHistory(
+                brand=brand,
+                tag_code=code,
+                action="compute",
+                new_value=f"{n} customers",
+                actor=actor,
+                at=now,
+                reason=f"as of {ctx.as_of}",
+            )
+        )
+    return {
+        "brand": brand,
+        "tag": code,
+        "as_of": ctx.as_of.isoformat(),
+        "customers": n,
+        "values": {str(r["value"]): int(r["count_all"]) for r in sorted(counts, key=lambda r: str(r["value"]))},
+        "lake_version": version,
+        "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -1,0 +1,250 @@
+"""Audiences on the hand-made brand `au` (tests/fixtures/audience_brand.py), as of 2024-06-30 in
+Asia/Shanghai. Every expected set below is worked out by hand from the fixture's table: letters
+are customers after One-ID (B = b1 + b2, merged by phone)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from fixtures.audience_brand import AS_OF, write_brand
+from siyu.audiences.compile import compile_rule
+from siyu.audiences.context import Context
+from siyu.audiences.errors import MissingDataError, PiiNotAllowedError, RuleError
+from siyu.audiences.service import count_audience, export_audience, parse_input, preview_audience, reach_counts
+from siyu.bootstrap import App, bootstrap
+from siyu.clv.service import lifecycle
+from siyu.config import Settings
+from siyu.identity.service import run_resolve
+from siyu.ingest.importer import import_path
+from siyu.metrics.fast import FastMetrics
+from siyu.metrics.rfm import rfm
+
+
+@pytest.fixture(scope="module")
+def au(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """Audiences read the lake; one store backend is enough here (tests/integration/test_audience_store.py
+    runs the store side on SQLite and PostgreSQL). Layers (May, June), RFM and lifecycle are computed."""
+    root = tmp_path_factory.mktemp("au")
+    app = bootstrap(Settings(home=root / "home", database_url=f"sqlite:///{root / 'store.db'}"))
+    report = import_path(app, write_brand(root / "data"))
+    assert report.as_json()["total"]["quarantined"] == 0
+    run_resolve(app)
+    m = FastMetrics(app, "au")
+    m.fast(m.period("2024-06"))  # computes and stores May (as the previous period) and June
+    rfm(app, "au", AS_OF)
+    lifecycle(app, "au", AS_OF)
+    yield app
+    app.store.engine.dispose()
+
+
+def who(app: App, rule: object, as_of=AS_OF) -> str:
+    """The audience as sorted customer letters (a customer is named by its source records' letter)."""
+    ctx = Context(app, "au", as_of)
+    _, node = parse_input(rule)  # type: ignore[arg-type]
+    try:
+        found = compile_rule(ctx, node).join(ctx.idmap, "customer_id").select("customer_id", "source_customer_id")
+        rows = app.engine.to_arrow(found).to_pylist()
+    finally:
+        ctx.release()
+    letters = {r["source_customer_id"][0].upper() for r in rows}
+    ids = {r["customer_id"] for r in rows}
+    assert len(ids) == len(letters)  # each customer once, merged or not
+    return "".join(sorted(letters))
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        # profile, and NOT over missing data: C and G have no city
+        ("attribute.city = 上海", "AEH"),
+        ("attribute.city != 上海", "BDF"),  # a known city that is not 上海: C and G are unknown, left out
+        ("not attribute.city = 上海", "BCDFG"),  # NOT = everyone else, unknown city included
+        ("attribute.city missing", "CG"),
+        ("attribute.city in [杭州]", "B"),  # b1's city counts for the merged customer
+        ("attribute.city = 火星", ""),  # empty result
+        ("attribute.city = 上海 and attribute.city = 北京", ""),
+        ("has phone", "ABCDE"),  # B's two phone records: one customer
+        ("not has phone", "FGH"),
+        ("has email", "AE"),
+        # membership at the end of the as-of day: E left on 06-20
+        ("member", "ABC"),
+        ("tier = 金卡", "A"),
+        ("points >= 300", "AB"),
+        ("not member", "DEFGH"),
+        # relations
+        ("relation wecom_friend", "F"),
+        ("relation official_account_follow", ""),  # ended 06-10
+        ("relation any in douyin_store", "G"),
+        # behaviour: merged customers add up their records' events and purchases
+        ("did visit in mini_program >= 2 times in last 30 days", "AB"),  # B: one visit on each record
+        ("did visit in mini_program from 2024-06-01 to 2024-06-30", "ABD"),  # D's 2024-05-31T16:30Z is 06-01
+        ("did visit in mini_program from 2024-05-31 to 2024-05-31", "D"),  # D's 2024-05-31T15:59Z
+        ("did visit in mini_program >= 2 times in last 31 days", "ABD"),
+        ("did visit = 0 times in last 30 days", "EFGH"),  # C visited WeCom; "none" includes the silent
+        ("did visit in wecom", "C"),
+        ("spent >= ¥500 in last 90 days", "BD"),  # B only merged (¥200 + ¥400); D at 04-02 00:00 local
+        ("spent >= ¥500 in last 91 days", "BDE"),  # E at 04-01 23:59:59 local
+        ("spent < ¥100 in last 90 days", "CEFGH"),  # no purchase = spent nothing; E's order was refunded
+        ("not bought in last 60 days", "CDEFG"),
+        ("bought category 面霜 from 2024-06-01 to 2024-06-30", "AB"),  # B through b2
+        ("bought category 面霜", "ABE"),
+        ("bought category 精华", "B"),  # E's 精华 order was fully refunded
+        ("bought price >= ¥450", "DE"),
+        ("bought >= 2 times", "B"),
+        ("bought in last 1 days", ""),  # the last 1 day is 06-30 alone: H bought on 06-29
+        ("bought in last 2 days", "H"),
+        # the issue's shapes
+        ("member and not bought in last 60 days", "C"),
+        ("did visit in mini_program >= 2 times in last 30 days and not member", ""),
+        ("(has phone or has email) and not attribute.city = 上海", "BCD"),
+        # reachability and consent
+        ("reachable sms", "ABCD"),  # E unsubscribed from SMS
+        ("reachable email", "AE"),
+        ("reachable wecom", "F"),
+        ("reachable official_account", ""),
+        ("reachable mini_program_subscription", "A"),
+        ("reachable douyin", "G"),
+        ("reachable tmall", ""),  # H unsubscribed from every channel
+        ("reachable offline_store", "AB"),
+        ("consent email", "EG"),  # G granted but has no e-mail: consent is not reachability
+        ("consent sms denied", "EH"),
+        ("consent sms unknown", "BCDFG"),  # A's latest SMS record is a grant
+        # derived: layers (June: A, B purchased; C member_no_purchase; F, G, H basic; D, E none)
+        ("layer >= purchased at 2024-06", "AB"),
+        ("layer = basic at 2024-06", "FGH"),
+        ("layer >= purchased", "AB"),  # latest computed month up to the as-of day
+        ("layer = member_no_purchase at 2024-05", "ACE"),
+        ("layer deepened at 2024-06", "A"),  # member_no_purchase → purchased
+        ("layer left at 2024-06", "E"),  # left the programme: member_no_purchase → none
+        ("layer unchanged at 2024-06", "BCFGH"),
+        ("rfm.f >= 2", "B"),  # purchase days in 365 days: only merged B has two
+        ("lifecycle = new", "AH"),  # first purchase within 30 days
+        ("lifecycle = prospect", "CFG"),
+    ],
+)
+def test_audience(au: App, rule: str, expected: str) -> None:
+    assert who(au, rule) == expected
+
+
+def test_json_and_text_agree(au: App) -> None:
+    text = "did visit in mini_program >= 2 times in last 30 days and spent >= ¥500 in last 90 days"
+    doc = {
+        "all": [
+            {"did": "visit", "field": "mini_program", "min_times": 2, "last_days": 30},
+            {"spent": 50000, "last_days": 90},
+        ]
+    }
+    assert who(au, text) == who(au, doc) == "B"
+    assert count_audience(au, "au", rule=doc, as_of=AS_OF)["customers"] == 1
+
+
+def test_windows_move_with_the_as_of_day(au: App) -> None:
+    from datetime import date
+
+    # as of 06-01 the last 30 days are 05-03 … 06-01: D's two visits (05-31 23:59 and 06-01 00:30)
+    assert who(au, "did visit in mini_program >= 2 times in last 30 days", date(2024, 6, 1)) == "D"
+    # as of 06-19, E is still a member (left 06-20)
+    assert who(au, "member", date(2024, 6, 19)) == "ABCE"
+
+
+def test_missing_derived_data_is_a_clear_error(au: App) -> None:
+    with pytest.raises(MissingDataError, match="siyu clv"):
+        who(au, "clv >= 100")
+    with pytest.raises(MissingDataError, match="2023-01"):
+        who(au, "layer = koc at 2023-01")
+    with pytest.raises(RuleError) as info:
+        who(au, {"all": [{"membership": "member"}, {"tag": "nope", "op": "exists"}]})
+    assert info.value.path == "all[1].tag"
+
+
+def test_reach_counts(au: App) -> None:
+    whole = reach_counts(au, "au", as_of=AS_OF)
+    assert (whole["customers"], whole["reachable_any"], whole["unreachable"]) == (8, 7, 1)  # H reaches nowhere
+    assert {ch: c["customers"] for ch, c in whole["channels"].items()} == {
+        "sms": 4,
+        "email": 2,
+        "wecom": 1,
+        "official_account": 0,
+        "mini_program_subscription": 1,
+        "douyin": 1,
+        "tmall": 0,
+        "offline_store": 2,
+    }
+    assert whole["channels"]["sms"]["name_zh"] == "短信"
+    members = reach_counts(au, "au", rule="member", as_of=AS_OF)
+    assert members["customers"] == 3 and members["channels"]["sms"]["customers"] == 3
+    assert members["channels"]["email"]["customers"] == 1
+    empty = reach_counts(au, "au", rule="attribute.city = 火星", as_of=AS_OF)
+    assert empty["customers"] == 0 and empty["channels"]["sms"]["share"] is None
+
+
+def test_preview_masks_pii(au: App) -> None:
+    out = preview_audience(au, "au", rule="has email", as_of=AS_OF)
+    assert out["customers"] == 2
+    by_name = {r["name"]: r for r in out["sample"]}
+    assert by_name["张**"]["phone"] == "139****0001" and by_name["张**"]["email"] == "a***@example.com"
+    assert by_name["钱**"]["tier"] is None  # E left the programme
+
+
+def test_export_csv_parquet_and_empty(au: App, tmp_path: Path) -> None:
+    out = export_audience(au, "au", tmp_path / "b.csv", rule="spent >= ¥500 in last 90 days", as_of=AS_OF)
+    assert out["rows"] == 2 and out["columns"] == ["customer_id", "name", "phone", "email", "city", "tier"]
+    rows = sorted(pacsv.read_csv(tmp_path / "b.csv").to_pylist(), key=lambda r: str(r["phone"]))
+    assert [(r["name"], r["phone"], r["city"]) for r in rows] == [
+        ("李**", "139****0002", "杭州"),
+        ("赵**", "139****0004", "北京"),
+    ]
+    clear = export_audience(
+        au,
+        "au",
+        tmp_path / "b.parquet",
+        rule="spent >= ¥500 in last 90 days",
+        as_of=AS_OF,
+        unmasked=True,
+        allow_unmasked=True,
+    )
+    assert clear["format"] == "parquet"
+    assert sorted(pq.read_table(tmp_path / "b.parquet")["phone"].to_pylist()) == ["+8613900000002", "+8613900000004"]
+    empty = export_audience(au, "au", tmp_path / "none.csv", rule="attribute.city = 火星", as_of=AS_OF)
+    assert empty["rows"] == 0
+    assert (tmp_path / "none.csv").read_text().startswith('"customer_id","name"')
+    with pytest.raises(PiiNotAllowedError):
+        export_audience(au, "au", tmp_path / "x.csv", rule="member", unmasked=True, allow_unmasked=False)
+
+
+def temporary_audience_tables(app: App) -> list[str]:
+    rows = app.engine.con.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    return [r[0] for r in rows if r[0].startswith("audience_")]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "layer >= purchased at 2024-06 and has phone",
+        "layer = basic at 2024-06 and not reachable tmall and did visit = 0 times in last 30 days",
+        "rfm.f >= 1 and lifecycle in [new, active] and spent >= ¥300 in last 90 days and not attribute.city = 上海",
+        "layer >= basic at 2024-06 and not member",
+    ],
+)
+def test_narrowing_by_precomputed_conditions_changes_nothing(au: App, rule: str) -> None:
+    """A top-level `all` with layer / RFM / lifecycle / tag conditions is evaluated among their
+    customers only (a temporary table); the audience is the one of the plain plan, and the
+    temporary table is gone once the count is read."""
+    from siyu.audiences import compile as compiler
+
+    ctx = Context(au, "au", AS_OF)
+    _, node = parse_input(rule)
+    plain = compiler._node(ctx, node).select("customer_id").semi_join(ctx.universe, "customer_id")
+    expected = sorted(au.engine.to_arrow(plain)["customer_id"].to_pylist())
+    narrowed = compile_rule(ctx, node)
+    assert ctx.temporary  # the narrowing happened
+    assert sorted(au.engine.to_arrow(narrowed)["customer_id"].to_pylist()) == expected
+    ctx.release()
+    assert not temporary_audience_tables(au)
+    assert count_audience(au, "au", rule=rule, as_of=AS_OF)["customers"] == len(expected)
+    assert not temporary_audience_tables(au)
