@@ -31,9 +31,8 @@ from siyu.core.clock import utc_now
 from siyu.identity.service import run_resolve
 from siyu.ingest import inbox
 from siyu.ingest.importer import Counts, import_file
-from siyu.ingest.readers import RawFile
-from siyu.ingest.schema import ENTITIES, IMPORT_ORDER
-from siyu.ingest.segment import segment_to_canonical
+from siyu.ingest.schema import ENTITIES
+from siyu.ingest.segment import segment_to_canonical, to_raw_files
 from siyu.lake.views import latest
 from siyu.store.models import IdentityRun, ImportJob
 
@@ -102,21 +101,10 @@ def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
     return tables
 
 
-def _numbered(table: pa.Table) -> pa.Table:
-    """Keep the inbox id as `_inbox_id` (shown with quarantined rows) and number rows uniquely."""
-    inbox_ids = table["_line"]
-    table = table.drop_columns(["_line"]).append_column("_inbox_id", inbox_ids)
-    return table.append_column("_line", pa.array(range(1, table.num_rows + 1), pa.int64()))
-
-
 def _import(app: App, path: str, tables: dict[str, pa.Table], result: LoadResult) -> None:
-    for entity in IMPORT_ORDER:
-        table = tables.get(entity)
-        if table is None or table.num_rows == 0:
-            continue
-        raw = RawFile(Path(f"{path}/{entity}"), entity, "inbox", "utf-8", _numbered(table))
+    for raw in to_raw_files(tables, Path(path)):
         report = import_file(app, raw, None)
-        result.counts.setdefault(entity, Counts()).add(report.counts)
+        result.counts.setdefault(raw.entity, Counts()).add(report.counts)
 
 
 def _stamp(app: App, rows: list[inbox.Pending], result: LoadResult) -> None:

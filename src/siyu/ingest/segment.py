@@ -490,7 +490,8 @@ def segment_to_canonical(
 
 
 def to_raw_files(tables: dict[str, pa.Table], folder: Path = Path("inbox/segment")) -> list[RawFile]:
-    """Mapped tables as RawFiles for `import_file`, in import order (empty ones left out).
+    """Mapped (or canonical inbox) tables as RawFiles for `import_file`, in import order (empty ones
+    left out). The loader imports every inbox batch through this.
 
     Rows are numbered 1…n as `_line` (the importer needs one line per row); the inbox id moves to
     `_inbox_id`, which the importer keeps with quarantined rows.
@@ -503,5 +504,5 @@ def to_raw_files(tables: dict[str, pa.Table], folder: Path = Path("inbox/segment
         table = table.sort_by("_line")
         numbered = table.drop_columns(["_line"]).append_column("_inbox_id", table["_line"])
         numbered = numbered.append_column("_line", pa.array(range(1, table.num_rows + 1), pa.int64()))
-        files.append(RawFile(folder / entity, entity, "segment", "utf-8", numbered))
+        files.append(RawFile(folder / entity, entity, "inbox", "utf-8", numbered))
     return files
