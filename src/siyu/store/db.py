@@ -67,6 +67,17 @@ class Store:
         finally:
             session.close()
 
+    @contextmanager
+    def write_unit(self) -> Iterator[Session]:
+        """A unit of work that takes the write lock up front. On SQLite a transaction that reads
+        and then writes can fail with "database is locked" when another writer committed in
+        between (WAL snapshots cannot be upgraded); BEGIN IMMEDIATE waits its turn instead.
+        PostgreSQL needs nothing: writers lock the rows they change (`SELECT … FOR UPDATE`)."""
+        with self.unit_of_work() as session:
+            if self.engine.dialect.name == "sqlite":
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield session
+
 
 def open_store(url: str) -> Store:
     engine = make_engine(url)

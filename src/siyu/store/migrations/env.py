@@ -3,6 +3,7 @@
 from alembic import context
 
 import siyu.audiences.models  # noqa: F401  (registers the tag and audience tables)
+import siyu.loyalty.models  # noqa: F401  (registers the loyalty tables)
 from siyu.store.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,235 @@
+"""A loyalty program definition (会员体系): the YAML a brand's CRM team writes, validated.
+
+Pure domain: no store access. `parse_program(text, path)` returns a `Program` or raises
+`ProgramError` naming the file, line and field to fix (docs/loyalty.md shows a full file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from siyu.core.errors import SiyuError
+
+Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+Fen = Annotated[int, Field(ge=0)]
+
+
+class ProgramError(SiyuError):
+    code = "invalid_program"
+    exit_code = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tier(_Strict):
+    code: Code
+    name_zh: str | None = None
+    name_en: str | None = None
+    threshold: int = Field(ge=0, description="growth value, or spend in fen over the window")
+    points_multiplier: Decimal = Field(default=Decimal(1), ge=0)
+    coupons: tuple[Code, ...] = ()  # issued once on reaching the tier (exclusive coupons)
+    flags: tuple[str, ...] = ()  # e.g. free_shipping, priority_service
+
+
+class Tiers(_Strict):
+    basis: Literal["growth", "spend"] = "growth"
+    spend_window_months: int = Field(default=12, ge=1, le=60)
+    evaluation: Literal["monthly", "quarterly", "yearly"] = "quarterly"
+    protection_months: int = Field(default=3, ge=0, le=36)
+    levels: tuple[Tier, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tiers:
+        thresholds = [t.threshold for t in self.levels]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("levels must be listed from the lowest threshold up, thresholds strictly increasing")
+        if len({t.code for t in self.levels}) != len(self.levels):
+            raise ValueError("tier codes must be unique")
+        return self
+
+
+class Expiry(_Strict):
+    policy: Literal["fixed_calendar", "rolling", "never"] = "fixed_calendar"
+    years: int = Field(default=1, ge=0, le=10, description="fixed_calendar: expire at the end of year earned + years")
+    months: int = Field(default=24, ge=1, le=120, description="rolling: expire N months after earning")
+
+
+class EarnRule(_Strict):
+    """Extra points for matching order lines: the highest matching multiplier applies, bonuses add up."""
+
+    code: Code
+    name_zh: str | None = None
+    name_en: str | None = None
+    brands: tuple[Code, ...] = ()
+    channels: tuple[str, ...] = ()  # order source, e.g. tmall, jd, pos
+    categories: tuple[str, ...] = ()
+    multiplier: Decimal = Field(default=Decimal(1), ge=0)
+    bonus: int = Field(default=0, ge=0, description="points added once per matching order (campaign bonus)")
+    start: dt.date | None = Field(default=None, alias="from")
+    end: dt.date | None = Field(default=None, alias="to")
+
+
+class Points(_Strict):
+    per_yuan: Decimal = Field(default=Decimal(1), gt=0, description="base points per yuan paid")
+    expiry: Expiry = Expiry()
+    birthday_multiplier: Decimal = Field(default=Decimal(1), ge=1)
+    reversal_exceeds_balance: Literal["negative", "clamp", "reject"] = "negative"
+    redeem_fen_per_point: Decimal = Field(default=Decimal("1"), gt=0, description="order discount per point")
+    settlement_fen_per_point: Decimal = Field(default=Decimal("1"), ge=0, description="inter-brand settlement rate")
+    earn_rules: tuple[EarnRule, ...] = ()
+
+
+class CouponSpec(_Strict):
+    code: Code
+    name_zh: str | None = None
+    name_en: str | None = None
+    kind: Literal["amount_off", "percent_off", "gift", "free_shipping"]
+    threshold_fen: Fen = 0
+    amount_fen: Fen | None = None
+    percent: int | None = Field(default=None, ge=1, le=99, description="percent_off: 15 = 15 % off")
+    cap_fen: Fen | None = None
+    gift_sku: str | None = None
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    valid_days: int | None = Field(default=None, ge=1)
+    stock: int | None = Field(default=None, ge=0)
+    per_customer_limit: int | None = Field(default=None, ge=1)
+    stackable: bool = False
+    brands: tuple[Code, ...] = ()
+    void_on_refund: bool = True
+    cost_bearer: Literal["group", "brand", "region", "distributor", "store"] = "brand"
+    cost_bearer_code: str | None = None
+    campaign: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CouponSpec:
+        if self.kind == "amount_off" and not self.amount_fen:
+            raise ValueError("amount_off needs amount_fen")
+        if self.kind == "percent_off" and self.percent is None:
+            raise ValueError("percent_off needs percent")
+        if self.kind == "gift" and not self.gift_sku:
+            raise ValueError("gift needs gift_sku")
+        if (self.valid_days is None) == (self.valid_from is None and self.valid_to is None):
+            raise ValueError("give either valid_days or valid_from/valid_to")
+        if self.valid_days is None and (self.valid_from is None or self.valid_to is None):
+            raise ValueError("give both valid_from and valid_to")
+        if self.valid_from and self.valid_to and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
+class RewardSpec(_Strict):
+    code: Code
+    name_zh: str | None = None
+    name_en: str | None = None
+    kind: Literal["item", "coupon", "benefit"]
+    points: int = Field(gt=0)
+    cash_fen: Fen = 0
+    stock: int | None = Field(default=None, ge=0)
+    per_member_limit: int | None = Field(default=None, ge=1)
+    coupon: Code | None = None
+
+
+class Store(_Strict):
+    region: str | None = None
+    distributor: str | None = None
+
+
+class Program(_Strict):
+    version: int = Field(ge=1)
+    program: Code
+    name_zh: str | None = None
+    name_en: str | None = None
+    level: Literal["group", "brand"]
+    group: Code | None = None
+    brands: tuple[Code, ...] = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"  # expiry dates, campaign dates and birthday months are cut here
+    enrolment: tuple[Literal["membership", "api", "first_order", "wecom_friend", "follow"], ...] = (
+        "membership",
+        "api",
+    )
+    tiers: Tiers
+    growth_per_yuan: Decimal = Field(default=Decimal(1), ge=0)
+    points: Points = Points()
+    coupons: tuple[CouponSpec, ...] = ()
+    mall: tuple[RewardSpec, ...] = ()
+    stores: dict[str, Store] = {}
+
+    @model_validator(mode="after")
+    def _references(self) -> Program:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown timezone {self.timezone!r}") from e
+        if self.level == "group" and not self.group:
+            raise ValueError("a group program needs `group`")
+        if self.level == "brand" and len(self.brands) != 1:
+            raise ValueError("a brand program has exactly one brand")
+        coupons = {c.code for c in self.coupons}
+        if len(coupons) != len(self.coupons):
+            raise ValueError("coupon codes must be unique")
+        for tier in self.tiers.levels:
+            for code in tier.coupons:
+                if code not in coupons:
+                    raise ValueError(f"tier {tier.code} names unknown coupon {code}")
+        for reward in self.mall:
+            if reward.kind == "coupon" and reward.coupon not in coupons:
+                raise ValueError(f"mall reward {reward.code} needs `coupon` naming one of the program's coupons")
+        return self
+
+    def tier(self, code: str | None) -> Tier | None:
+        return next((t for t in self.tiers.levels if t.code == code), None)
+
+    def coupon(self, code: str) -> CouponSpec | None:
+        return next((c for c in self.coupons if c.code == code), None)
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """The line of the YAML node at `loc`, so the error points where the user has to look."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == key), None)
+            if match is None:
+                break
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_program(text: str, path: str = "<program>") -> Program:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise ProgramError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
+    if not isinstance(data, dict):
+        raise ProgramError(f"{path}: a program file is a YAML mapping (program:, level:, brands:, tiers: …)")
+    try:
+        return Program.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+            field = ".".join(str(x) for x in loc) or "(file)"
+            line = _line_of(text, loc)
+            where = f"{path}:{line}" if line else path
+            problems.append(f"{where}: {field}: {err['msg']}")
+        raise ProgramError("invalid program 会员体系定义有误:\n" + "\n".join(problems)) from e
