@@ -244,3 +244,15 @@ class MallRedemption(Base):
     coupon_code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OrderPosting(Base):
+    """An order (or a refund amount of it) a program has posted, even when it moved no points:
+    the order sync's record of what is done, so a re-run posts nothing twice."""
+
+    __tablename__ = "loyalty_order_postings"
+    program: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("loyalty_accounts.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

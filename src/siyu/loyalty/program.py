@@ -152,6 +152,10 @@ class Program(_Strict):
     group: Code | None = None
     brands: tuple[Code, ...] = Field(min_length=1)
     timezone: str = "Asia/Shanghai"  # expiry dates, campaign dates and birthday months are cut here
+    start: dt.date | None = Field(default=None, description="launch day: orders paid before it earn nothing")
+    # `program` values of canonical memberships rows that enrol into this program (legacy programs
+    # merged into a group program); the program's own code always counts.
+    membership_programs: tuple[str, ...] = ()
     enrolment: tuple[Literal["membership", "api", "first_order", "wecom_friend", "follow"], ...] = (
         "membership",
         "api",
@@ -187,6 +191,20 @@ class Program(_Strict):
 
     def tier(self, code: str | None) -> Tier | None:
         return next((t for t in self.tiers.levels if t.code == code), None)
+
+    def tier_named(self, name: str | None) -> Tier | None:
+        """A tier by code or by its Chinese or English name (legacy exports use names: 金卡)."""
+        if not name:
+            return None
+        return next((t for t in self.tiers.levels if name.strip() in (t.code, t.name_zh, t.name_en)), None)
+
+    def tier_for(self, value: int) -> Tier:
+        """The highest tier whose threshold `value` reaches."""
+        reached = [t for t in self.tiers.levels if t.threshold <= value]
+        return reached[-1] if reached else self.tiers.levels[0]
+
+    def rank(self, code: str | None) -> int:
+        return next((i for i, t in enumerate(self.tiers.levels) if t.code == code), -1)
 
     def coupon(self, code: str) -> CouponSpec | None:
         return next((c for c in self.coupons if c.code == code), None)

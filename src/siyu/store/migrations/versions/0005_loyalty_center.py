@@ -285,9 +285,20 @@ def upgrade() -> None:
     with op.batch_alter_table("points_lot_moves", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_points_lot_moves_lot_id"), ["lot_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_points_lot_moves_txn_id"), ["txn_id"], unique=False)
+    op.create_table(
+        "loyalty_order_postings",
+        sa.Column("program", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("points", sa.BigInteger(), nullable=False),
+        sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["loyalty_accounts.id"]),
+        sa.PrimaryKeyConstraint("program", "key"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("loyalty_order_postings")
     with op.batch_alter_table("points_lot_moves", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_points_lot_moves_txn_id"))
         batch_op.drop_index(batch_op.f("ix_points_lot_moves_lot_id"))

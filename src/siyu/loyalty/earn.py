@@ -1,0 +1,141 @@
+"""Which orders a program still has to post, and their base points: one Ibis expression.
+
+An order earns when it is paid (PAID_STATUSES), on or after the program's start and the member's
+enrolment, by a brand of the program and a customer linked to an account. Base points =
+⌊amount_fen / 100 × per_yuan × m⌋, where m is the amount-weighted multiplier of its lines (each
+line: the highest multiplier among the earn rules matching its brand, channel, category and the
+brand-local paid day; 1 if none). Campaign bonuses of matching rules are added once per order.
+The tier and birthday-month multipliers depend on the account at posting time and are applied by
+`siyu.loyalty.sync` to the base points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from siyu.bootstrap import App
+from siyu.identity.service import MAP_TABLE
+from siyu.ingest.schema import PAID_STATUSES
+from siyu.lake.views import current
+from siyu.loyalty.program import EarnRule, Program
+
+NODE = ["brand", "source", "source_customer_id"]
+ACTION_COLUMNS = (
+    "account_id",
+    "brand",
+    "source",
+    "order_id",
+    "paid_at",
+    "status",
+    "amount_fen",
+    "refund_fen",
+    "points_used",
+    "coupon_code",
+    "store_code",
+    "base_points",
+    "bonus",
+    "key",
+)
+
+
+def _instant(day: dt.date, zone: str) -> ir.TimestampValue:
+    """The first instant (UTC) of a brand-local day: rule dates are compared as instants."""
+    local = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone))
+    return ibis.literal(local.astimezone(dt.UTC), type="timestamp('UTC')")
+
+
+def _matches(rule: EarnRule, t: ir.Table, zone: str, *, with_category: bool) -> ir.BooleanValue:
+    cond: ir.BooleanValue = ibis.literal(True)
+    if rule.brands:
+        cond &= t.brand.isin(rule.brands)
+    if rule.channels:
+        cond &= t.source.isin(rule.channels)
+    if rule.start:
+        cond &= t.paid_at >= _instant(rule.start, zone)
+    if rule.end:
+        cond &= t.paid_at < _instant(rule.end + dt.timedelta(days=1), zone)
+    if rule.categories:
+        cond = cond & t.category.isin(rule.categories) if with_category else ibis.literal(False)
+    return cond
+
+
+def _multiplier(rules: tuple[EarnRule, ...], t: ir.Table, zone: str, *, with_category: bool) -> ir.FloatingValue:
+    """The highest multiplier among the matching rules (multipliers do not compound), else 1."""
+    best: ir.FloatingValue = ibis.literal(1.0)
+    for rule in rules:
+        hit = _matches(rule, t, zone, with_category=with_category)
+        best = ibis.ifelse(hit, ibis.greatest(best, float(rule.multiplier)), best)
+    return best
+
+
+def _bonus(rules: tuple[EarnRule, ...], orders: ir.Table, items: ir.Table | None, zone: str) -> ir.IntegerValue:
+    """Σ bonus of the rules an order matches (a category rule matches if any line is of it)."""
+    total: ir.IntegerValue = ibis.literal(0)
+    for rule in rules:
+        if not rule.bonus:
+            continue
+        if rule.categories and items is None:
+            continue
+        hit = _matches(rule.model_copy(update={"categories": ()}), orders, zone, with_category=False)
+        if rule.categories and items is not None:
+            lines = items.filter(items.category.isin(rule.categories))
+            hit &= (orders.brand + "|" + orders.source + "|" + orders.order_id).isin(
+                lines.brand + "|" + lines.source + "|" + lines.order_id
+            )
+        total = total + ibis.ifelse(hit, rule.bonus, 0)
+    return total
+
+
+def order_actions(app: App, program: Program, links: pa.Table, done: pa.Table) -> pa.Table:
+    """Orders of linked members that still need a ledger posting (never posted, or refunded to a
+    new amount since), with base points and bonus; sorted by payment time.
+
+    `links`: brand, customer_id, account_id, enrolled_at. `done`: key (posted order keys, incl.
+    refund keys) — the anti-join that makes every run post only what is new.
+    """
+    orders = current(app, "orders")
+    id_map = app.engine.table(MAP_TABLE)
+    if orders is None or id_map is None or links.num_rows == 0:
+        return pa.table({c: pa.array([], pa.string()) for c in ACTION_COLUMNS})
+    zone = program.timezone
+    o = orders.filter(orders.brand.isin(program.brands), orders.status.isin(PAID_STATUSES), orders.paid_at.notnull())
+    if program.start:
+        o = o.filter(o.paid_at >= _instant(program.start, zone))
+    o = o.join(id_map.select(*NODE, "customer_id"), NODE)
+    o = o.join(ibis.memtable(links), ["brand", "customer_id"])
+    o = o.filter(o.paid_at >= o.enrolled_at)
+    rules = program.points.earn_rules
+    o = o.mutate(_order_mult=_multiplier(rules, o, zone, with_category=False))
+    items = current(app, "order_items")
+    if items is not None:
+        keys = ["brand", "source", "order_id"]
+        lines = items.join(o.select(*keys, "paid_at", "_order_mult"), keys)
+        line_mult = ibis.greatest(lines._order_mult, _multiplier(rules, lines, zone, with_category=True))
+        weighted = lines.group_by(keys).aggregate(
+            _w=(lines.amount_fen.cast("float64") * line_mult).sum(), _a=lines.amount_fen.cast("float64").sum()
+        )
+        o = o.left_join(weighted, keys).drop(*(f"{k}_right" for k in keys))
+        mult = ibis.ifelse(o._a.notnull() & (o._a > 0), o._w / o._a, o._order_mult)
+    else:
+        mult = o._order_mult
+    bonus = _bonus(rules, o, items, zone)
+    per_yuan = float(program.points.per_yuan)
+    base = (o.amount_fen.cast("float64") / 100.0 * per_yuan * mult + 1e-9).floor().cast("int64")
+    key = ibis.literal("order:") + o.brand + ":" + o.source + ":" + o.order_id
+    o = o.mutate(
+        base_points=base,
+        bonus=bonus.cast("int64"),
+        key=key,
+        refund_fen=o.refund_fen.fill_null(0),
+        points_used=o.points_used.fill_null(0),
+    )
+    done_keys = ibis.memtable(done)
+    refund_key = o.key + ":refund:" + o.refund_fen.cast("string")
+    todo = o.filter(~o.key.isin(done_keys.key) | ((o.refund_fen > 0) & ~refund_key.isin(done_keys.key)))
+    todo = todo.order_by([todo.paid_at, todo.order_id]).select(*ACTION_COLUMNS)
+    return app.engine.to_arrow(todo)
