@@ -24,7 +24,7 @@ from siyu.api import errors
 from siyu.api.deps import ApiState, EnginePool
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
-from siyu.api.routes import audiences, ingest, ops, read, segment
+from siyu.api.routes import audiences, ingest, loyalty, ops, read, segment
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
 from siyu.ingest.inbox import GroupCommitter
@@ -36,8 +36,9 @@ siyu 私域 HTTP API.
 * **Segment-compatible ingest** (`/v1/*`): point any Segment SDK at this server with a siyu write key.
 * **Canonical ingest** (`/api/v1/ingest/{entity}`): the rows of the import files, row-by-row outcomes.
 * **Read** (`/api/v1/customers`, `/api/v1/metrics/*`): customer 360 and FAST+, the same JSON as the CLI.
+* **Loyalty** (`/api/v1/loyalty/*`): balances, points redemption, coupons and the points mall 会员中台.
 
-Keys: `siyu keys create --brand B --scope ingest|read|admin [--source S]`. Send `Authorization: Bearer <key>`
+Keys: `siyu keys create --brand B --scope ingest|read|loyalty|admin [--source S]`. Send `Authorization: Bearer <key>`
 (or, Segment style, the key as the HTTP Basic user name). Errors are RFC 9457 `application/problem+json`.
 """
 
@@ -96,7 +97,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     api.state.siyu = state
     errors.install(api)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)
-    for module in (ops, segment, ingest, read, audiences):
+    for module in (ops, segment, ingest, read, audiences, loyalty):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -37,6 +37,19 @@ STATUS = {
     "invalid_audience": 422,
     "missing_data": 409,
     "pii_not_allowed": 403,
+    # Loyalty (docs/api.md "Loyalty 会员中台"): 404 for what the key cannot see, 409 when the member's
+    # or the program's current state refuses the request, 422 for a request that can never succeed.
+    "unknown_program": 404,
+    "not_a_member": 404,
+    "unknown_reward": 404,
+    "insufficient_points": 409,
+    "idempotency_conflict": 409,
+    "reversal_not_allowed": 409,
+    "coupon_not_usable": 409,
+    "out_of_stock": 409,
+    "limit_reached": 409,
+    "invalid_program": 422,
+    "loyalty_error": 422,
 }
 TITLES = {
     400: "Bad request 请求错误",

@@ -1,6 +1,7 @@
 """API keys (API 密钥): created once, shown once, stored only as a SHA-256 hash, bound to a brand.
 
-Scopes: `ingest` (write events and rows), `read` (customers, metrics), `admin` (everything of its
+Scopes: `ingest` (write events and rows), `read` (customers, metrics, loyalty balances), `loyalty`
+(enrol members, redeem points, issue and redeem coupons, points-mall orders), `admin` (everything of its
 brand), and `pii`, which adds unmasked phone / e-mail / name to whatever the key may read. A key is
 a 256-bit random secret, so a plain SHA-256 (not a slow password hash) is the right digest: nothing
 to brute-force, and verification stays cheap on the ingest path.
@@ -23,7 +24,9 @@ from siyu.core.errors import NotFoundError, SiyuError
 from siyu.ingest import registry
 from siyu.store.models import ApiKey
 
-SCOPES = ("ingest", "read", "admin", "pii")
+SCOPES = ("ingest", "read", "loyalty", "admin", "pii")
+# The scopes `admin` includes; `pii` is only ever granted explicitly.
+ADMIN_INCLUDES = frozenset({"ingest", "read", "loyalty"})
 KEY_PREFIX = "sk_siyu_"
 # A revoked key keeps working in a process for at most this long (verified keys are cached).
 CACHE_SECONDS = 2.0
@@ -43,8 +46,8 @@ class KeyInfo:
     rate_limit: int | None
 
     def allows(self, scope: str) -> bool:
-        """`admin` includes `ingest` and `read`; `pii` is only ever granted explicitly."""
-        return scope in self.scopes or (scope in ("ingest", "read") and "admin" in self.scopes)
+        """`admin` includes `ingest`, `read` and `loyalty`; `pii` is only ever granted explicitly."""
+        return scope in self.scopes or (scope in ADMIN_INCLUDES and "admin" in self.scopes)
 
 
 def digest(secret: str) -> str:
@@ -55,9 +58,10 @@ def parse_scopes(values: list[str]) -> frozenset[str]:
     """Scopes from repeated options and/or comma-separated lists: `--scope read --scope pii`, `read,pii`."""
     scopes = frozenset(s.strip() for v in values for s in v.split(",") if s.strip())
     unknown = sorted(scopes - set(SCOPES))
-    if unknown or not scopes & {"ingest", "read", "admin"}:
+    if unknown or not scopes & {"ingest", "read", "loyalty", "admin"}:
         raise BadScopeError(
-            f"--scope {','.join(sorted(scopes)) or '(none)'}: choose ingest, read or admin (plus pii if needed)"
+            f"--scope {','.join(sorted(scopes)) or '(none)'}: choose ingest, read, loyalty or admin "
+            "(plus pii if needed)"
             f"{'; unknown: ' + ', '.join(unknown) if unknown else ''} (权限范围无效)"
         )
     return scopes

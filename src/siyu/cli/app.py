@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from siyu.cli import audience, clv, customer, demo, identity, importing, keys, metrics, report, serve, tags
+from siyu.cli import audience, clv, customer, demo, identity, importing, keys, loyalty, metrics, report, serve, tags
 from siyu.cli.common import state
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ app.command("worker")(serve.worker_command)
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(tags.tags_app, name="tags")
 app.add_typer(audience.audience_app, name="audience")
+app.add_typer(loyalty.loyalty_app, name="loyalty")
 
 
 def main() -> None:

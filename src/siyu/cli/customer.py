@@ -50,3 +50,16 @@ def show(
             "lights 亮灯: "
             + "  ".join(f"{'●' if c['on'] else '○'} {c['name_zh']} {c['name_en']}" for c in lights.values())
         )
+    for a in view.get("loyalty", []):
+        lots = a["points"]["lots"]
+        soonest = (
+            f" · next expiry 最近到期 {lots[0]['points']:,} on {lots[0]['expires_at'][:10]}"
+            if lots and lots[0]["expires_at"]
+            else ""
+        )
+        unused = sum(c["status"] == "issued" for c in a["coupons"])
+        console.print(
+            f"loyalty 会员中台 {a['program']} {a['member_no']}: tier 等级 {a['tier']} ({a['tier_name_zh']}) · "
+            f"growth 成长值 {a['growth']:,} · points 积分 {a['points']['balance']:,}{soonest} · "
+            f"unused coupons 未用券 {unused}"
+        )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from siyu.cli.common import console, get_app, progress, user_errors
 from siyu.cli.report import write as write_report_for
+from siyu.core.money import format_fen
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 
@@ -40,6 +41,7 @@ def demo_command(
     from siyu.clv.models import FitError
     from siyu.clv.service import ClvFit, fit, predict
     from siyu.demo.generate import generate  # numpy-heavy: loaded only for this command
+    from siyu.demo.loyalty import run as run_loyalty
 
     with user_errors():
         app = get_app()
@@ -54,9 +56,15 @@ def demo_command(
                 months=months,
                 progress=lambda _stage, fraction: bar.update(gen, completed=int(fraction * 100)),
             )
+            # The group's second brand: a smaller one whose people overlap the first (same phones).
+            summary_b = generate(
+                out_dir / "demo_b", customers=max(100, customers // 5), seed=seed + 1, months=months, brand="demo_b"
+            )
             bar.update(gen, completed=100)
-            imp = bar.add_task("import 导入", total=2 * len([f for f in summary.files if f != "truth.csv"]))
+            files = len([f for f in summary.files if f != "truth.csv"]) + len(summary_b.files) - 1
+            imp = bar.add_task("import 导入", total=2 * files)
             report = import_path(app, out_dir, progress=lambda _msg: bar.advance(imp))
+            report_b = import_path(app, out_dir / "demo_b", progress=lambda _msg: bar.advance(imp))
             res = bar.add_task("One-ID 身份识别", total=1)
             outcome = run_resolve(app)
             bar.advance(res)
@@ -68,9 +76,12 @@ def demo_command(
                 fitted = None
                 console.print(f"[yellow]CLV model skipped[/] 跳过预测模型: {error.message}")
             bar.advance(model)
+            loyal = bar.add_task("loyalty 会员中台", total=5)
+            numbers = run_loyalty(app, summary.end, step=lambda _s: bar.advance(loyal))
+            bar.update(loyal, completed=5)
         elapsed = time.perf_counter() - started
 
-    table = Table(title=f"Demo brand 演示品牌 'demo' — {elapsed:.1f}s")
+    table = Table(title=f"Demo group 演示集团: brands 'demo' + 'demo_b' — {elapsed:.1f}s")
     table.add_column("entity 实体")
     table.add_column("rows 行数", justify="right")
     table.add_column("quarantined 隔离", justify="right")
@@ -87,9 +98,35 @@ def demo_command(
             f"BG/NBD 预测模型: r={bg.r:.3f} α={bg.alpha:.3f} a={bg.a:.3f} b={bg.b:.3f} "
             f"on {bg.customers:,} buyers 购买客户"
         )
+    for entity, counts in report_b.by_entity().items():
+        table.add_row(
+            f"demo_b {entity}", f"{counts.accepted + counts.updated + counts.unchanged:,}", f"{counts.quarantined:,}"
+        )
+    _print_loyalty(numbers)
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
     month = summary.last_full_month
     report_path = write_report_for("demo", month, report_out or app.settings.home / f"report-demo-{month}.html")
     console.print(f"files 文件: {out_dir}  ·  try: siyu metrics fast --brand demo --period {month}")
     console.print(f"[bold]health report 健康度报告 ({month}):[/] {report_path}")
+
+
+def _print_loyalty(n: dict[str, Any]) -> None:
+    tiers = ", ".join(f"{code} {count:,}" for code, count in n["tiers"].items())
+    console.print(
+        f"loyalty 会员中台 {n['program']}: {n['members']:,} members 会员 ({n['cross_brand_members']:,} in both brands "
+        f"跨品牌); tiers 等级: {tiers}"
+    )
+    led = n["ledger"]
+    console.print(
+        f"  points ledger 积分流水: opening 期初 {led['opening']:,} + earned 获得 {led['earn']:,} "
+        f"(from {n['orders_posted']:,} orders) {led['redeem']:+,} redeemed 使用 {led['reverse']:+,} refunds 退款 "
+        f"{led['expire']:+,} expired 过期 {led['adjust']:+,} adjusted 调整 = outstanding 余额 "
+        f"{n['points_outstanding']:,}"
+    )
+    console.print(f"  coupons issued 发券 {n['coupons_issued']:,}; mall redemptions 积分兑换 {n['mall_redemptions']:,}")
+    for line in n["settlement"]:
+        console.print(
+            f"  settlement 结算: {line['points']:,} points earned in {line['earned_brand']} spent in "
+            f"{line['spent_brand']} → {line['spent_brand']} owes {line['earned_brand']} {format_fen(line['value_fen'])}"
+        )

@@ -18,7 +18,11 @@ def create(
     brand: Annotated[str, typer.Option("--brand", help="The brand the key may see (registered if new)")],
     scope: Annotated[
         list[str],
-        typer.Option("--scope", help="ingest | read | admin, plus pii for unmasked PII; repeat or comma-separate"),
+        typer.Option(
+            "--scope",
+            help="ingest | read | loyalty | admin, plus pii for unmasked PII; repeat or comma-separate "
+            "(a POS or mini program that redeems points: read,loyalty)",
+        ),
     ],
     source: Annotated[
         str | None, typer.Option("--source", help="Source recorded for Segment messages sent with this key")

@@ -103,7 +103,23 @@ def customer_view(app: App, key: str, brand: str | None = None, mask: bool = Tru
         "orders": _order_summary(app, records),
         "tags": customer_tags(app, customer_id, brand_code),
         "lights": customer_lights(app, customer_id, brand_code),
+        "loyalty": _loyalty(app, brand_code, customer_id, mask),
     }
+
+
+def _loyalty(app: App, brand: str, customer_id: str, mask: bool) -> list[dict[str, Any]]:
+    """The customer's loyalty accounts (会员中台): tier, points, lots, coupons, tier history.
+    Member numbers and coupon codes (bearer codes a cashier accepts) are masked unless PII."""
+    from siyu.loyalty.members import accounts_of_customer, member_summary
+
+    with app.store.unit_of_work() as session:
+        summaries = [member_summary(session, a) for a in accounts_of_customer(session, brand, customer_id)]
+    if mask:
+        for m in summaries:
+            m["member_no"] = mask_value("member_no", m["member_no"])
+            for c in m["coupons"]:
+                c["code"] = mask_value("member_no", c["code"])
+    return summaries
 
 
 def _order_summary(app: App, records: ir.Table) -> dict[str, Any]:

@@ -121,7 +121,9 @@ def import_opening_balances(
             members.left_at.isnull(),
         ).select("brand", "member_no", "points_balance", "joined_at")
     ).to_pylist()
-    todo = [r for r in rows if r["member_no"] not in skip and f"migration:opening:{r['member_no']}" not in done]
+    todo = [
+        r for r in rows if r["member_no"] not in skip and f"migration:opening:{r['brand']}:{r['member_no']}" not in done
+    ]
     for start in range(0, len(todo), 1000):
         with app.store.write_unit() as session:
             for r in todo[start : start + 1000]:
@@ -133,7 +135,7 @@ def import_opening_balances(
                     program,
                     account.id,
                     int(r["points_balance"]),
-                    key=f"migration:opening:{r['member_no']}",
+                    key=f"migration:opening:{r['brand']}:{r['member_no']}",
                     at=max(at, utc(r["joined_at"])) if r["joined_at"] else at,
                     actor=actor,
                     brand=r["brand"],

@@ -22,16 +22,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 from sqlalchemy import select
 
 from siyu.bootstrap import App
-from siyu.identity.service import MAP_TABLE
+from siyu.core.clock import utc_now
+from siyu.identity.service import MAP_TABLE, identifiers
 from siyu.ingest.schema import PAID_STATUSES
 from siyu.lake.views import current
 from siyu.loyalty import points
-from siyu.loyalty.accounts import do_enrol, utc
+from siyu.loyalty.accounts import utc
 from siyu.loyalty.earn import order_actions
+from siyu.loyalty.enrolment import bulk_enrol
 from siyu.loyalty.errors import LoyaltyError
 from siyu.loyalty.lots import proportional
 from siyu.loyalty.models import LoyaltyAccount, OrderPosting, PointsTxn
@@ -118,7 +121,9 @@ def _candidates(app: App, program: Program) -> pa.Table:
     ranked = union.mutate(
         _rank=ibis.row_number().over(group_by=["brand", "customer_id"], order_by=["_order", "joined_at"])
     )
-    people = ranked.filter(ranked._rank == 0)
+    people = ranked.filter(ranked._rank == 0).drop("_rank", "_order")
+    if len(program.brands) > 1:
+        people = _shared_member_no(app, people, ids)
     customers = current(app, "customers")
     if customers is not None:
         born = customers.join(ids, NODE).group_by(["brand", "customer_id"]).aggregate(birthday=customers.birthday.max())
@@ -133,7 +138,29 @@ def _candidates(app: App, program: Program) -> pa.Table:
     )
 
 
-def _enrol(app: App, program: Program, actor: str, result: SyncResult, progress: Callable[[str], None]) -> None:
+def _shared_member_no(app: App, people: ir.Table, ids: ir.Table) -> ir.Table:
+    """In a group program one person is one member across brands (积分互通): customers of
+    different brands with the same phone share the member number of the earliest-joined of them."""
+    found = identifiers(app)
+    phones = (
+        found.filter(found.id_type == "phone")
+        .join(ids, NODE)
+        .group_by(["brand", "customer_id"])
+        .aggregate(phone=found.id_value.min())
+    )
+    people = people.left_join(phones, ["brand", "customer_id"]).drop("brand_right", "customer_id_right")
+    holders = people.filter(people.phone.notnull() & people.member_no.notnull())
+    holders = holders.mutate(
+        _first=ibis.row_number().over(group_by="phone", order_by=[holders.joined_at, holders.brand, holders.member_no])
+    )
+    anchors = holders.filter(holders._first == 0).select("phone", anchor_no=holders.member_no)
+    people = people.left_join(anchors, "phone").drop("phone_right")
+    return people.mutate(member_no=people.anchor_no.coalesce(people.member_no)).drop("anchor_no", "phone")
+
+
+def _enrol(
+    app: App, program: Program, actor: str, result: SyncResult, progress: Callable[[str], None], at: dt.datetime
+) -> None:
     people = _candidates(app, program)
     if people.num_rows == 0:
         return
@@ -141,28 +168,20 @@ def _enrol(app: App, program: Program, actor: str, result: SyncResult, progress:
         linked = links_table(session, program.program)
     known = set(zip(linked["brand"].to_pylist(), linked["customer_id"].to_pylist(), strict=True))
     rows = [r for r in people.to_pylist() if (r["brand"], r["customer_id"]) not in known]
-    for start in range(0, len(rows), CHUNK):
+    unknown: Counter[str] = Counter()
+    for r in rows:
+        tier = program.tier_named(r["tier"])
+        if r["tier"] and tier is None:
+            unknown[r["tier"]] += 1
+        r["tier"] = tier.code if tier else None
+        r["joined_at"] = utc(r["joined_at"]) if r["joined_at"] else None
+    for name, n in unknown.items():
+        result.problems[f"unknown tier {name!r} (enrolled in the lowest tier)"] += n
+    step = 5000
+    for start in range(0, len(rows), step):
         with app.store.write_unit() as session:
-            for r in rows[start : start + CHUNK]:
-                tier = program.tier_named(r["tier"])
-                enrolment = do_enrol(
-                    session,
-                    program,
-                    brand=r["brand"],
-                    customer_id=r["customer_id"],
-                    at=utc(r["joined_at"]),
-                    actor=actor,
-                    via=r["via"],
-                    member_no=r["member_no"],
-                    tier=tier.code if tier else None,
-                    store=r["store"],
-                    guide=r["guide"],
-                    birthday_month=r["birthday_month"],
-                )
-                result.enrolled += enrolment.created
-                if r["tier"] and tier is None:
-                    result.problems[f"unknown tier {r['tier']!r} (enrolled in the lowest tier)"] += 1
-        progress(f"enrolled {min(start + CHUNK, len(rows))}/{len(rows)}")
+            result.enrolled += bulk_enrol(session, program, rows[start : start + step], actor=actor, at=at)
+        progress(f"enrolled {min(start + step, len(rows))}/{len(rows)}")
 
 
 def _floor(value: Decimal) -> int:
@@ -286,12 +305,12 @@ def _refund(
     )
 
 
-def enrol_only(app: App, program_code: str, *, actor: str = "system") -> int:
+def enrol_only(app: App, program_code: str, *, actor: str = "system", at: dt.datetime | None = None) -> int:
     """Step 1 of the sync alone (the migration enrols before loading balances)."""
     result = SyncResult()
     with app.store.unit_of_work() as session:
         program = load_program(session, program_code)
-    _enrol(app, program, actor, result, lambda _: None)
+    _enrol(app, program, actor, result, lambda _: None, at or utc_now())
     return result.enrolled
 
 
@@ -307,7 +326,7 @@ def sync(
     result = SyncResult()
     with app.store.unit_of_work() as session:
         program = load_program(session, program_code)
-    _enrol(app, program, actor, result, progress)
+    _enrol(app, program, actor, result, progress, at or utc_now())
     with app.store.unit_of_work() as session:
         links = links_table(session, program_code)
         done = set(session.scalars(select(OrderPosting.key).where(OrderPosting.program == program_code)))

@@ -24,6 +24,7 @@ from siyu.ingest.schema import PAID_STATUSES
 from siyu.lake.views import current
 from siyu.loyalty.accounts import lock_account, utc
 from siyu.loyalty.audit import audit
+from siyu.loyalty.errors import LimitError, StockError
 from siyu.loyalty.lots import add_months
 from siyu.loyalty.models import AccountLink, LoyaltyAccount, TierChange
 from siyu.loyalty.program import Program
@@ -117,16 +118,22 @@ def do_change_tier(
         from siyu.loyalty.coupons import do_issue_coupon  # tier benefits: exclusive coupons
 
         for template in target.coupons:
-            do_issue_coupon(
-                session,
-                program,
-                template,
-                account.id,
-                key=f"tier:{account.id}:{to_tier}:{template}",
-                at=at,
-                actor=actor,
-                via="tier",
-            )
+            # A member who already holds the benefit coupon (limit) or an exhausted stock does not
+            # stop the upgrade itself; the audit trail of the coupon says what happened.
+            try:
+                with session.begin_nested():
+                    do_issue_coupon(
+                        session,
+                        program,
+                        template,
+                        account.id,
+                        key=f"tier:{account.id}:{to_tier}:{template}",
+                        at=at,
+                        actor=actor,
+                        via="tier",
+                    )
+            except (LimitError, StockError):
+                pass
     return True
 
 
