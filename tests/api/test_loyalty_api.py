@@ -111,6 +111,11 @@ def test_points_balance_history_redeem(app: App, api: Api, make_key: KeyMaker) -
     joined = api.ok(api.post("/members", pos, {"customer_id": "c1"}), 201)
     assert joined == {"program": "shop_club", "customer_id": "c1", "member_no": "shop-c1", "created": True}
     assert api.ok(api.post("/members", pos, {"customer_id": "c1"}))["created"] is False  # 200: a member already
+    # Attaching another customer to c1's member number would pool points with c1: admin only.
+    hijack = api.post("/members", pos, {"customer_id": "c9", "member_no": "shop-c1"})
+    assert hijack.status_code == 403 and hijack.json()["code"] == "forbidden", hijack.text
+    with app.store.unit_of_work() as session:
+        assert account_of(session, "shop_club", brand="shop", customer_id="c9") is None
 
     e1 = earn(app, "c1", 500, "o1", EARLY)
     e2 = earn(app, "c1", 300, "o2")

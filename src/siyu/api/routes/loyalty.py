@@ -55,7 +55,7 @@ from siyu.core.errors import NotFoundError
 from siyu.loyalty import coupons as wallet
 from siyu.loyalty import mall
 from siyu.loyalty import points as ledger
-from siyu.loyalty.accounts import account_of, do_enrol, linked_customers, utc
+from siyu.loyalty.accounts import account_by_member_no, account_of, do_enrol, linked_customers, utc
 from siyu.loyalty.errors import NotMemberError, UnknownProgramError
 from siyu.loyalty.models import Coupon, CouponTemplate, LoyaltyAccount, MallRedemption, PointsTxn
 from siyu.loyalty.program import Program
@@ -211,6 +211,17 @@ def enrol(program: ProgramCode, body: MemberCreate, key: LoyaltyKey, state: Stat
                 "enrolment_not_allowed",
                 f"program {spec.program!r} does not enrol via the API (enrolment: {', '.join(spec.enrolment)}) "
                 "(该会员体系不支持接口入会)",
+            )
+        existing = account_by_member_no(session, spec.program, body.member_no) if body.member_no else None
+        linked = account_of(session, spec.program, brand=key.brand, customer_id=body.customer_id)
+        if existing is not None and linked is None and not key.allows("admin"):
+            # Joining an existing member's account (积分互通) pools points with it: only an admin
+            # key may do that, or any key could attach a customer to a guessed member number.
+            raise ApiError(
+                403,
+                "forbidden",
+                f"member_no {body.member_no!r} already belongs to a member; linking to it needs an admin key "
+                "(关联已有会员需要管理员密钥)",
             )
         done = do_enrol(
             session, spec, brand=key.brand, customer_id=body.customer_id, at=utc_now(), actor=_actor(key),
