@@ -21,6 +21,9 @@ def resolve_command(
         int | None,
         typer.Option(help="A value shared by more source customers than this is junk (default 50)"),
     ] = None,
+    loyalty: Annotated[
+        bool, typer.Option(help="Then sync every loyalty program: new orders earn points (siyu loyalty sync)")
+    ] = True,
 ) -> None:
     """Resolve source customers into one customer each (One-ID, 全域唯一身份).
 
@@ -37,9 +40,14 @@ def resolve_command(
             task = bar.add_task("One-ID 身份识别", total=1)
             outcome = run_resolve(app, max_share=max_share)
             bar.advance(task)
+            synced = {}
+            if loyalty:
+                from siyu.loyalty.sync import sync_all
+
+                synced = {code: r.as_dict() for code, r in sync_all(app, actor="cli:resolve").items()}
         exported = export_map(app, export) if export else None
     if as_json:
-        print_json(outcome.as_json())
+        print_json({**outcome.as_json(), "loyalty": synced} if synced else outcome.as_json())
         return
     table = Table(title="One-ID 全域唯一身份")
     table.add_column("metric 指标")
@@ -55,3 +63,9 @@ def resolve_command(
         )
     if exported is not None:
         console.print(f"identity map: {export} ({exported:,} rows)")
+    for code, counts in synced.items():
+        console.print(
+            f"loyalty 会员中台 {code}: {counts['enrolled']:,} enrolled 入会, "
+            f"{counts['orders']:,} orders posted 订单入账, "
+            f"{counts['points_earned']:,} points earned 积分"
+        )

@@ -145,6 +145,10 @@ def resolve_if_free(app: App) -> bool:
     with _exclusive(app.settings.home / "loader.lock") as mine:
         if mine:
             run_resolve(app)
+            # New customers now have ids: their orders can reach the loyalty ledger (exactly once).
+            from siyu.loyalty.sync import sync_all
+
+            sync_all(app, actor="loader")
         return mine
 
 

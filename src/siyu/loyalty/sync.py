@@ -37,7 +37,7 @@ from siyu.loyalty.earn import order_actions
 from siyu.loyalty.enrolment import bulk_enrol
 from siyu.loyalty.errors import LoyaltyError
 from siyu.loyalty.lots import proportional
-from siyu.loyalty.models import LoyaltyAccount, OrderPosting, PointsTxn
+from siyu.loyalty.models import LoyaltyAccount, LoyaltyProgram, OrderPosting, PointsTxn
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program
 from siyu.loyalty.tiers import evaluate, links_table
@@ -344,3 +344,11 @@ def sync(
         run = evaluate(app, program_code, at=now, actor=actor, downgrade=False, account_ids=touched)
         result.upgraded = run.upgraded
     return result
+
+
+def sync_all(app: App, *, actor: str = "system") -> dict[str, SyncResult]:
+    """Sync every program (after One-ID ran: `siyu resolve` and the API loader call this, so
+    imported and ingested orders reach the ledger without a separate step)."""
+    with app.store.unit_of_work() as session:
+        codes = list(session.scalars(select(LoyaltyProgram.code).order_by(LoyaltyProgram.code)))
+    return {code: sync(app, code, actor=actor) for code in codes}

@@ -2,9 +2,12 @@
 
 from alembic import context
 
-import siyu.audiences.models  # noqa: F401  (registers the tag and audience tables)
-import siyu.loyalty.models  # noqa: F401  (registers the loyalty tables)
+from siyu.audiences import models as audience_models
+from siyu.loyalty import models as loyalty_models
 from siyu.store.models import Base
+
+# Importing the model modules registers their tables on Base.metadata.
+REGISTERED = (audience_models, loyalty_models)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
