@@ -4,17 +4,18 @@ Each range is one transaction that locks the accounts it touches (in id order, l
 write, so it cannot deadlock with redemptions), appends one `expire` transaction per account with
 the sum of its due lots, records the lot moves, zeroes the lots and lowers the balances. A lot is
 due when `expires_at <= at` and it still holds points: points already spent are never expired.
-Re-running for the same instant finds nothing due and changes nothing.
+Re-running for the same instant finds nothing due and changes nothing (unless points were given
+back to an expired lot since: those expire then).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import CursorResult, DateTime, String, and_, cast, func, insert, literal, select, update
+from sqlalchemy import DateTime, String, and_, cast, func, insert, literal, select, update
 
 from siyu.loyalty.models import LoyaltyAccount, LoyaltyAudit, PointsLot, PointsMove, PointsTxn
 from siyu.store.db import Store
@@ -43,7 +44,9 @@ def do_expire(
         ).one()
     if lo is None:
         return ExpiryRun(0, 0, 0)
-    prefix = f"expire:{at.isoformat()}:"
+    # The keys name the run: a lot can fall due again at the same instant (a redemption that took
+    # from it reversed after it expired), and a second run must not collide with the first.
+    prefix = f"expire:{at.isoformat()}:{uuid.uuid4().hex[:12]}:"
     when = literal(at, DateTime(timezone=True))
     accounts = points = lots = 0
     for start in range(lo, hi + 1, batch):
@@ -70,7 +73,7 @@ def do_expire(
                 .subquery()
             )
             key = literal(prefix) + cast(due.c.account_id, String)
-            txns: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            session.execute(
                 insert(PointsTxn).from_select(
                     [
                         "program",
@@ -96,10 +99,22 @@ def do_expire(
                     ).join(LoyaltyAccount, and_(LoyaltyAccount.id == due.c.account_id, in_range)),
                 )
             )
-            if not txns.rowcount:
+            mine = select(PointsTxn.account_id).where(
+                PointsTxn.program == program,
+                PointsTxn.idempotency_key.startswith(prefix, autoescape=True),
+                PointsTxn.account_id >= start,
+                PointsTxn.account_id < end,
+            )
+            # (the rowcount of INSERT … SELECT is -1 on PostgreSQL with psycopg: count what was written)
+            n_accounts, n_points = session.execute(
+                select(func.count(), func.coalesce(func.sum(PointsTxn.points), 0)).where(
+                    PointsTxn.id.in_(mine.with_only_columns(PointsTxn.id))
+                )
+            ).one()
+            if not n_accounts:
                 continue
             lot_key = literal(prefix) + cast(PointsLot.account_id, String)
-            moved: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            session.execute(
                 insert(PointsMove).from_select(
                     ["txn_id", "lot_id", "points"],
                     select(PointsTxn.id, PointsLot.id, -PointsLot.remaining)
@@ -123,12 +138,6 @@ def do_expire(
                 )
                 .scalar_subquery()
             )
-            mine = select(PointsTxn.account_id).where(
-                PointsTxn.program == program,
-                PointsTxn.idempotency_key.startswith(prefix, autoescape=True),
-                PointsTxn.account_id >= start,
-                PointsTxn.account_id < end,
-            )
             session.execute(
                 insert(LoyaltyAudit).from_select(
                     ["at", "actor", "action", "program", "account_id", "subject", "new"],
@@ -149,14 +158,14 @@ def do_expire(
                 .values(balance=LoyaltyAccount.balance + expired)
             )
             session.execute(update(PointsLot).where(due_lot).values(remaining=0))
-            n_points = session.scalar(
-                select(func.coalesce(func.sum(PointsTxn.points), 0)).where(
-                    PointsTxn.id.in_(mine.with_only_columns(PointsTxn.id))
-                )
+            n_lots = session.scalar(
+                select(func.count())
+                .select_from(PointsMove)
+                .where(PointsMove.txn_id.in_(mine.with_only_columns(PointsTxn.id)))
             )
-            accounts += txns.rowcount
-            points += -int(n_points or 0)
-            lots += moved.rowcount
+            accounts += int(n_accounts)
+            points += -int(n_points)
+            lots += int(n_lots or 0)
         if progress:
             progress(min(end, hi + 1) - lo, hi + 1 - lo)
     return ExpiryRun(accounts, points, lots)

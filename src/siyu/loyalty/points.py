@@ -10,7 +10,7 @@ no lot below zero, expiry never takes points that were spent.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -120,13 +120,14 @@ def _expire_due(session: Session, account: LoyaltyAccount, open_lots: list[Point
     due = [lot for lot in open_lots if lot.expires_at is not None and utc(lot.expires_at) <= at]
     if not due:
         return
-    digest = hashlib.sha256(",".join(str(lot.id) for lot in due).encode()).hexdigest()[:16]
     txn = _txn(
         session,
         account,
         "expire",
         -sum(lot.remaining for lot in due),
-        key=f"expire:{account.id}:{at.isoformat()}:{digest}",
+        # Unique per run, not derived from the lots: points given back to an expired lot (a
+        # redemption reversed) can fall due again at the same instant.
+        key=f"expire:{account.id}:{at.isoformat()}:{uuid.uuid4().hex[:16]}",
         at=at,
         actor="system",
         reason="points expired",
@@ -161,8 +162,9 @@ def _add_lot(
     session.add(PointsMove(txn_id=txn.id, lot_id=lot.id, points=points - paid))
 
 
-def _take(session: Session, txn: PointsTxn, account: LoyaltyAccount, points: int, at: dt.datetime) -> None:
-    open_lots = [lot for lot in _lots(session, account.id) if lot.remaining > 0]
+def _take(session: Session, txn: PointsTxn, lots: list[PointsLot], points: int) -> None:
+    """Take `points` from `lots` (the account's lots, loaded under its lock) first-to-expire."""
+    open_lots = [lot for lot in lots if lot.remaining > 0]
     by_id = {lot.id: lot for lot in open_lots}
     views = [lotrules.Lot(lot.id, utc(lot.expires_at) if lot.expires_at else None, lot.remaining) for lot in open_lots]
     for lot_id, n in lotrules.take(views, points):
@@ -230,7 +232,8 @@ def do_redeem(
     account = lock_account(session, account_id)
     if (seen := _replay(session, program.program, key, account_id, kind, points)) is not None:
         return seen
-    _expire_due(session, account, _lots(session, account.id), at)
+    lots = _lots(session, account.id)
+    _expire_due(session, account, lots, at)
     if account.balance < points:
         raise InsufficientPointsError(
             f"account {account.member_no} has {account.balance} points, {points} needed 积分不足"
@@ -248,7 +251,7 @@ def do_redeem(
         order_id=order_id,
         reason=reason,
     )
-    _take(session, txn, account, points, at)
+    _take(session, txn, lots, points)  # the lots just expired hold 0 now
     return Posted(txn.id, account.id, kind, -points, account.balance)
 
 
@@ -312,7 +315,8 @@ def do_reverse(
     if n <= 0 or n > left:
         raise ReversalError(f"transaction {txn_id} has {left} points left to reverse, {n} asked")
     if original.points > 0:
-        return _reverse_credit(session, program, account, original, n, key=key, at=at, actor=actor, reason=reason)
+        done = abs(original.points) - left
+        return _reverse_credit(session, program, account, original, n, done, key=key, at=at, actor=actor, reason=reason)
     txn = _txn(
         session,
         account,
@@ -350,17 +354,29 @@ def _reverse_credit(
     account: LoyaltyAccount,
     original: PointsTxn,
     n: int,
+    done: int,
     *,
     key: str,
     at: dt.datetime,
     actor: str,
     reason: str | None,
 ) -> Posted:
-    own = session.scalar(select(PointsLot).where(PointsLot.txn_id == original.id))
+    """Take back `n` points of a credit of which `done` were reversed before.
+
+    The part of the credit that paid off a debt when it was earned is owed again first (so apply
+    then reverse is the identity), then points come from its own lot, then from the other lots
+    first-to-expire; the rest follows the program's policy."""
+    created = session.execute(
+        select(PointsMove.lot_id, PointsMove.points).where(PointsMove.txn_id == original.id).order_by(PointsMove.id)
+    ).first()
+    own = session.get(PointsLot, created.lot_id) if created is not None else None
+    paid = original.points - created.points if created is not None else 0
+    # Earlier reversals owed the paid part again before anything else, so `done` covers it first.
+    owed_again = min(n, paid - min(paid, done))
     others = [lot for lot in _lots(session, account.id) if own is None or lot.id != own.id]
-    from_own = min(n, own.remaining) if own is not None else 0
-    from_others = min(n - from_own, sum(lot.remaining for lot in others))
-    short = n - from_own - from_others
+    from_own = min(n - owed_again, own.remaining) if own is not None else 0
+    from_others = min(n - owed_again - from_own, sum(lot.remaining for lot in others))
+    short = n - owed_again - from_own - from_others
     policy = program.points.reversal_exceeds_balance
     if short and policy == "reject":
         raise ReversalError(
@@ -389,8 +405,7 @@ def _reverse_credit(
         by_id = {lot.id: lot for lot in others}
         for lot_id, k in lotrules.take(views, from_others):
             _move(session, txn, by_id[lot_id], -k)
-    if short and policy == "negative":
-        account.debt += short
+    account.debt += owed_again + (short if policy == "negative" else 0)
     return Posted(txn.id, account.id, "reverse", -effective, account.balance)
 
 
