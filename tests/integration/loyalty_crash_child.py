@@ -6,8 +6,9 @@ Op i (FIRST ≤ i < LAST) on account ACCOUNTS[i % n] at START + i minutes: every
 expiry (`do_expire`, one transaction per account), every 5th an earning of 5 points, the others
 redeem 7 points; the key of op i is `k{i}`. Prints `ready`, then `begin i` and `ok i TXN REPLAYED`.
 
-Test hooks (in this script only, none in siyu): after each audit row and each lot move the session
-is flushed, so the transaction has written rows when a kill lands; with CRASH_PAUSE=S it then
+Test hooks (in this script only, none in siyu): after each transaction row, and before and after
+the lot moves and the balance are written (all before the commit), so the transaction has written
+rows when a kill lands; with CRASH_PAUSE=S it then
 sleeps up to S seconds (a wider window for kills at random moments); with CRASH_HOLD=i:n it prints
 `holding i` at the n-th hook of op i and blocks (stdin is never written) until it is killed — a kill
 in the middle of a transaction, for certain.
@@ -41,8 +42,7 @@ def main() -> None:
     pause = float(os.environ.get("CRASH_PAUSE", "0"))
     state = {"op": first, "calls": 0}
 
-    def hook(session: Any) -> None:
-        session.flush()
+    def hook() -> None:
         state["calls"] += 1
         if hold == (state["op"], state["calls"]):
             print(f"holding {state['op']}", flush=True)
@@ -52,17 +52,20 @@ def main() -> None:
 
             time.sleep(random.uniform(0, pause))
 
-    real_audit, real_move = points.audit, points._move
+    real_txn, real_save = points._Account.txn, points._Account.save
 
-    def audit(session: Any, **kw: Any) -> None:
-        real_audit(session, **kw)
-        hook(session)
+    def txn(self: Any, *args: Any, **kw: Any) -> int:
+        txn_id = real_txn(self, *args, **kw)
+        hook()
+        return txn_id
 
-    def move(session: Any, txn: Any, lot: Any, n: int) -> None:
-        real_move(session, txn, lot, n)
-        hook(session)
+    def save(self: Any, session: Any) -> list[int]:
+        hook()
+        ids = real_save(self, session)
+        hook()  # every row written, not yet committed
+        return ids
 
-    points.audit, points._move = audit, move  # type: ignore[assignment]
+    points._Account.txn, points._Account.save = txn, save  # type: ignore[method-assign]
 
     store = Store(make_engine(url))
     with store.unit_of_work() as session:

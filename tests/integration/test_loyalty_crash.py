@@ -4,10 +4,10 @@ tests/integration/loyalty_crash_child.py redeems, earns and runs the nightly exp
 three accounts (SQLite and PostgreSQL). It is SIGKILLed eight times and restarted each time from
 the first operation it had not acknowledged (so the one in flight is re-sent with its key): every
 other time at a random moment while it works slowly, the other times while it is blocked inside a
-transaction that has already written rows (its transaction row and audit row, or lot moves).
+transaction that has already written rows (its transaction row, or lot moves).
 After every kill and at the end:
 
-- every invariant of tests/loyalty_invariants.py holds (balances, lots, moves, chain, audit rows);
+- every invariant of tests/loyalty_invariants.py holds (balances, lots, moves, chain, actors);
 - every acknowledged operation is in the ledger with the acknowledged transaction; the one held
   inside its transaction is not; nothing else is (the keys with a transaction are exactly the ops
   acknowledged, plus at most the one in flight);
@@ -135,7 +135,7 @@ def test_kill_minus_nine_leaves_every_write_whole_or_absent(store_url: str) -> N
         held = None
         if k % 2:  # block inside the transaction of an op a little ahead, then kill
             op = next(i for i in range(first + rng.randrange(0, 12), OPS) if op_kind(i) != "expire")
-            held = (op, rng.choice([1, 2]) if op_kind(op) == "redeem" else 1)
+            held = (op, rng.choice([1, 3]))  # account locked, nothing written | every row written, not committed
             child = Child(store_url, first, accounts, {"CRASH_HOLD": f"{held[0]}:{held[1]}"})
             child.wait_for(f"holding {op}")
         else:  # kill at a random moment while it works with pauses inside its transactions

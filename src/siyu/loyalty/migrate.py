@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
 from siyu.core.errors import UnreadableFileError
+from siyu.identity.service import MAP_TABLE
 from siyu.lake.views import current
 from siyu.loyalty import points
-from siyu.loyalty.accounts import account_by_member_no, utc
-from siyu.loyalty.models import PointsTxn
+from siyu.loyalty.accounts import account_by_member_no, account_of, utc
+from siyu.loyalty.models import LoyaltyAccount, PointsTxn
+from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program
 
 LOT_COLUMNS = ("brand", "member_no", "points", "earned_at", "expires_at")
@@ -44,6 +47,33 @@ def _when(text: str, line: int, name: str) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def _legacy_members(app: App, program: Program) -> dict[tuple[str, str], str]:
+    """(brand, legacy member_no) → customer_id of the program's memberships rows. In a group
+    program a person's memberships of several brands share one account under the number of the
+    earliest (sync._shared_member_no), so the other brands' legacy numbers name no account: they
+    are found through the customer's link instead."""
+    members = current(app, "memberships")
+    id_map = app.engine.table(MAP_TABLE)
+    if members is None or id_map is None:
+        return {}
+    names = (program.program, *program.membership_programs)
+    m = members.filter(members.brand.isin(program.brands), members.program.isin(names))
+    m = m.join(
+        id_map.select("brand", "source", "source_customer_id", "customer_id"), ["brand", "source", "source_customer_id"]
+    )
+    rows = app.engine.to_arrow(m.select("brand", "member_no", "customer_id")).to_pylist()
+    return {(r["brand"], r["member_no"]): r["customer_id"] for r in rows}
+
+
+def _account(
+    session: Session, program: str, legacy: dict[tuple[str, str], str], brand: str, member_no: str
+) -> LoyaltyAccount | None:
+    account = account_by_member_no(session, program, member_no)
+    if account is None and (customer_id := legacy.get((brand, member_no))) is not None:
+        account = account_of(session, program, brand=brand, customer_id=customer_id)
+    return account
+
+
 def import_points_lots(app: App, program_code: str, path: Path, *, actor: str, result: Migration) -> set[str]:
     """Post every valid row of a points_lots CSV as a lot; returns the member numbers it covered."""
     try:
@@ -51,6 +81,8 @@ def import_points_lots(app: App, program_code: str, path: Path, *, actor: str, r
     except OSError as e:
         raise UnreadableFileError(f"{path}: cannot open ({e})") from e
     covered: set[str] = set()
+    with app.store.unit_of_work() as session:
+        legacy = _legacy_members(app, load_program(session, program_code))
     with handle, app.store.write_unit() as session:
         program = load_program(session, program_code)
         reader = csv.DictReader(handle)
@@ -70,7 +102,7 @@ def import_points_lots(app: App, program_code: str, path: Path, *, actor: str, r
                     raise ValueError("expires_at is not after earned_at")
                 if row["brand"] not in program.brands:
                     raise ValueError(f"brand {row['brand']!r} is not in program {program_code}")
-                account = account_by_member_no(session, program_code, row["member_no"].strip())
+                account = _account(session, program_code, legacy, row["brand"], row["member_no"].strip())
                 if account is None:
                     raise ValueError(f"member_no {row['member_no']!r} is not enrolled (import memberships first)")
             except (ValueError, KeyError) as e:
@@ -89,7 +121,8 @@ def import_points_lots(app: App, program_code: str, path: Path, *, actor: str, r
                 reason="migrated lot 迁移积分批次",
                 expires_at=expires or dt.datetime(9999, 12, 31, tzinfo=dt.UTC),
             )
-            covered.add(account.member_no)
+            # the legacy number as written: the account may hold other brands' legacy balances too
+            covered.add(row["member_no"].strip())
             if not posted.replayed:
                 result.lots += 1
                 result.points += n
@@ -112,6 +145,7 @@ def import_opening_balances(
                 )
             )
         )
+    legacy = _legacy_members(app, program)
     names = (program.program, *program.membership_programs)
     rows = app.engine.to_arrow(
         members.filter(
@@ -127,7 +161,7 @@ def import_opening_balances(
     for start in range(0, len(todo), 1000):
         with app.store.write_unit() as session:
             for r in todo[start : start + 1000]:
-                account = account_by_member_no(session, program_code, r["member_no"])
+                account = _account(session, program_code, legacy, r["brand"], r["member_no"])
                 if account is None:
                     continue
                 points.do_earn(

@@ -25,6 +25,15 @@ class ProgramError(SiyuError):
     exit_code = 2
 
 
+class _PlacedError(ValueError):
+    """A cross-field error that knows where in the file it belongs (model validators otherwise
+    report at the top level, without a line)."""
+
+    def __init__(self, message: str, *loc: int | str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,9 +59,11 @@ class Tiers(_Strict):
     def _ordered(self) -> Tiers:
         thresholds = [t.threshold for t in self.levels]
         if thresholds != sorted(set(thresholds)):
-            raise ValueError("levels must be listed from the lowest threshold up, thresholds strictly increasing")
+            raise _PlacedError(
+                "levels must be listed from the lowest threshold up, thresholds strictly increasing", "levels"
+            )
         if len({t.code for t in self.levels}) != len(self.levels):
-            raise ValueError("tier codes must be unique")
+            raise _PlacedError("tier codes must be unique", "levels")
         return self
 
 
@@ -172,7 +183,7 @@ class Program(_Strict):
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown timezone {self.timezone!r}") from e
+            raise _PlacedError(f"unknown timezone {self.timezone!r}", "timezone") from e
         if self.level == "group" and not self.group:
             raise ValueError("a group program needs `group`")
         if self.level == "brand" and len(self.brands) != 1:
@@ -180,13 +191,15 @@ class Program(_Strict):
         coupons = {c.code for c in self.coupons}
         if len(coupons) != len(self.coupons):
             raise ValueError("coupon codes must be unique")
-        for tier in self.tiers.levels:
+        for i, tier in enumerate(self.tiers.levels):
             for code in tier.coupons:
                 if code not in coupons:
-                    raise ValueError(f"tier {tier.code} names unknown coupon {code}")
-        for reward in self.mall:
+                    raise _PlacedError(f"tier {tier.code} names unknown coupon {code}", "tiers", "levels", i, "coupons")
+        for i, reward in enumerate(self.mall):
             if reward.kind == "coupon" and reward.coupon not in coupons:
-                raise ValueError(f"mall reward {reward.code} needs `coupon` naming one of the program's coupons")
+                raise _PlacedError(
+                    f"mall reward {reward.code} needs `coupon` naming one of the program's coupons", "mall", i
+                )
         return self
 
     def tier(self, code: str | None) -> Tier | None:
@@ -246,6 +259,9 @@ def parse_program(text: str, path: str = "<program>") -> Program:
         problems = []
         for err in e.errors():
             loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, _PlacedError):
+                loc += cause.loc
             field = ".".join(str(x) for x in loc) or "(file)"
             line = _line_of(text, loc)
             where = f"{path}:{line}" if line else path
