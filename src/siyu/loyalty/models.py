@@ -106,7 +106,7 @@ class PointsTxn(Base):
     brand: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(64))
     order_id: Mapped[str | None] = mapped_column(String(128))
-    reverses_id: Mapped[int | None] = mapped_column(Id, ForeignKey("points_txns.id"))
+    reverses_id: Mapped[int | None] = mapped_column(Id, ForeignKey("points_txns.id"), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(120))
     balance_after: Mapped[int] = mapped_column(BigInteger)
@@ -120,7 +120,7 @@ class PointsLot(Base):
     __table_args__ = (Index("ix_points_lots_expiry", "expires_at", "account_id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(Id, ForeignKey("loyalty_accounts.id"), index=True)
-    txn_id: Mapped[int] = mapped_column(Id, ForeignKey("points_txns.id"))
+    txn_id: Mapped[int] = mapped_column(Id)  # the earning (no foreign key: see PointsMove)
     brand: Mapped[str | None] = mapped_column(String(64))  # where the points were earned
     earned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -133,8 +133,10 @@ class PointsMove(Base):
 
     __tablename__ = "points_lot_moves"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    txn_id: Mapped[int] = mapped_column(Id, ForeignKey("points_txns.id"), index=True)
-    lot_id: Mapped[int] = mapped_column(Id, ForeignKey("points_lots.id"), index=True)
+    # No foreign keys here or on points_lots.txn_id: these rows are written only by the ledger,
+    # together with the rows they name, and each FK check costs the hot path a lookup and a lock.
+    txn_id: Mapped[int] = mapped_column(Id, index=True)
+    lot_id: Mapped[int] = mapped_column(Id)
     points: Mapped[int] = mapped_column(BigInteger)
 
 

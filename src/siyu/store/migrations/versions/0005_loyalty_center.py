@@ -212,6 +212,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("points_txns", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_points_txns_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_points_txns_reverses_id"), ["reverses_id"], unique=False)
 
     op.create_table(
         "mall_redemptions",
@@ -256,10 +257,6 @@ def upgrade() -> None:
             ["account_id"],
             ["loyalty_accounts.id"],
         ),
-        sa.ForeignKeyConstraint(
-            ["txn_id"],
-            ["points_txns.id"],
-        ),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("points_lots", schema=None) as batch_op:
@@ -272,18 +269,9 @@ def upgrade() -> None:
         sa.Column("txn_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("lot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("points", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["lot_id"],
-            ["points_lots.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["txn_id"],
-            ["points_txns.id"],
-        ),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("points_lot_moves", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_points_lot_moves_lot_id"), ["lot_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_points_lot_moves_txn_id"), ["txn_id"], unique=False)
     op.create_table(
         "loyalty_order_postings",
@@ -301,7 +289,6 @@ def downgrade() -> None:
     op.drop_table("loyalty_order_postings")
     with op.batch_alter_table("points_lot_moves", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_points_lot_moves_txn_id"))
-        batch_op.drop_index(batch_op.f("ix_points_lot_moves_lot_id"))
 
     op.drop_table("points_lot_moves")
     with op.batch_alter_table("points_lots", schema=None) as batch_op:
