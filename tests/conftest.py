@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from pgdb import postgres_database
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
-
-PG_URL = os.environ.get("SIYU_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """A new, empty PostgreSQL database on the test server; dropped afterwards."""
-    if not PG_URL:
-        # Not a skip: a PostgreSQL test that did not run must not look like a pass.
-        pytest.fail(
-            "SIYU_TEST_POSTGRES_URL is not set: run `bash scripts/test.sh` (starts PostgreSQL), "
-            "or deselect these tests with -m 'not postgres'"
-        )
-    name = f"siyu_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
