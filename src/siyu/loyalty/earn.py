@@ -91,12 +91,15 @@ def _bonus(rules: tuple[EarnRule, ...], orders: ir.Table, items: ir.Table | None
     return total
 
 
-def order_actions(app: App, program: Program, links: pa.Table, done: pa.Table) -> pa.Table:
+def order_actions(
+    app: App, program: Program, links: pa.Table, done: pa.Table, until: dt.datetime | None = None
+) -> pa.Table:
     """Orders of linked members that still need a ledger posting (never posted, or refunded to a
     new amount since), with base points and bonus; sorted by payment time.
 
     `links`: brand, customer_id, account_id, enrolled_at. `done`: key (posted order keys, incl.
-    refund keys) — the anti-join that makes every run post only what is new.
+    refund keys) — the anti-join that makes every run post only what is new. `until`: only orders
+    paid by then.
     """
     orders = current(app, "orders")
     id_map = app.engine.table(MAP_TABLE)
@@ -106,6 +109,8 @@ def order_actions(app: App, program: Program, links: pa.Table, done: pa.Table) -
     o = orders.filter(orders.brand.isin(program.brands), orders.status.isin(PAID_STATUSES), orders.paid_at.notnull())
     if program.start:
         o = o.filter(o.paid_at >= _instant(program.start, zone))
+    if until is not None:  # a sync "as of" an instant posts nothing paid after it
+        o = o.filter(o.paid_at <= ibis.literal(until, type="timestamp('UTC')"))
     o = o.join(id_map.select(*NODE, "customer_id"), NODE)
     o = o.join(ibis.memtable(links), ["brand", "customer_id"])
     o = o.filter(o.paid_at >= o.enrolled_at)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +93,7 @@ def import_points_lots(app: App, program_code: str, path: Path, *, actor: str, r
             raise UnreadableFileError(
                 f"{path}:1: missing column(s) {', '.join(missing)} (need {', '.join(LOT_COLUMNS)})"
             )
+        seen: Counter[str] = Counter()
         for line, row in enumerate(reader, start=2):
             try:
                 n = int(row["points"])
@@ -108,7 +111,13 @@ def import_points_lots(app: App, program_code: str, path: Path, *, actor: str, r
             except (ValueError, KeyError) as e:
                 result.rejected.append((line, str(e)))
                 continue
-            lot_id = (row.get("lot_id") or "").strip() or str(line)
+            # Without a lot_id, a lot is known by its content (and how often that content repeats
+            # for the member), so a re-exported file with rows reordered or inserted posts nothing twice.
+            content = f"{row['member_no'].strip()}|{n}|{earned.isoformat()}|{expires.isoformat() if expires else ''}"
+            seen[content] += 1
+            lot_id = (row.get("lot_id") or "").strip() or (
+                hashlib.sha256(content.encode()).hexdigest()[:16] + f"-{seen[content]}"
+            )
             posted = points.do_earn(
                 session,
                 program,

@@ -330,7 +330,8 @@ def sync(
     with app.store.unit_of_work() as session:
         links = links_table(session, program_code)
         done = set(session.scalars(select(OrderPosting.key).where(OrderPosting.program == program_code)))
-    actions = order_actions(app, program, links, pa.table({"key": pa.array(sorted(done), pa.string())}))
+    done_keys = pa.table({"key": pa.array(sorted(done), pa.string())})
+    actions = order_actions(app, program, links, done_keys, until=at)
     rows = actions.to_pylist()
     touched: set[int] = set()
     for start in range(0, len(rows), CHUNK):

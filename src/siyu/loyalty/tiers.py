@@ -64,7 +64,7 @@ def qualifying_values(app: App, program: Program, links: pa.Table, at: dt.dateti
     if orders is None or id_map is None or links.num_rows == 0:
         return {}
     start_day = add_months(at.date(), -program.tiers.spend_window_months)
-    start = dt.datetime(start_day.year, start_day.month, start_day.day, at.hour, at.minute, tzinfo=dt.UTC)
+    start = dt.datetime.combine(start_day, at.astimezone(dt.UTC).timetz())
     lo = ibis.literal(start, type="timestamp('UTC')")
     hi = ibis.literal(at, type="timestamp('UTC')")
     o = orders.filter(
