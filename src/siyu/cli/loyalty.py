@@ -346,3 +346,40 @@ def settlement_report(
     for r in rows:
         table.add_row(r["earned_brand"], r["spent_brand"], f"{r['points']:,}", f"{r['value_fen'] / 100:,.2f}")
     console.print(table)
+
+
+@loyalty_app.command("problems")
+def problems_command(
+    program: ProgramOpt,
+    limit: Annotated[int, typer.Option(help="Newest N", min=1, max=100_000)] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Orders the sync posted with something it could not apply 待处理: points used beyond the
+    balance, a coupon that is not this program's, a reversal the policy refused. Settle them with
+    `siyu loyalty points adjust` (the order itself is not posted again)."""
+    from sqlalchemy import select
+
+    from siyu.loyalty.models import LoyaltyAccount, OrderPosting
+
+    with user_errors():
+        app = get_app()
+        with app.store.unit_of_work() as session:
+            rows = [
+                {"key": p.key, "member_no": m, "points": p.points, "posted_at": p.posted_at, "problem": p.problem}
+                for p, m in session.execute(
+                    select(OrderPosting, LoyaltyAccount.member_no)
+                    .join(LoyaltyAccount, LoyaltyAccount.id == OrderPosting.account_id)
+                    .where(OrderPosting.program == program, OrderPosting.problem.is_not(None))
+                    .order_by(OrderPosting.posted_at.desc())
+                    .limit(limit)
+                ).tuples()
+            ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"problems 待处理 · {program}")
+    for col in ("order 订单", "member 会员", "posted 入账", "problem 问题"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["key"]), str(r["member_no"]), str(r["posted_at"])[:19], str(r["problem"]))
+    console.print(table)

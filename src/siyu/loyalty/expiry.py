@@ -96,7 +96,7 @@ _PG_EXPIRE = text(
     ),
     acc AS (
         UPDATE loyalty_accounts a SET balance = a.balance - per.pts FROM per
-        WHERE a.id = per.account_id AND a.xmin::text = per.seen
+        WHERE a.id = per.account_id AND a.xmin::text = per.seen AND a.id >= :lo AND a.id < :hi
         RETURNING a.id, a.balance, per.pts, per.n
     ),
     t AS (
@@ -113,7 +113,7 @@ _PG_EXPIRE = text(
     lu AS (
         UPDATE points_lots l SET remaining = 0
         FROM due JOIN acc ON acc.id = due.account_id
-        WHERE l.id = due.id
+        WHERE l.id = due.id AND l.account_id >= :lo AND l.account_id < :hi
     )
     SELECT COUNT(*), COALESCE(SUM(pts), 0), COALESCE(SUM(n), 0) FROM acc
     """

@@ -258,3 +258,6 @@ class OrderPosting(Base):
     account_id: Mapped[int] = mapped_column(Id, ForeignKey("loyalty_accounts.id"))
     points: Mapped[int] = mapped_column(BigInteger)
     posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What could not be applied (points used beyond the balance, a coupon not ours…): the order
+    # stays posted — `siyu loyalty problems` lists these for an operator to settle by hand.
+    problem: Mapped[str | None] = mapped_column(Text)

@@ -195,6 +195,7 @@ def _post_order(
     account = session.get(LoyaltyAccount, row["account_id"])
     at = utc(row["paid_at"])
     where = {"brand": row["brand"], "channel": row["source"], "order_id": row["order_id"]}
+    issues: list[str] = []
     if key not in done:
         if row["points_used"] > 0:
             try:
@@ -213,6 +214,7 @@ def _post_order(
                 result.redeemed += int(row["points_used"])
             except LoyaltyError as e:
                 result.problems[e.code] += 1
+                issues.append(f"{e.code}: {e.message}")
         if row["coupon_code"]:
             from siyu.loyalty import coupons
 
@@ -233,6 +235,7 @@ def _post_order(
                 result.coupons += 1
             except LoyaltyError as e:
                 result.problems[f"coupon: {e.code}"] += 1
+                issues.append(f"coupon {row['coupon_code']}: {e.code}: {e.message}")
         tier = program.tier(account.tier)
         multiplier = tier.points_multiplier if tier else Decimal(1)
         local_month = at.astimezone(ZoneInfo(program.timezone)).month
@@ -245,7 +248,16 @@ def _post_order(
             )
             points.do_earn(session, program, account.id, earned, key=key, at=at, actor=actor, reason=reason, **where)
             result.earned += earned
-        session.add(OrderPosting(program=program.program, key=key, account_id=account.id, points=earned, posted_at=at))
+        session.add(
+            OrderPosting(
+                program=program.program,
+                key=key,
+                account_id=account.id,
+                points=earned,
+                posted_at=at,
+                problem="; ".join(issues) or None,
+            )
+        )
         result.orders += 1
     if row["refund_fen"] > 0 and f"{key}:refund:{row['refund_fen']}" not in done:
         _refund(session, program, row, key, at, actor, result)
@@ -266,6 +278,7 @@ def _refund(
         )
     }
     reversed_now = 0
+    issues: list[str] = []
     for original, label in ((txns.get(key), "earn"), (txns.get(f"{key}:redeem"), "redeem")):
         if original is None:
             continue
@@ -289,6 +302,7 @@ def _refund(
             reversed_now += delta
         except LoyaltyError as e:
             result.problems[f"refund: {e.code}"] += 1
+            issues.append(f"refund {label}: {e.code}: {e.message}")
     if refund >= amount:
         from siyu.loyalty import coupons
 
@@ -301,6 +315,7 @@ def _refund(
             account_id=row["account_id"],
             points=-reversed_now,
             posted_at=at,
+            problem="; ".join(issues) or None,
         )
     )
 

@@ -280,6 +280,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("points", sa.BigInteger(), nullable=False),
         sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("problem", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["loyalty_accounts.id"]),
         sa.PrimaryKeyConstraint("program", "key"),
     )
