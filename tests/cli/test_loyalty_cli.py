@@ -57,9 +57,7 @@ def test_loyalty_cli_end_to_end(tmp_path: Path) -> None:
     }
     # S1 used 500 points with a balance of 0: posted (earned its points), the redemption is listed
     problems = run("problems", "--program", "lg_club")
-    assert [(p["key"], p["problem"].split(":")[0]) for p in problems] == [
-        ("order:lb:crm:S1", "insufficient_points")
-    ]
+    assert [(p["key"], p["problem"].split(":")[0]) for p in problems] == [("order:lb:crm:S1", "insufficient_points")]
 
     member = run("member", "show", "--program", "lg_club", "--member-no", "LA003")
     # R: 1,600 + 50 + 138 + 50 + 200 − 200 = 1,838 points; growth 1,150 → silver since the sync,
