@@ -48,7 +48,6 @@ from siyu.store.db import Store
 
 A, T, L, M = (typecast(Table, m.__table__) for m in (LoyaltyAccount, PointsTxn, PointsLot, PointsMove))
 REASON = "points expired 积分过期"
-PG_BATCH = 200_000  # account ids per transaction on PostgreSQL (one statement each): fewer, bigger
 WORK_MEM = "64MB"  # for the hashes and the materialized due lots of a range (PostgreSQL)
 
 
@@ -126,18 +125,17 @@ def do_expire(
     *,
     at: dt.datetime,
     actor: str = "system",
-    batch: int | None = None,
+    batch: int = 50_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExpiryRun:
     """Expire every lot of `program` due at `at`; returns how many accounts, points and lots.
-    `batch`: account ids per transaction (default 200,000 on PostgreSQL, 50,000 elsewhere)."""
+    `batch`: account ids per transaction — the accounts of a range stay locked until it commits
+    (50,000 ids take ~3 s on PostgreSQL; larger ranges were no faster)."""
     with store.unit_of_work() as session:
         lo, hi = session.execute(select(func.min(A.c.id), func.max(A.c.id)).where(A.c.program == program)).one()
     if lo is None:
         return ExpiryRun(0, 0, 0)
     one_statement = store.engine.dialect.name in SINGLE_STATEMENT
-    if batch is None:
-        batch = PG_BATCH if one_statement else 50_000
     # The keys name the run: a lot can fall due again at the same instant (a redemption that took
     # from it reversed after it expired), and a second run must not collide with the first.
     prefix = f"expire:{at.isoformat()}:{uuid.uuid4().hex[:12]}:"

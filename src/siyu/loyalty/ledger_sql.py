@@ -11,11 +11,12 @@ same writes as a few plain statements. Dialects with data-modifying CTEs are lis
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, text, update
+from sqlalchemy import Connection, Table, TextClause, bindparam, insert, text, update
 
 from siyu.loyalty.models import LoyaltyAccount, PointsLot, PointsMove, PointsTxn
 
@@ -121,5 +122,11 @@ def _one_statement(conn: Connection, plan: Plan) -> list[int]:
     params.update({"a_id": plan.account_id, "a_balance": plan.balance, "a_debt": plan.debt})
     ctes.append("au AS (UPDATE loyalty_accounts SET balance = :a_balance, debt = :a_debt WHERE id = :a_id)")
     select = ", ".join(f"(SELECT id FROM t{i})" for i in range(len(plan.txns)))
-    ids = conn.execute(text(f"WITH {', '.join(ctes)} SELECT {select}"), params).one()
+    ids = conn.execute(_statement(f"WITH {', '.join(ctes)} SELECT {select}"), params).one()
     return [int(x) for x in ids]
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(sql: str) -> TextClause:
+    """One TextClause per plan shape (a handful): parsing its binds costs more than the write."""
+    return text(sql)

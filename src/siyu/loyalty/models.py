@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.store.models import Base
@@ -96,7 +96,16 @@ class PointsTxn(Base):
     """One points transaction (积分流水): earn, redeem, expire, adjust or reverse. Append-only."""
 
     __tablename__ = "points_txns"
-    __table_args__ = (UniqueConstraint("program", "idempotency_key", name="uq_points_txns_key"),)
+    __table_args__ = (
+        UniqueConstraint("program", "idempotency_key", name="uq_points_txns_key"),
+        # Partial: only reversals have it, and every other insert skips the index.
+        Index(
+            "ix_points_txns_reverses_id",
+            "reverses_id",
+            postgresql_where=text("reverses_id IS NOT NULL"),
+            sqlite_where=text("reverses_id IS NOT NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     program: Mapped[str] = mapped_column(String(64))
     account_id: Mapped[int] = mapped_column(Id, ForeignKey("loyalty_accounts.id"), index=True)
@@ -106,7 +115,7 @@ class PointsTxn(Base):
     brand: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(64))
     order_id: Mapped[str | None] = mapped_column(String(128))
-    reverses_id: Mapped[int | None] = mapped_column(Id, ForeignKey("points_txns.id"), index=True)
+    reverses_id: Mapped[int | None] = mapped_column(Id, ForeignKey("points_txns.id"))
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(120))
     balance_after: Mapped[int] = mapped_column(BigInteger)

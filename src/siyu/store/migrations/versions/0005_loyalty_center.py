@@ -212,7 +212,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("points_txns", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_points_txns_account_id"), ["account_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_points_txns_reverses_id"), ["reverses_id"], unique=False)
+        batch_op.create_index(
+            "ix_points_txns_reverses_id",
+            ["reverses_id"],
+            unique=False,
+            postgresql_where=sa.text("reverses_id IS NOT NULL"),
+            sqlite_where=sa.text("reverses_id IS NOT NULL"),
+        )
 
     op.create_table(
         "mall_redemptions",
@@ -302,6 +308,7 @@ def downgrade() -> None:
 
     op.drop_table("mall_redemptions")
     with op.batch_alter_table("points_txns", schema=None) as batch_op:
+        batch_op.drop_index("ix_points_txns_reverses_id")
         batch_op.drop_index(batch_op.f("ix_points_txns_account_id"))
 
     op.drop_table("points_txns")
