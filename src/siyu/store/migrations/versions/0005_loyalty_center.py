@@ -105,6 +105,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("program", "member_no", name="uq_loyalty_accounts_member_no"),
+        postgresql_with={"fillfactor": 85},
     )
     with op.batch_alter_table("loyalty_accounts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_loyalty_accounts_program"), ["program"], unique=False)
@@ -264,6 +265,7 @@ def upgrade() -> None:
             ["loyalty_accounts.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        postgresql_with={"fillfactor": 85},
     )
     with op.batch_alter_table("points_lots", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_points_lots_account_id"), ["account_id"], unique=False)
