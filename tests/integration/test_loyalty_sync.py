@@ -20,6 +20,8 @@ from sqlalchemy import select
 from fixtures.loyalty_brand import BACKENDS, PROGRAM, REFUND_CHANGE, SYNC_AT, backend_url, build, reimport
 from siyu.bootstrap import App
 from siyu.customers.view import _loyalty, customer_view
+from siyu.identity.service import run_resolve
+from siyu.ingest.importer import import_path
 from siyu.loyalty.members import member_summary
 from siyu.loyalty.models import AccountLink, LoyaltyAccount, OrderPosting, PointsTxn
 from siyu.loyalty.programs import do_apply_program
@@ -243,3 +245,31 @@ def test_exactly_once_then_bigger_refund_then_first_order(synced: Synced) -> Non
     t = [a for a in accounts(app).values() if a.enrolled_via == "first_order"]
     assert len(t) == 1 and t[0].member_no.startswith("la-") and t[0].balance == 100
     assert t[0].enrolled_at.replace(tzinfo=dt.UTC) == dt.datetime(2026, 2, 1, 4, 0, tzinfo=dt.UTC)
+
+    # 4. version 3 adds the wecom_friend trigger: U (a new customer, no order, no membership)
+    # becomes a WeCom friend on 2026-03-01 09:00 local → enrolled then, via wecom_friend
+    folder = root / "wecom"
+    folder.mkdir()
+    (folder / "customers.csv").write_text(
+        "brand,source,source_customer_id,phone\nla,wecom,u1,13900000006\n", encoding="utf-8"
+    )
+    (folder / "relations.csv").write_text(
+        "brand,source,field,relation_type,source_customer_id,started_at,ended_at\n"
+        "la,wecom,wecom,wecom_friend,u1,2026-03-01T09:00:00+08:00,\n",
+        encoding="utf-8",
+    )
+    assert import_path(app, folder).as_json()["total"]["quarantined"] == 0
+    run_resolve(app)
+    v3 = root / "lg_club_v3.yaml"
+    v3.write_text(
+        PROGRAM.replace("version: 1", "version: 3").replace(
+            "[membership, api]", "[membership, api, first_order, wecom_friend]"
+        ),
+        encoding="utf-8",
+    )
+    assert do_apply_program(app.store, v3, actor="test", at=SYNC_AT).status == "updated"
+    friend = sync(app, "lg_club", at=SYNC_AT, actor="test")
+    assert (friend.enrolled, friend.orders) == (1, 0)
+    u = [a for a in accounts(app).values() if a.enrolled_via == "wecom_friend"]
+    assert len(u) == 1 and u[0].balance == 0
+    assert u[0].enrolled_at.replace(tzinfo=dt.UTC) == dt.datetime(2026, 3, 1, 1, 0, tzinfo=dt.UTC)

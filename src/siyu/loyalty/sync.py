@@ -2,7 +2,8 @@
 
 1. Enrol: canonical `memberships` rows of the program (and its `membership_programs`) become
    accounts (tier by code or name, enrol store/guide, birthday month from the customer record);
-   with the `first_order` trigger, customers with a paid order enrol at their first payment.
+   with the `first_order` trigger, customers with a paid order enrol at their first payment; with
+   `wecom_friend` / `follow`, at their first such relation.
 2. Post: every paid order of a linked member earns points (base × tier × birthday-month
    multiplier + campaign bonus), redeems the points it used, redeems its coupon, and a refund
    reverses earned points in proportion and restores redeemed ones; a full refund voids the
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +46,11 @@ from siyu.loyalty.tiers import evaluate, links_table
 
 NODE = ["brand", "source", "source_customer_id"]
 CHUNK = 500
+# Enrolment triggers on relations: becoming a WeCom friend, or following the brand somewhere.
+RELATION_TRIGGERS = {
+    "wecom_friend": ("wecom_friend",),
+    "follow": ("follow_store", "follow_live", "official_account_follow", "fan"),
+}
 
 
 @dataclass
@@ -115,9 +122,28 @@ def _candidates(app: App, program: Program) -> pa.Table:
                 _order=ibis.literal(1),
             )
         )
+    relations = current(app, "relations")
+    for trigger, types in RELATION_TRIGGERS.items():
+        if relations is None or trigger not in program.enrolment:
+            continue
+        r = relations.filter(relations.brand.isin(program.brands), relations.relation_type.isin(types))
+        r = r.join(ids, NODE).group_by(["brand", "customer_id"]).aggregate(joined_at=r.started_at.min())
+        parts.append(
+            r.select(
+                "brand",
+                "customer_id",
+                member_no=ibis.null("string"),
+                tier=ibis.null("string"),
+                joined_at="joined_at",
+                store=ibis.null("string"),
+                guide=ibis.null("string"),
+                via=ibis.literal(trigger),
+                _order=ibis.literal(2),
+            )
+        )
     if not parts:
         return pa.table({})
-    union = parts[0] if len(parts) == 1 else parts[0].union(parts[1])
+    union = functools.reduce(lambda a, b: a.union(b), parts)
     ranked = union.mutate(
         _rank=ibis.row_number().over(group_by=["brand", "customer_id"], order_by=["_order", "joined_at"])
     )
