@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from fixtures.loyalty_brand import BACKENDS, backend_url, build
+from fixtures.loyalty_brand import BACKENDS, workspace
 from siyu.bootstrap import App
 from siyu.loyalty.migrate import Migration, import_opening_balances, import_points_lots
 from siyu.loyalty.models import LoyaltyAccount, PointsLot
@@ -65,12 +65,8 @@ def lots_of(app: App) -> dict[str, list[tuple[int, str | None, dt.datetime | Non
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_points_lots_and_opening_balances(backend: str, tmp_path: Path) -> None:
-    with backend_url(backend, tmp_path) as url:
-        app = build(tmp_path, url)
-        try:
-            _scenario(app, tmp_path)
-        finally:
-            app.store.engine.dispose()
+    with workspace(backend, tmp_path) as app:
+        _scenario(app, tmp_path)
 
 
 def _scenario(app: App, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from fixtures.loyalty_brand import BACKENDS, PROGRAM, REFUND_CHANGE, SYNC_AT, backend_url, build, reimport
+from fixtures.loyalty_brand import BACKENDS, FIRST_SYNC, PROGRAM, REFUND_CHANGE, SYNC_AT, backend_url, build, reimport
 from siyu.bootstrap import App
 from siyu.customers.view import _loyalty, customer_view
 from siyu.identity.service import run_resolve
@@ -59,23 +59,7 @@ def ledger(app: App, member_no: str) -> list[tuple[str, int, int, str | None, st
 
 def test_first_sync_counts(synced: Synced) -> None:
     _, result, _ = synced
-    assert result.as_dict() == {
-        # LA001 (P, both brands: one account), LA002 (Q), LA003 (R), LB002 (S); T is no member
-        "enrolled": 4,
-        # posted: A1, B1, Q1, Q2, R1, R2, R3, R4, R5, S1 — not A0 (before the launch day), R0
-        # (before R's enrolment) nor T1 (no account)
-        "orders": 10,
-        # A1 500 + B1 200 + Q1 480 + Q2 120 + R1 1,600 + R2 138 + R3 50 + R4 50 + R5 200 + S1 100
-        "points_earned": 3_438,
-        # B1 uses 300; S1's 500 are refused (balance 0)
-        "points_redeemed": 300,
-        # R5 full refund: 200; B1 5,000/20,000: ⌊200 × ¼⌋ = 50 earned taken back, ⌊300 × ¼⌋ = 75 restored
-        "points_reversed": 325,
-        "coupons_redeemed": 0,
-        # R: growth ⌊(100,000 + 5,000 × 3 + 20,000 − 20,000)/100⌋ = 1,150 ≥ silver 1,000
-        "tiers_upgraded": 1,
-        "problems": {"insufficient_points": 1},
-    }
+    assert result.as_dict() == FIRST_SYNC
 
 
 def test_base_points_rules_and_edges(synced: Synced) -> None:

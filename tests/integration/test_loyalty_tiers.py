@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from fixtures.loyalty_brand import BACKENDS, SYNC_AT, backend_url, build, reimport
+from fixtures.loyalty_brand import BACKENDS, SYNC_AT, reimport, workspace
 from siyu.bootstrap import App
 from siyu.loyalty.coupons import coupons_of
 from siyu.loyalty.models import LoyaltyAccount, TierChange
@@ -50,12 +50,8 @@ def history(app: App, member_no: str) -> list[tuple[str | None, str, str, dt.dat
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_upgrade_protection_and_downgrade(backend: str, tmp_path: Path) -> None:
-    with backend_url(backend, tmp_path) as url:
-        app = build(tmp_path, url)
-        try:
-            _scenario(app, tmp_path)
-        finally:
-            app.store.engine.dispose()
+    with workspace(backend, tmp_path) as app:
+        _scenario(app, tmp_path)
 
 
 def _scenario(app: App, tmp_path: Path) -> None:
