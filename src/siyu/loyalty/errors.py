@@ -20,6 +20,11 @@ class NotMemberError(LoyaltyError):
     exit_code = 3
 
 
+class UnknownRewardError(LoyaltyError):
+    code = "unknown_reward"
+    exit_code = 3
+
+
 class InsufficientPointsError(LoyaltyError):
     code = "insufficient_points"
 

@@ -17,14 +17,16 @@ from siyu.loyalty import points
 from siyu.loyalty.accounts import require_account
 from siyu.loyalty.audit import audit
 from siyu.loyalty.coupons import do_issue_coupon, do_void_coupon, lock_coupon
-from siyu.loyalty.errors import CouponError, IdempotencyConflictError, LimitError, LoyaltyError, StockError
+from siyu.loyalty.errors import (
+    CouponError,
+    IdempotencyConflictError,
+    LimitError,
+    LoyaltyError,
+    StockError,
+    UnknownRewardError,
+)
 from siyu.loyalty.models import MallRedemption, MallReward
 from siyu.loyalty.program import Program
-
-
-class UnknownRewardError(LoyaltyError):
-    code = "unknown_reward"
-    exit_code = 3
 
 
 @dataclass(frozen=True)
