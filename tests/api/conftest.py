@@ -13,8 +13,9 @@ import pytest
 import uvicorn
 
 from siyu.api.app import create_app
-from siyu.api.keys import create_key, parse_scopes
+from siyu.api.keys import do_create_key, parse_scopes
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 
 
 def free_port() -> int:
@@ -58,13 +59,18 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 KeyMaker = Callable[..., str]
 
 
+def new_key(app: App, brand: str, scopes: str, source: str | None = None, rate_limit: int | None = None) -> str:
+    with app.store.begin(Actor.system("tests")) as uow:
+        secret, _ = do_create_key(uow, brand, parse_scopes([scopes]), source, None, rate_limit)
+    return secret
+
+
 @pytest.fixture
 def make_key(app: App) -> KeyMaker:
     def make(
         brand: str = "demo", scopes: str = "ingest", source: str | None = None, rate_limit: int | None = None
     ) -> str:
-        secret, _ = create_key(app, brand, parse_scopes([scopes]), source, None, rate_limit)
-        return secret
+        return new_key(app, brand, scopes, source, rate_limit)
 
     return make
 
@@ -76,7 +82,6 @@ def bearer(key: str) -> dict[str, str]:
 @pytest.fixture
 def make_key_sqlite(sqlite_app: App) -> KeyMaker:
     def make(brand: str = "demo", scopes: str = "ingest", source: str | None = None) -> str:
-        secret, _ = create_key(sqlite_app, brand, parse_scopes([scopes]), source)
-        return secret
+        return new_key(sqlite_app, brand, scopes, source)
 
     return make

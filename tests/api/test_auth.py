@@ -7,8 +7,9 @@ import base64
 import httpx
 
 from api.conftest import KeyMaker, bearer
-from siyu.api.keys import create_key, parse_scopes, revoke_key
+from siyu.api.keys import do_create_key, do_revoke_key, parse_scopes
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 
 ROWS = [{"source": "crm", "source_customer_id": "u1"}]
 
@@ -32,8 +33,10 @@ def test_missing_wrong_and_revoked_keys(app: App, client: httpx.Client, make_key
     _problem(client.post("/api/v1/ingest/customers", json=ROWS, headers=bearer("sk_siyu_nope")), 401, "unauthorized")
     _problem(client.post("/v1/track", json={"userId": "u", "event": "X"}, headers=_basic("nope")), 401, "unauthorized")
 
-    secret, info = create_key(app, "demo", parse_scopes(["ingest"]))
-    revoke_key(app, info.id)
+    with app.store.begin(Actor.system("tests")) as uow:
+        secret, info = do_create_key(uow, "demo", parse_scopes(["ingest"]))
+    with app.store.begin(Actor.user("admin")) as uow:
+        do_revoke_key(uow, info.id)
     _problem(client.post("/api/v1/ingest/customers", json=ROWS, headers=bearer(secret)), 401, "unauthorized")
 
 

@@ -10,13 +10,19 @@ import pytest
 
 from fixtures.fast_brand import write_brand
 from siyu.bootstrap import App
-from siyu.brands.settings import update_brand
+from siyu.brands.settings import do_update_brand
+from siyu.core.actor import Actor
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.metrics.clv_matrix import clv_matrix
 from siyu.metrics.fast import FastMetrics
 from siyu.metrics.labels import LAYERS
 from siyu.metrics.rfm import rfm
+
+
+def _update_brand(app: App, code: str, **changes: object) -> None:
+    with app.store.begin(Actor.user("tests")) as uow:
+        do_update_brand(uow, code, **changes)  # type: ignore[arg-type]
 
 
 def load(app: App, folder: Path) -> App:
@@ -35,7 +41,7 @@ def fx(sqlite_app: App, tmp_path: Path) -> App:
 
 def test_same_numbers_on_every_store(app: App, tmp_path: Path) -> None:
     load(app, tmp_path / "fx")
-    update_brand(app, "fx", koc_reviews=False)
+    _update_brand(app, "fx", koc_reviews=False)
     m = FastMetrics(app, "fx")
     r = m.fast(m.period("2024-06"))
     assert r["capital"] == 10
@@ -152,7 +158,7 @@ def test_attribution_window_last_click_and_self_purchase(fx: App) -> None:
 
 
 def test_review_koc_is_a_brand_setting(fx: App) -> None:
-    update_brand(fx, "fx", koc_reviews=False)
+    _update_brand(fx, "fx", koc_reviews=False)
     m = FastMetrics(fx, "fx")
     layers = m.fast(m.period("2024-06"))["layers"]
     assert (layers["koc"], layers["repurchase"]) == (1, 3)  # J is no longer KOC
@@ -160,7 +166,7 @@ def test_review_koc_is_a_brand_setting(fx: App) -> None:
 
 def test_shorter_attribution_window_drops_late_purchases(fx: App) -> None:
     # B clicked 06-06 12:00 and bought 06-08 12:00 (2 days): a 1-day window loses it, and A with it.
-    update_brand(fx, "fx", attribution_days=1)
+    _update_brand(fx, "fx", attribution_days=1)
     m = FastMetrics(fx, "fx")
     r = m.fast(m.period("2024-06"))
     assert (r["layers"]["koc"], r["layers"]["repurchase"]) == (1, 3)

@@ -18,7 +18,8 @@ from siyu.loyalty import coupons
 from siyu.loyalty.accounts import do_enrol
 from siyu.loyalty.cost import cost_report, totals_by_bearer
 from siyu.loyalty.errors import CouponError, IdempotencyConflictError, LimitError, StockError
-from siyu.loyalty.models import Coupon, CouponTemplate, LoyaltyAudit
+from siyu.audit.models import AuditEntry
+from siyu.loyalty.models import Coupon, CouponTemplate
 from siyu.loyalty.programs import do_apply_program, load_program
 
 AT = dt.datetime(2026, 6, 10, 2, 0, tzinfo=dt.UTC)
@@ -103,8 +104,10 @@ def test_issue_is_idempotent_with_unambiguous_codes(app: App, tmp_path: Path) ->
         issue(app, "off20", b, "k1")
     assert template_row(app, "off20").issued == 1
     with app.store.unit_of_work() as s:
-        actions = s.scalars(select(LoyaltyAudit.action).where(LoyaltyAudit.subject == first.code)).all()
-    assert actions == ["coupon.issue"]
+        rows = s.execute(
+            select(AuditEntry.action, AuditEntry.subject_type).where(AuditEntry.subject_id == first.code)
+        ).all()
+    assert [tuple(r) for r in rows] == [("coupon.issue", "coupon")]
 
 
 def test_threshold_edge_and_percent_cap(app: App, tmp_path: Path) -> None:

@@ -43,7 +43,6 @@ def test_migration_matches_models(app: App) -> None:
         "points_lots",
         "points_lot_moves",
         "loyalty_tier_history",
-        "loyalty_audit",
         "coupon_templates",
         "coupons",
         "mall_rewards",

@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import select
 
 from siyu.bootstrap import App
-from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError, SiyuError
 from siyu.ingest import registry
 from siyu.store.models import ApiKey
+from siyu.store.uow import UnitOfWork
 
 SCOPES = ("ingest", "read", "loyalty", "admin", "pii")
 # The scopes `admin` includes; `pii` is only ever granted explicitly.
@@ -67,43 +67,50 @@ def parse_scopes(values: list[str]) -> frozenset[str]:
     return scopes
 
 
-def create_key(
-    app: App,
+def do_create_key(
+    uow: UnitOfWork,
     brand: str,
     scopes: frozenset[str],
     source: str | None = None,
     name: str | None = None,
     rate_limit: int | None = None,
+    *,
+    default_timezone: str = "Asia/Shanghai",
 ) -> tuple[str, KeyInfo]:
     """A new key for `brand` (registered if new). Returns the secret — the only time it exists."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = str(uuid.uuid4())
-    with app.store.unit_of_work() as session:
-        registry.ensure_brands(session, [brand], app.settings.timezone)
-        session.add(
-            ApiKey(
-                id=key_id,
-                brand=brand,
-                scopes=" ".join(sorted(scopes)),
-                source=source,
-                key_hash=digest(secret),
-                prefix=secret[: len(KEY_PREFIX) + 4],
-                name=name,
-                rate_limit=rate_limit,
-                created_at=utc_now(),
-            )
-        )
+    registry.ensure_brands(uow.session, [brand], default_timezone)
+    key = ApiKey(
+        id=key_id,
+        brand=brand,
+        scopes=" ".join(sorted(scopes)),
+        source=source,
+        key_hash=digest(secret),
+        prefix=secret[: len(KEY_PREFIX) + 4],
+        name=name,
+        rate_limit=rate_limit,
+        created_at=uow.now,
+    )
+    uow.session.add(key)
+    uow.audit("key.create", "api_key", key_id, brand=brand, after=_audited(key))
     return secret, KeyInfo(key_id, brand, scopes, source, rate_limit)
 
 
-def revoke_key(app: App, key_id: str) -> dict[str, Any]:
-    with app.store.unit_of_work() as session:
-        key = session.get(ApiKey, key_id)
-        if key is None:
-            raise NotFoundError(f"no API key with id {key_id!r} (密钥不存在); see `siyu keys list`")
-        if key.revoked_at is None:
-            key.revoked_at = utc_now()
-        return _public(key)
+def do_revoke_key(uow: UnitOfWork, key_id: str) -> dict[str, Any]:
+    key = uow.session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFoundError(f"no API key with id {key_id!r} (密钥不存在); see `siyu keys list`")
+    if key.revoked_at is None:
+        before = _audited(key)
+        key.revoked_at = uow.now
+        uow.audit("key.revoke", "api_key", key_id, brand=key.brand, before=before, after=_audited(key))
+    return _public(key)
+
+
+def _audited(key: ApiKey) -> dict[str, Any]:
+    """What the audit trail keeps of a key: never the secret or its hash."""
+    return {k: v for k, v in _public(key).items() if k not in ("id", "brand", "created_at")}
 
 
 def list_keys(app: App, brand: str | None = None) -> list[dict[str, Any]]:

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
 from siyu.core.errors import NotFoundError, SiyuError
 from siyu.store.models import Brand
+from siyu.store.uow import UnitOfWork
 
 
 class BadSettingError(SiyuError):
@@ -43,21 +45,26 @@ def list_brands(app: App) -> list[BrandSettings]:
 
 def brand_settings(app: App, code: str) -> BrandSettings:
     with app.store.unit_of_work() as session:
-        brand = session.get(Brand, code)
-        if brand is None:
-            known = ", ".join(b.code for b in session.scalars(select(Brand).order_by(Brand.code)).all()) or "none"
-            raise NotFoundError(f"unknown brand {code!r} (未知品牌); known brands: {known}")
-        return _value(brand)
+        return _value(_brand(session, code))
 
 
-def update_brand(
-    app: App,
+def _brand(session: Session, code: str) -> Brand:
+    brand = session.get(Brand, code)
+    if brand is None:
+        known = ", ".join(b.code for b in session.scalars(select(Brand).order_by(Brand.code)).all()) or "none"
+        raise NotFoundError(f"unknown brand {code!r} (未知品牌); known brands: {known}")
+    return brand
+
+
+def do_update_brand(
+    uow: UnitOfWork,
     code: str,
     *,
     timezone: str | None = None,
     koc_reviews: bool | None = None,
     attribution_days: int | None = None,
 ) -> BrandSettings:
+    """Change a brand's settings (audited: `brand.update`, before → after)."""
     if timezone is not None:
         try:
             ZoneInfo(timezone)
@@ -65,14 +72,15 @@ def update_brand(
             raise BadSettingError(f"unknown time zone {timezone!r}: use an IANA name such as Asia/Shanghai") from exc
     if attribution_days is not None and not 1 <= attribution_days <= 90:
         raise BadSettingError(f"attribution window {attribution_days} days: must be 1–90 (归因窗口天数)")
-    brand_settings(app, code)  # clear error for an unknown brand
-    with app.store.unit_of_work() as session:
-        brand = session.get(Brand, code)
-        assert brand is not None
-        if timezone is not None:
-            brand.timezone = timezone
-        if koc_reviews is not None:
-            brand.koc_reviews = koc_reviews
-        if attribution_days is not None:
-            brand.attribution_days = attribution_days
-    return brand_settings(app, code)
+    brand = _brand(uow.session, code)
+    before = _value(brand)
+    if timezone is not None:
+        brand.timezone = timezone
+    if koc_reviews is not None:
+        brand.koc_reviews = koc_reviews
+    if attribution_days is not None:
+        brand.attribution_days = attribution_days
+    after = _value(brand)
+    if after != before:
+        uow.audit("brand.update", "brand", code, brand=code, before=before.as_json(), after=after.as_json())
+    return after

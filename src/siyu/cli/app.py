@@ -6,7 +6,21 @@ from typing import Annotated
 
 import typer
 
-from siyu.cli import audience, clv, customer, demo, identity, importing, keys, loyalty, metrics, report, serve, tags
+from siyu.cli import (
+    audience,
+    audit,
+    clv,
+    customer,
+    demo,
+    identity,
+    importing,
+    keys,
+    loyalty,
+    metrics,
+    report,
+    serve,
+    tags,
+)
 from siyu.cli.common import state
 
 app = typer.Typer(
@@ -44,6 +58,7 @@ app.add_typer(keys.keys_app, name="keys")
 app.add_typer(tags.tags_app, name="tags")
 app.add_typer(audience.audience_app, name="audience")
 app.add_typer(loyalty.loyalty_app, name="loyalty")
+app.add_typer(audit.audit_app, name="audit")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from siyu.bootstrap import App, bootstrap
+from siyu.core.actor import Actor
 from siyu.core.errors import SiyuError
 
 console = Console()
@@ -23,6 +25,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def get_app() -> App:
     return bootstrap()
+
+
+def cli_actor() -> Actor:
+    """The person running the command (the OS user): the actor of its unit of work."""
+    return Actor.user(getpass.getuser())
 
 
 def _jsonable(value: Any) -> Any:

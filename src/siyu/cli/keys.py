@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke (API 密钥).")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
@@ -37,10 +37,14 @@ def create(
 
     Example: siyu keys create --brand demo --scope ingest --source mini_program --json   → {"key": …, "id": …}
     """
-    from siyu.api.keys import create_key, parse_scopes
+    from siyu.api.keys import do_create_key, parse_scopes
 
     with user_errors():
-        secret, info = create_key(get_app(), brand, parse_scopes(scope), source, name, rate_limit)
+        app = get_app()
+        with app.store.begin(cli_actor()) as uow:
+            secret, info = do_create_key(
+                uow, brand, parse_scopes(scope), source, name, rate_limit, default_timezone=app.settings.timezone
+            )
     if as_json:
         print_json({"key": secret, "id": info.id})
         return
@@ -79,10 +83,10 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a key: refused by every server within seconds (verified keys are cached for 2 s)."""
-    from siyu.api.keys import revoke_key
+    from siyu.api.keys import do_revoke_key
 
-    with user_errors():
-        key = revoke_key(get_app(), key_id)
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        key = do_revoke_key(uow, key_id)
     if as_json:
         print_json(key)
         return

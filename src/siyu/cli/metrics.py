@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.dates import parse_date
 from siyu.core.money import format_fen
 from siyu.metrics.fast import DEFAULT_WINDOW_DAYS, FastMetrics
@@ -277,11 +277,11 @@ def brand_set(
 
     Example: siyu brand set demo --no-koc-reviews --attribution-days 3
     """
-    from siyu.brands.settings import update_brand
+    from siyu.brands.settings import do_update_brand
 
-    with user_errors():
-        settings = update_brand(
-            get_app(), brand, timezone=timezone, koc_reviews=koc_reviews, attribution_days=attribution_days
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        settings = do_update_brand(
+            uow, brand, timezone=timezone, koc_reviews=koc_reviews, attribution_days=attribution_days
         )
     if as_json:
         print_json(settings.as_json())

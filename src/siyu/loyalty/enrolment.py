@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from siyu.audit.trail import record_many
+from siyu.loyalty.audit import audit_row
 from siyu.loyalty.lots import add_months
-from siyu.loyalty.models import AccountLink, LoyaltyAccount, LoyaltyAudit, TierChange
+from siyu.loyalty.models import AccountLink, LoyaltyAccount, TierChange
 from siyu.loyalty.program import Program
 
 
@@ -104,19 +106,18 @@ def bulk_enrol(
             for r in rows
         ],
     )
-    session.execute(
-        insert(LoyaltyAudit),
+    record_many(
+        session,
         [
-            {
-                "at": at,
-                "actor": actor,
-                "action": "member.enrol" if r["member_no"] in new else "member.link",
-                "program": code,
-                "account_id": existing[r["member_no"]],
-                "subject": f"{r['brand']}:{r['customer_id']}",
-                "old": None,
-                "new": f'{{"member_no": "{r["member_no"]}", "via": "{r["via"]}"}}',
-            }
+            audit_row(
+                at=at,
+                actor=actor,
+                action="member.enrol" if r["member_no"] in new else "member.link",
+                program=code,
+                account_id=existing[r["member_no"]],
+                subject=f"{r['brand']}:{r['customer_id']}",
+                new={"member_no": r["member_no"], "via": r["via"]},
+            )
             for r in rows
         ],
     )

@@ -170,21 +170,6 @@ class TierChange(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class LoyaltyAudit(Base):
-    """Who changed what, when, old → new: written in the same transaction as the change."""
-
-    __tablename__ = "loyalty_audit"
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    actor: Mapped[str] = mapped_column(String(120))
-    action: Mapped[str] = mapped_column(String(64))
-    program: Mapped[str | None] = mapped_column(String(64))
-    account_id: Mapped[int | None] = mapped_column(Id, index=True)
-    subject: Mapped[str | None] = mapped_column(String(200))
-    old: Mapped[str | None] = mapped_column(Text)
-    new: Mapped[str | None] = mapped_column(Text)
-
-
 class CouponTemplate(Base):
     """A coupon template (券模板): kind, value, validity, stock, limits and who bears its cost."""
 

@@ -1,11 +1,16 @@
-"""Store engine and unit of work: SQLite (WAL) by default, PostgreSQL in production.
+"""Store engine and units of work: SQLite (WAL) by default, PostgreSQL in production.
+
+`Store.begin(actor)` opens the unit of work every entry point uses for a change (siyu.store.uow):
+one transaction, its actor and time, audit rows, outbox events and after-commit effects.
+`Store.unit_of_work()` is the bare session, for reads and for the ledger's own hot path.
 
 Opening the store applies pending Alembic migrations, so a fresh workspace is ready to use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from siyu.core.actor import Actor
+from siyu.core.clock import utc_now
+from siyu.store.uow import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -51,9 +60,32 @@ def migrate(engine: Engine) -> None:
 class Store:
     """The transactional store. `unit_of_work()` commits on success and rolls back on any error."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.engine = engine
+        self.clock = clock
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def begin(
+        self,
+        actor: Actor,
+        *,
+        now: dt.datetime | None = None,
+        request_id: str | None = None,
+        write: bool = True,
+    ) -> Iterator[UnitOfWork]:
+        """The unit of work of one entry point (see siyu.store.uow). Commits when the block ends
+        without an error, then runs the after-commit effects; rolls back and drops them otherwise.
+        `write` takes the write lock up front on SQLite (see `write_unit`)."""
+        unit = self.write_unit() if write else self.unit_of_work()
+        with unit as session:
+            uow = UnitOfWork(session, actor=actor, now=now or self.clock(), request_id=request_id)
+            try:
+                yield uow
+            except BaseException:
+                uow.discard()
+                raise
+        uow.run_effects()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -79,7 +111,7 @@ class Store:
             yield session
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, clock: Callable[[], dt.datetime] = utc_now) -> Store:
     engine = make_engine(url)
     migrate(engine)
-    return Store(engine)
+    return Store(engine, clock)

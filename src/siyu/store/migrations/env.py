@@ -2,12 +2,10 @@
 
 from alembic import context
 
-from siyu.audiences import models as audience_models
-from siyu.loyalty import models as loyalty_models
+from siyu.store.migrations import env_models
 from siyu.store.models import Base
 
-# Importing the model modules registers their tables on Base.metadata.
-REGISTERED = (audience_models, loyalty_models)
+assert env_models.REGISTERED  # every model module is imported: the metadata is complete
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

@@ -1,0 +1,9 @@
+"""Every module that declares store tables: importing them registers the tables on Base.metadata
+(used by the Alembic environment and by the migrations-match-models test)."""
+
+from siyu.audiences import models as audience_models
+from siyu.audit import models as audit_models
+from siyu.events import outbox as outbox_models
+from siyu.loyalty import models as loyalty_models
+
+REGISTERED = (audience_models, audit_models, loyalty_models, outbox_models)
