@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from siyu.audit.models import AuditEntry
 from siyu.bootstrap import App, bootstrap
 from siyu.cli.app import app as siyu_cli
 from siyu.config import Settings
@@ -18,7 +19,6 @@ from siyu.loyalty import coupons
 from siyu.loyalty.accounts import do_enrol
 from siyu.loyalty.cost import cost_report, totals_by_bearer
 from siyu.loyalty.errors import CouponError, IdempotencyConflictError, LimitError, StockError
-from siyu.audit.models import AuditEntry
 from siyu.loyalty.models import Coupon, CouponTemplate
 from siyu.loyalty.programs import do_apply_program, load_program
 
