@@ -3,6 +3,8 @@ the change (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import func, select
 
@@ -88,3 +90,17 @@ def test_events_round_trip_through_the_outbox_in_order(app: App) -> None:
 def test_big_imports_carry_no_keys_but_say_so() -> None:
     event = OrdersLanded.of("b", "job", [str(i) for i in range(10_001)], 10_001)
     assert (event.keys, event.keys_complete, event.rows) == ((), False, 10_001)
+
+
+def test_the_clock_port_gives_every_unit_of_work_its_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from siyu.bootstrap import bootstrap
+    from siyu.config import Settings
+
+    fixed = dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.UTC)
+    moved = bootstrap(Settings(home=tmp_path / "h"), clock=lambda: fixed)
+    with moved.store.begin(ME) as uow:
+        assert uow.now == fixed
+        uow.audit("brand.update", "brand", "b", brand="b", after={"timezone": "UTC"})
+    with moved.store.unit_of_work() as s:
+        at = s.scalar(select(AuditEntry.at))
+    assert at is not None and at.replace(tzinfo=dt.UTC) == fixed

@@ -109,8 +109,10 @@ def do_revoke_key(uow: UnitOfWork, key_id: str) -> dict[str, Any]:
 
 
 def _audited(key: ApiKey) -> dict[str, Any]:
-    """What the audit trail keeps of a key: never the secret or its hash."""
-    return {k: v for k, v in _public(key).items() if k not in ("id", "brand", "created_at")}
+    """What the audit trail keeps of a key: never the secret or its hash. Its name is a label, kept
+    as `label` (the trail masks values under `name`, a person's name)."""
+    kept = {k: v for k, v in _public(key).items() if k not in ("id", "brand", "created_at", "name")}
+    return {**kept, "label": key.name}
 
 
 def list_keys(app: App, brand: str | None = None) -> list[dict[str, Any]]:

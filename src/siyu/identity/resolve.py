@@ -37,6 +37,7 @@ _names = itertools.count()
 class ResolveResult:
     identity_map: pa.Table  # brand, source, source_customer_id, customer_id
     merges: pa.Table  # brand, survivor_id, merged_id, id_type, id_value (masked), id_hash
+    new_customers: pa.Table  # brand, customer_id: ids this run created
     junk: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -141,7 +142,10 @@ def resolve(
     ).to_pylist()[0]
     stats = {k: int(v or 0) for k, v in stats.items()}
     stats["merged"] = merges.num_rows
-    return ResolveResult(identity_map=id_map, merges=merges, junk=junk, stats=stats)
+    new_ids = con.to_pyarrow(
+        assigned.filter(assigned.is_new).select("brand", "customer_id").distinct().order_by(["brand", "customer_id"])
+    )
+    return ResolveResult(identity_map=id_map, merges=merges, new_customers=new_ids, junk=junk, stats=stats)
 
 
 def _components(con: ibis.BaseBackend, nodes: ir.Table, links: ir.Table) -> ir.Table:

@@ -14,11 +14,14 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError
+from siyu.events.catalogue import MAX_KEYS, IdentityResolved
 from siyu.identity.normalise import load_blocklist
 from siyu.identity.resolve import extract_identifiers, resolve
 from siyu.ingest.schema import ENTITIES
@@ -107,17 +110,19 @@ def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
         merged_at = pa.array([now] * result.merges.num_rows, pa.timestamp("us", tz="UTC"))
         app.lake.append(MERGES_TABLE, result.merges.append_column("merged_at", merged_at))
     stats = result.stats
-    with app.store.unit_of_work() as session:
-        session.add(
-            IdentityRun(
-                ran_at=now,
-                source_customers=stats["source_customers"],
-                customers=stats["customers"],
-                merged=stats["merged"],
-                junk=len(result.junk),
-                lake_version=version,
-            )
+    with app.store.begin(Actor.system("identity"), now=now) as uow:
+        run = IdentityRun(
+            ran_at=now,
+            source_customers=stats["source_customers"],
+            customers=stats["customers"],
+            merged=stats["merged"],
+            junk=len(result.junk),
+            lake_version=version,
         )
+        uow.session.add(run)
+        uow.session.flush()
+        for event in resolved_events(run.id, result.new_customers, result.merges):
+            uow.emit(event)
     return ResolveOutcome(
         source_customers=int(stats["source_customers"]),
         customers=int(stats["customers"]),
@@ -125,6 +130,25 @@ def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
         new_customers=int(stats.get("new_customers", 0)),
         junk_identifiers=result.junk,
     )
+
+
+def resolved_events(run_id: int, new_customers: pa.Table, merges: pa.Table) -> list[IdentityResolved]:
+    """One `IdentityResolved` per brand that gained or merged customers. Beyond MAX_KEYS ids in all
+    (a first run over a big brand) the events carry no ids and say so, like imports do."""
+    brands = sorted(set(pc.unique(new_customers["brand"]).to_pylist()) | set(pc.unique(merges["brand"]).to_pylist()))
+    if new_customers.num_rows + merges.num_rows > MAX_KEYS:
+        return [IdentityResolved(brand, run_id, keys_complete=False) for brand in brands]
+    new = new_customers.to_pylist()
+    merged = merges.select(["brand", "merged_id", "survivor_id"]).to_pylist()
+    return [
+        IdentityResolved(
+            brand,
+            run_id,
+            tuple(r["customer_id"] for r in new if r["brand"] == brand),
+            tuple((r["merged_id"], r["survivor_id"]) for r in merged if r["brand"] == brand),
+        )
+        for brand in brands
+    ]
 
 
 def export_map(app: App, path: Path) -> int:

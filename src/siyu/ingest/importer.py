@@ -20,10 +20,12 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError, UnreadableFileError
 from siyu.engine.connect import Engine
 from siyu.ingest import registry
+from siyu.ingest.landed import LandedKeys
 from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import explain, row_hash, validate
@@ -225,6 +227,7 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
             warnings += registry.register_seen_fields(session, pairs.to_pylist(), column, raw.path.name)
 
     version = None
+    landed = LandedKeys(entity)
     if new_rows is not None and counts.accepted + counts.updated:
         stamped = new_rows.mutate(
             ingested_at=ibis.literal(utc_now()).cast("timestamp('UTC')"),
@@ -232,14 +235,19 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
             _file=ibis.literal(raw.path.name),
         )
         # Streamed from the engine into one Delta commit: the new rows are never all in memory.
-        batches = engine.batches(stamped)
+        batches = landed.watch(engine.batches(stamped))
         version = app.lake.append(entity.name, batches, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
 
-    with app.store.unit_of_work() as session:
-        job = session.get(ImportJob, job_id)
+    # The job's commit and its *Landed events are one transaction. A crash between the lake commit
+    # and this one leaves the job `running` and no event: handlers that must not miss rows (the
+    # loyalty posting) also run on a schedule and find them by anti-join.
+    with app.store.begin(Actor.system("import")) as uow:
+        job = uow.session.get(ImportJob, job_id)
         assert job is not None
-        job.status, job.finished_at, job.lake_version = "committed", utc_now(), version
+        job.status, job.finished_at, job.lake_version = "committed", uow.now, version
         job.message = "\n".join(warnings) or None
+        for event in landed.events(job_id):
+            uow.emit(event)
     checked.release(engine)
     return FileReport(path=raw.path, entity=entity.name, counts=counts, encoding=raw.encoding, warnings=warnings)
 
