@@ -25,13 +25,6 @@ from siyu.clv.models import (
     BGNBDParams,
     FitError,
     GammaGammaParams,
-    _aggregate_rfm,
-    _alive_purchases,
-    _alive_purchases_series,
-    _bgnbd_loglik_and_grad,
-    _distinct_rows,
-    _gg_loglik_and_grad,
-    _spend_rows,
     bgnbd_expected_purchases,
     bgnbd_p_alive,
     bgnbd_unconditional_expected,
@@ -40,6 +33,9 @@ from siyu.clv.models import (
     gamma_gamma_expected_spend,
     predicted_clv,
 )
+from siyu.clv.models.bgnbd import _aggregate_rfm, _alive_purchases_series, _bgnbd_loglik_and_grad, alive_purchases
+from siyu.clv.models.fit import distinct_rows
+from siyu.clv.models.gamma_gamma import _gg_loglik_and_grad, _spend_rows
 
 CAL_END = pd.Timestamp("1997-09-30")
 
@@ -336,7 +332,7 @@ def test_aggregated_likelihood_is_eq_6_summed_over_customers(cdnow: CDNOW) -> No
 def test_distinct_rows_matches_numpy_unique() -> None:
     rng = np.random.default_rng(3)
     cols = [rng.integers(0, 5, 1000).astype(float), rng.integers(0, 7, 1000) / 7, rng.integers(0, 3, 1000) * 0.5]
-    first, counts = _distinct_rows(*cols)
+    first, counts = distinct_rows(*cols)
     rows, ref_counts = np.unique(np.stack(cols, 1), axis=0, return_counts=True)
     mine = np.stack([c[first] for c in cols], 1)
     order = np.lexsort(mine.T[::-1])
@@ -404,7 +400,7 @@ def test_eq10_numerator_is_accurate_for_extreme_inputs(params: tuple[float, floa
                 Ts.append(T)
                 ts.append(t)
     x_arr, T_arr, t_arr = np.array(xs, float), np.array(Ts), np.array(ts)
-    ours = _alive_purchases(r, alpha, a, b, x_arr, T_arr, t_arr)
+    ours = alive_purchases(r, alpha, a, b, x_arr, T_arr, t_arr)
     assert np.all(np.isfinite(ours)) and np.all(ours > 0)
     ref = np.array([_alive_purchases_by_quadrature(r, alpha, a, b, *row) for row in zip(xs, Ts, ts, strict=True)])
     rel = np.abs(ours - ref) / ref
@@ -420,7 +416,7 @@ def test_positive_series_matches_the_closed_form() -> None:
     t = np.array([39.0, 1.0, 100.0, 52.0, 10.0, 39.0, 0.5])
     for params in [(0.243, 4.414, 0.793, 2.426), (1.7, 20.0, 2.3, 5.1), (5.0, 100.0, 1.0, 3.0), (1.0, 1.0, 2.0, 1.0)]:
         series = _alive_purchases_series(*params, x, T, t)
-        closed = _alive_purchases(*params, x, T, t)
+        closed = alive_purchases(*params, x, T, t)
         tolerance = 1e-8 if params[2] == 1.0 else 1e-9
         assert np.allclose(series, closed, rtol=tolerance, atol=0)
 

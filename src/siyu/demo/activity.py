@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from siyu.demo import catalog as cat
-from siyu.demo.people import DAY, Records, _prefixed, _text
-
-if TYPE_CHECKING:
-    from siyu.demo.generate import _Brand
+from siyu.demo.columns import as_text, local_ts, prefixed
+from siyu.demo.people import Records
+from siyu.demo.state import DAY, BrandState
 
 HOUR = 3600
 CHURN_COMPENSATION = 1.8  # 1 / the share of a 24-month window a customer is alive on average
 
 
-def _ts(state: _Brand, seconds: np.ndarray, source: np.ndarray) -> pa.Array:
-    from siyu.demo.generate import _local_ts
-
-    return _local_ts(seconds, naive=source == cat.POS)  # POS exports naive local time
+def _ts(state: BrandState, seconds: np.ndarray, source: np.ndarray) -> pa.Array:
+    return local_ts(seconds, naive=source == cat.POS)  # POS exports naive local time
 
 
-def _purchase_times(state: _Brand, n: int) -> np.ndarray:
+def _purchase_times(state: BrandState, n: int) -> np.ndarray:
     day = state.rng.choice(state.days, size=n, p=state.day_weights())
     hour = np.clip(state.rng.normal(20.5, 3.5, n), 0, 23.99)
     return state.t0 + day.astype(np.int64) * DAY + (hour * HOUR).astype(np.int64)
 
 
-def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, Any]]:
+def orders_and_shares(
+    state: BrandState, recs: Records
+) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, Any]]:
     rng = state.rng
     months = state.days / 30.4
     # People stop buying at some point (moved, switched brands): each has a churn time, mean 18
@@ -77,7 +76,7 @@ def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array]
     order_id = pc.binary_join_element_wise(
         pa.array(np.array([f"{p.upper()}" for p in cat.PREFIX])[source]),
         "O",
-        pc.utf8_lpad(_text(order_seq), 10, "0"),
+        pc.utf8_lpad(as_text(order_seq), 10, "0"),
         "",
     )
     coupon = rng.random(n) < 0.15
@@ -90,17 +89,17 @@ def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array]
         "source": pa.array(np.array(cat.SOURCES)[source]),
         "order_id": order_id,
         "source_customer_id": recs.scid.take(pa.array(record)),
-        "store_code": pc.if_else(pa.array(at_pos), _prefixed("S", store, 3), nulls),
+        "store_code": pc.if_else(pa.array(at_pos), prefixed("S", store, 3), nulls),
         "guide_code": pc.if_else(
             pa.array(at_pos & (rng.random(n) < 0.7)),
-            _prefixed("G", (store - 1) + cat.STORES * rng.integers(0, 4, n) + 1, 4), nulls,
+            prefixed("G", (store - 1) + cat.STORES * rng.integers(0, 4, n) + 1, 4), nulls,
         ),
         "status": pa.array(status),
         "paid_at": pc.if_else(pa.array(unpaid), nulls, _ts(state, paid, source)),
         "amount_fen": pa.array(amount),
         "discount_fen": pa.array(discount),
         "refund_fen": pa.array(refund),
-        "coupon_code": pc.if_else(pa.array(coupon), _prefixed("CP", rng.integers(0, 10**8, n), 8), nulls),
+        "coupon_code": pc.if_else(pa.array(coupon), prefixed("CP", rng.integers(0, 10**8, n), 8), nulls),
         "points_used": pa.array(np.where(points, rng.integers(1, 50, n) * 100, 0)),
         "share_id": pa.array(share_id, pa.string()),
     }  # fmt: skip
@@ -114,7 +113,7 @@ def orders_and_shares(state: _Brand, recs: Records) -> tuple[dict[str, pa.Array]
     return orders, items, shares
 
 
-def _items(state: _Brand, order_id: pa.Array, source: np.ndarray, amount: np.ndarray) -> dict[str, pa.Array]:
+def _items(state: BrandState, order_id: pa.Array, source: np.ndarray, amount: np.ndarray) -> dict[str, pa.Array]:
     rng = state.rng
     lines = rng.choice([1, 2, 3], size=len(amount), p=[0.6, 0.3, 0.1])
     order = np.repeat(np.arange(len(amount)), lines)
@@ -134,8 +133,8 @@ def _items(state: _Brand, order_id: pa.Array, source: np.ndarray, amount: np.nda
         "source": pa.array(np.array(cat.SOURCES)[source[order]]),
         "order_id": order_id.take(pa.array(order)),
         "line_no": pa.array(line_no),
-        "sku": _prefixed("SKU", sku, 5),
-        "spu": _prefixed("SPU", sku // 4, 4),
+        "sku": prefixed("SKU", sku, 5),
+        "spu": prefixed("SPU", sku // 4, 4),
         "category": pa.array(np.array(cat.CATEGORIES)[category]),
         "qty": pa.array(qty),
         "price_fen": pa.array(np.maximum(share // qty, 1)),
@@ -143,7 +142,7 @@ def _items(state: _Brand, order_id: pa.Array, source: np.ndarray, amount: np.nda
     }
 
 
-def _shares(state: _Brand, recs: Records) -> dict[str, Any]:
+def _shares(state: BrandState, recs: Records) -> dict[str, Any]:
     rng = state.rng
     can_share = np.isin(recs.source, tuple(cat.SHARE_FIELDS))
     sharer = np.nonzero(
@@ -152,7 +151,7 @@ def _shares(state: _Brand, recs: Records) -> dict[str, Any]:
     n_shares = 1 + rng.poisson(1.5, len(sharer))
     record = np.repeat(sharer, n_shares)
     when = state.times(len(record), state.t0, state.t1 - DAY)
-    share_id = _prefixed("SH", np.arange(len(record)), 9)
+    share_id = prefixed("SH", np.arange(len(record)), 9)
     clicks = rng.poisson(1.2, len(record))
     c_share = np.repeat(np.arange(len(record)), clicks)
     clicker = rng.integers(0, state.n, len(c_share))
@@ -167,9 +166,7 @@ def _shares(state: _Brand, recs: Records) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def relations(state: _Brand, recs: Records) -> dict[str, pa.Array]:
-    from siyu.demo.generate import _local_ts
-
+def relations(state: BrandState, recs: Records) -> dict[str, pa.Array]:
     rng = state.rng
     rows, fields, types = [], [], []
     for source, field_code, type_code, p in cat.RELATIONS:
@@ -192,16 +189,16 @@ def relations(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         "field": pa.array(field),
         "relation_type": pa.array(relation_type),
         "source_customer_id": recs.scid.take(pa.array(record)),
-        "started_at": _local_ts(started),
-        "ended_at": pc.if_else(pa.array(ended), _local_ts(ended_at), nulls),
-        "staff_code": pc.if_else(pa.array(staff), _prefixed("G", rng.integers(1, cat.GUIDES + 1, n), 4), nulls),
+        "started_at": local_ts(started),
+        "ended_at": pc.if_else(pa.array(ended), local_ts(ended_at), nulls),
+        "staff_code": pc.if_else(pa.array(staff), prefixed("G", rng.integers(1, cat.GUIDES + 1, n), 4), nulls),
         "ended_by": pc.if_else(pa.array(ended), pa.array(np.where(rng.random(n) < 0.7, "customer", "staff")), nulls),
     }
 
 
-def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: dict[str, Any]) -> dict[str, pa.Array]:
-    from siyu.demo.generate import _local_ts
-
+def events(
+    state: BrandState, recs: Records, orders: dict[str, pa.Array], shares: dict[str, Any]
+) -> dict[str, pa.Array]:
     rng = state.rng
     months = state.days / 30.4
     parts: list[dict[str, object]] = []
@@ -243,7 +240,7 @@ def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: di
     review = shares["review"]
     rating = rng.choice([1, 2, 3, 4, 5], size=len(review["record"]), p=[0.03, 0.03, 0.09, 0.25, 0.6])
     review_props = pc.binary_join_element_wise(
-        '{"rating": ', _text(rating), ', "order_id": "', review["order_id"], '"}', ""
+        '{"rating": ', as_text(rating), ', "order_id": "', review["order_id"], '"}', ""
     )
     review_field = np.array([cat.SHARE_FIELDS.get(s, "") for s in range(len(cat.SOURCES))], dtype=object)
     parts.append({"record": review["record"], "field": review_field[recs.source[review["record"]]],
@@ -261,10 +258,10 @@ def events(state: _Brand, recs: Records, orders: dict[str, pa.Array], shares: di
     return {
         "brand": pa.array(np.full(n, state.brand)),
         "source": pa.array(np.array(cat.SOURCES)[recs.source[record]]),
-        "event_id": _prefixed("E", np.arange(n), 10),
+        "event_id": prefixed("E", np.arange(n), 10),
         "field": pa.array(field, pa.string()),
         "type": pa.array(np.concatenate([p["type"] for p in parts])[order]),
         "source_customer_id": recs.scid.take(pa.array(record)),
-        "occurred_at": _local_ts(when),
+        "occurred_at": local_ts(when),
         "properties": pa.array(np.concatenate([p["properties"] for p in parts])[order], pa.string()),
     }

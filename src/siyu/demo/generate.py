@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from siyu.demo import activity, people
 from siyu.demo import catalog as cat
+from siyu.demo.state import BrandState
 
 DEFAULT_END = dt.date(2026, 10, 31)
 Progress = Callable[[str, float], None]
@@ -50,69 +50,10 @@ class DemoSummary:
         return f"{last.year:04d}-{last.month:02d}"
 
 
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    digits = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
-    return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
-
-
-def _join(*parts: pa.Array | str) -> pa.Array:
-    return pc.binary_join_element_wise(*parts, "")
-
-
-def _local_ts(seconds: np.ndarray, naive: np.ndarray | None = None) -> pa.Array:
-    """Epoch seconds of Shanghai wall-clock time -> ISO text with +08:00 (or naive where `naive`)."""
-    ts = pa.array(seconds.astype("datetime64[s]"))
-    with_offset = pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S+08:00")
-    if naive is None:
-        return with_offset
-    return pc.if_else(pa.array(naive), pc.strftime(ts, format="%Y-%m-%d %H:%M:%S"), with_offset)
-
-
 def _write(out: Path, name: str, columns: Mapping[str, Any]) -> int:
     table = pa.table({k: (v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v)) for k, v in columns.items()})
     pacsv.write_csv(table, out / name)
     return int(table.num_rows)
-
-
-class _Brand:
-    """The generation state: people, their records, and the calendar."""
-
-    def __init__(
-        self, persons: int, seed: int, months: int, end: dt.date, brand: str, order_scale: float, visit_scale: float
-    ) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.order_scale = order_scale  # multiplies every person's purchase rate
-        self.visit_scale = visit_scale  # multiplies every record's visit rate
-        self.n = persons
-        self.brand = brand
-        # Times are "wall-clock epoch seconds": Shanghai local time counted as if it were UTC, so
-        # calendar arithmetic needs no zone; files get the +08:00 offset written next to them.
-        start_month = end.year * 12 + end.month - months
-        start = dt.date(start_month // 12, start_month % 12 + 1, 1)
-        self.t0 = int(dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC).timestamp())
-        self.t1 = int(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC).timestamp())
-        self.days = (self.t1 - self.t0) // 86400
-
-    def day_weights(self) -> np.ndarray:
-        """Seasonality of purchases: 618 (Jun 1–18) and Double 11 (Nov 1–11) peaks, year-end lift."""
-        days = (np.arange(self.days) * 86400 + self.t0).astype("datetime64[s]").astype("datetime64[D]")
-        month = days.astype("datetime64[M]").astype(int) % 12 + 1
-        dom = (days - days.astype("datetime64[M]")).astype(int) + 1
-        w = np.ones(self.days)
-        w[(month == 6) & (dom <= 18)] *= 3.0
-        w[(month == 6) & (dom == 18)] *= 3.0
-        w[(month == 11) & (dom <= 11)] *= 4.0
-        w[(month == 11) & (dom == 11)] *= 4.0
-        w[(month == 12) & (dom >= 15)] *= 1.5
-        weights: np.ndarray = w / w.sum()
-        return weights
-
-    def times(self, n: int, lo: np.ndarray | int | None = None, hi: np.ndarray | int | None = None) -> np.ndarray:
-        lo = self.t0 if lo is None else lo
-        hi = self.t1 if hi is None else hi
-        lo_a = np.broadcast_to(np.asarray(lo, dtype=np.int64), (n,))
-        hi_a = np.maximum(np.broadcast_to(np.asarray(hi, dtype=np.int64), (n,)), lo_a + 1)
-        return lo_a + (self.rng.random(n) * (hi_a - lo_a)).astype(np.int64)
 
 
 def generate(
@@ -130,14 +71,13 @@ def generate(
 
     `order_scale` / `visit_scale` multiply purchase and visit rates (benchmarks use them to reach a
     brand's order and event volumes without more people)."""
-    from siyu.demo import activity, people
 
     def step(stage: str, fraction: float) -> None:
         if progress:
             progress(stage, fraction)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = _Brand(customers, seed, months, end or DEFAULT_END, brand, order_scale, visit_scale)
+    state = BrandState(customers, seed, months, end or DEFAULT_END, brand, order_scale, visit_scale)
     files: dict[str, int] = {}
     files["fields.csv"] = _write(out_dir, "fields.csv", cat.fields_table(brand))
     step("people", 0.05)

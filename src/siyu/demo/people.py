@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from siyu.demo import catalog as cat
-
-if TYPE_CHECKING:
-    from siyu.demo.generate import _Brand
-
-DAY = 86400
+from siyu.demo.columns import as_text, local_ts, prefixed
+from siyu.demo.state import DAY, BrandState
 
 
 @dataclass
@@ -35,15 +31,7 @@ def _scramble(i: np.ndarray, modulus: int, salt: int) -> np.ndarray:
     return (i.astype(np.int64) * 7919 + salt) % modulus
 
 
-def _text(numbers: np.ndarray) -> pa.Array:
-    return pc.cast(pa.array(numbers), pa.string())
-
-
-def _prefixed(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(_text(numbers), width, "0"), "")
-
-
-def records(state: _Brand) -> Records:
+def records(state: BrandState) -> Records:
     rng, n = state.rng, state.n
     k = rng.choice([1, 2, 3, 4], size=n, p=[0.45, 0.33, 0.15, 0.07])
     keys = np.log(cat.SOURCE_WEIGHTS)[None, :] + rng.gumbel(size=(n, len(cat.SOURCES)))
@@ -55,7 +43,7 @@ def records(state: _Brand) -> Records:
         mask = source == s
         seq[mask] = np.arange(mask.sum())
     prefixes = pa.array(np.array([f"{p}_" for p in cat.PREFIX])[source])
-    scid = pc.binary_join_element_wise(prefixes, pc.utf8_lpad(_text(seq), 7, "0"), "")
+    scid = pc.binary_join_element_wise(prefixes, pc.utf8_lpad(as_text(seq), 7, "0"), "")
 
     rate = rng.gamma(shape=0.5, scale=0.75, size=n)  # purchases / month, heterogeneous
     capable = np.isin(source, cat.PURCHASE_SOURCES)
@@ -83,7 +71,7 @@ def records(state: _Brand) -> Records:
 
 def _phone_digits(person: np.ndarray) -> pa.Array:
     # 151xxxxxxxx–154xxxxxxxx: unique per person and clear of every blocklisted placeholder.
-    return _text(15_100_000_000 + _scramble(person, 400_000_000, 12_345))
+    return as_text(15_100_000_000 + _scramble(person, 400_000_000, 12_345))
 
 
 def _formatted(rng: np.random.Generator, digits: pa.Array) -> pa.Array:
@@ -100,7 +88,7 @@ def _formatted(rng: np.random.Generator, digits: pa.Array) -> pa.Array:
     return pc.choose(choice, *variants)
 
 
-def customers_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
+def customers_columns(state: BrandState, recs: Records) -> dict[str, pa.Array]:
     rng, m = state.rng, len(recs.person)
     src, person = recs.source, recs.person
     has_phone = rng.random(state.n) < 0.9
@@ -116,11 +104,11 @@ def customers_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
     masked = pc.binary_join_element_wise(
         pc.utf8_slice_codeunits(digits, 0, 3), "****", pc.utf8_slice_codeunits(digits, 7, 11), ""
     )
-    unionid_all = _prefixed("oU", _scramble(person, 10**10, 777), 10)
+    unionid_all = prefixed("oU", _scramble(person, 10**10, 777), 10)
     unionid_p = np.where(src == cat.MP, 0.9, np.where(src == cat.OA, 0.85, np.where(src == cat.WC, 0.65, 0.0)))
     with_unionid = (rng.random(m) < unionid_p) & ~recs.wecom_unionid_in_identities
     has_email = rng.random(state.n) < 0.25
-    email = pc.binary_join_element_wise("p", _text(_scramble(person, 10**9, 99)), "@mail.example.cn", "")
+    email = pc.binary_join_element_wise("p", as_text(_scramble(person, 10**9, 99)), "@mail.example.cn", "")
     with_email = has_email[person] & np.isin(src, (cat.CRM, cat.JD)) & (rng.random(m) < 0.8)
     junk_email = ~with_email & np.isin(src, (cat.CRM, cat.POS, cat.MP)) & (rng.random(m) < 0.03)
     email = pc.if_else(pa.array(with_email), email, pa.nulls(m, pa.string()))
@@ -143,8 +131,6 @@ def customers_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         return pc.if_else(pa.array(mask), pa.array(values) if not isinstance(values, pa.Array) else values,
                           pa.nulls(m, pa.string()))  # fmt: skip
 
-    from siyu.demo.generate import _local_ts
-
     return {
         "brand": pa.array(np.full(m, state.brand)),
         "source": pa.array(np.array(cat.SOURCES)[src]),
@@ -152,11 +138,11 @@ def customers_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         "phone": phone,
         "phone_masked": only(masked_only, masked),
         "unionid": only(with_unionid, unionid_all),
-        "openid": only(np.isin(src, (cat.MP, cat.OA)), _prefixed("o", _scramble(np.arange(m), 10**10, 31), 10)),
-        "external_userid": only(src == cat.WC, _prefixed("wm", _scramble(np.arange(m), 10**10, 53), 10)),
-        "tmall_ouid": only(src == cat.TM, _prefixed("TB", _scramble(person, 10**9, 5), 9)),
-        "jd_pin": only(src == cat.JD, _prefixed("jd_", _scramble(person, 10**9, 7), 9)),
-        "douyin_openid": only(src == cat.DY, _prefixed("dy", _scramble(person, 10**9, 11), 9)),
+        "openid": only(np.isin(src, (cat.MP, cat.OA)), prefixed("o", _scramble(np.arange(m), 10**10, 31), 10)),
+        "external_userid": only(src == cat.WC, prefixed("wm", _scramble(np.arange(m), 10**10, 53), 10)),
+        "tmall_ouid": only(src == cat.TM, prefixed("TB", _scramble(person, 10**9, 5), 9)),
+        "jd_pin": only(src == cat.JD, prefixed("jd_", _scramble(person, 10**9, 7), 9)),
+        "douyin_openid": only(src == cat.DY, prefixed("dy", _scramble(person, 10**9, 11), 9)),
         "email": email,
         "member_no": only(with_member_no, member_no),
         "name": only(np.isin(src, (cat.POS, cat.CRM, cat.JD)), name),
@@ -164,17 +150,17 @@ def customers_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         "birthday": only(src == cat.CRM, birthday),
         "province": pa.array(np.array([p[0] for p in cat.PLACES])[place]),
         "city": pa.array(np.array([p[1] for p in cat.PLACES])[place]),
-        "store_code": only(at_store, _prefixed("S", store, 3)),
-        "guide_code": only(at_store, _prefixed("G", guide, 4)),
-        "created_at": _local_ts(recs.created, naive=at_store),
+        "store_code": only(at_store, prefixed("S", store, 3)),
+        "guide_code": only(at_store, prefixed("G", guide, 4)),
+        "created_at": local_ts(recs.created, naive=at_store),
     }
 
 
 def _member_no(person: np.ndarray) -> pa.Array:
-    return _prefixed("M", _scramble(person, 10**9, 4242), 9)
+    return prefixed("M", _scramble(person, 10**9, 4242), 9)
 
 
-def identities_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
+def identities_columns(state: BrandState, recs: Records) -> dict[str, pa.Array]:
     """WeCom contacts whose unionid comes from a separate lookup, as extra identity rows."""
     rows = recs.wecom_unionid_in_identities
     person = recs.person[rows]
@@ -183,7 +169,7 @@ def identities_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         "source": pa.array(np.full(len(person), "wecom")),
         "source_customer_id": recs.scid.filter(pa.array(rows)),
         "id_type": pa.array(np.full(len(person), "unionid")),
-        "id_value": _prefixed("oU", _scramble(person, 10**10, 777), 10),
+        "id_value": prefixed("oU", _scramble(person, 10**10, 777), 10),
     }
 
 
@@ -191,13 +177,11 @@ def truth_columns(recs: Records) -> dict[str, pa.Array]:
     return {
         "source": pa.array(np.array(cat.SOURCES)[recs.source]),
         "source_customer_id": recs.scid,
-        "person_id": _prefixed("P", recs.person, 8),
+        "person_id": prefixed("P", recs.person, 8),
     }
 
 
-def memberships_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
-    from siyu.demo.generate import _local_ts
-
+def memberships_columns(state: BrandState, recs: Records) -> dict[str, pa.Array]:
     rng = state.rng
     rows = recs.source == cat.CRM
     person = recs.person[rows]
@@ -215,14 +199,14 @@ def memberships_columns(state: _Brand, recs: Records) -> dict[str, pa.Array]:
         "member_no": _member_no(person),
         "source_customer_id": recs.scid.filter(pa.array(rows)),
         "program": pa.array(np.full(n, f"{state.brand}_club")),
-        "joined_at": _local_ts(joined),
-        "left_at": pc.if_else(pa.array(left), _local_ts(left_at), pa.nulls(n, pa.string())),
+        "joined_at": local_ts(joined),
+        "left_at": pc.if_else(pa.array(left), local_ts(left_at), pa.nulls(n, pa.string())),
         "tier": pa.array(tier),
         "points_balance": pa.array(rng.integers(0, 20_000, n)),
-        "enrol_store": pc.if_else(pa.array(offline), _prefixed("S", store, 3), pa.nulls(n, pa.string())),
+        "enrol_store": pc.if_else(pa.array(offline), prefixed("S", store, 3), pa.nulls(n, pa.string())),
         "enrol_guide": pc.if_else(
             pa.array(offline),
-            _prefixed("G", (store - 1) + cat.STORES * rng.integers(0, 4, n) + 1, 4),
+            prefixed("G", (store - 1) + cat.STORES * rng.integers(0, 4, n) + 1, 4),
             pa.nulls(n, pa.string()),
         ),
     }
