@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import ibis
 import pyarrow as pa
 
+from siyu.engine.connect import connect
 from siyu.identity.normalise import load_blocklist
 from siyu.identity.resolve import extract_identifiers, resolve
+from siyu.lake.tables import Lake
 
 NODE = ["brand", "source", "source_customer_id"]
 
 
+def tmp_lake() -> Path:
+    """An empty lake folder: resolve() reads nothing from it, it only needs an engine."""
+    return Path(tempfile.mkdtemp()) / "lake"
+
+
 def _run(rows: list[dict[str, str | None]], previous: pa.Table | None = None, max_share: int = 50, extra=()):
-    con = ibis.duckdb.connect()
+    engine = connect("duckdb", Lake(tmp_lake()))
     columns = ["brand", "source", "source_customer_id", "phone", "unionid", "openid", "email"]
     customers = ibis.memtable(pa.table({c: pa.array([r.get(c) for r in rows], pa.string()) for c in columns}))
     identities = ibis.memtable(
@@ -24,7 +34,7 @@ def _run(rows: list[dict[str, str | None]], previous: pa.Table | None = None, ma
     ids = extract_identifiers(customers, identities, memberships)
     nodes = customers.select(*NODE)
     prev = ibis.memtable(previous) if previous is not None else None
-    result = resolve(con, nodes, ids, prev, blocklist=load_blocklist(), max_share=max_share)
+    result = resolve(engine, nodes, ids, prev, blocklist=load_blocklist(), max_share=max_share)
     cid = {r["source_customer_id"]: r["customer_id"] for r in result.identity_map.to_pylist()}
     return result, cid
 

@@ -25,6 +25,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from siyu.engine.base import Engine
 from siyu.identity.normalise import identifier_value_expr, mask_value
 from siyu.ingest.schema import IDENTIFIER_TYPES
 
@@ -68,8 +69,8 @@ def extract_identifiers(customers: ir.Table, identities: ir.Table, memberships: 
     return out.mutate(strength=_strength(out.id_type))
 
 
-def _tmp(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
-    return con.create_table(f"oneid_{stem}_{next(_names)}", expr, temp=True)
+def _tmp(engine: Engine, expr: ir.Table, stem: str) -> ir.Table:
+    return engine.materialise(expr, f"oneid_{stem}_{next(_names)}")
 
 
 def _blocked_table(blocklist: set[tuple[str, str]]) -> ir.Table:
@@ -85,7 +86,7 @@ def _blocked_table(blocklist: set[tuple[str, str]]) -> ir.Table:
 
 
 def resolve(
-    con: ibis.BaseBackend,
+    engine: Engine,
     nodes: ir.Table,
     identifiers: ir.Table,
     previous_map: ir.Table | None,
@@ -96,7 +97,7 @@ def resolve(
 ) -> ResolveResult:
     node_key = ibis.literal(SEP).join([nodes.brand, nodes.source, nodes.source_customer_id])
     nodes = nodes.select(*NODE).distinct()
-    nodes = _tmp(con, nodes.mutate(key=node_key, nid=ibis.row_number().over(order_by=node_key)), "nodes")
+    nodes = _tmp(engine, nodes.mutate(key=node_key, nid=ibis.row_number().over(order_by=node_key)), "nodes")
 
     strong = identifiers.filter(identifiers.strength == "strong").select(*NODE, "id_type", "id_value")
     edges = strong.join(nodes, list(NODE)).select("nid", "brand", "id_type", "id_value").distinct()
@@ -113,16 +114,17 @@ def resolve(
     holders = holders.left_join(is_blocked.mutate(blocked=True), ["brand", "id_type", "id_value"]).select(
         "brand", "id_type", "id_value", "n", blocked=ibis._.blocked.fill_null(False)
     )
-    holders = _tmp(con, holders.mutate(vid=ibis.row_number().over(order_by=["brand", "id_type", "id_value"])), "values")
+    value_order = ["brand", "id_type", "id_value"]
+    holders = _tmp(engine, holders.mutate(vid=ibis.row_number().over(order_by=value_order)), "values")
     junk_values = holders.filter(holders.blocked | (holders.n > max_share))
     usable = holders.filter(~holders.blocked & (holders.n <= max_share) & (holders.n > 1))
-    links = _tmp(con, edges.join(usable, ["brand", "id_type", "id_value"]).select("nid", "vid"), "links")
+    links = _tmp(engine, edges.join(usable, ["brand", "id_type", "id_value"]).select("nid", "vid"), "links")
 
-    labels = _components(con, nodes, links)
-    assigned = _stable_ids(con, nodes, labels, previous_map)
-    merges = _merges(con, assigned, links, usable, pii_key)
+    labels = _components(engine, nodes, links)
+    assigned, merged_ids = _stable_ids(engine, nodes, labels, previous_map)
+    merges = _merges(engine, assigned, merged_ids, links, usable, pii_key)
 
-    id_map = con.to_pyarrow(assigned.select(*NODE, "customer_id").order_by(list(NODE)))
+    id_map = engine.to_arrow(assigned.select(*NODE, "customer_id").order_by(list(NODE)))
     junk = [
         {
             "brand": r["brand"],
@@ -131,9 +133,9 @@ def resolve(
             "source_customers": int(r["n"]),
             "reason": "blocklist" if r["blocked"] else "over_limit",
         }
-        for r in con.to_pyarrow(junk_values.order_by([ibis.desc("n"), "id_type", "id_value"])).to_pylist()
+        for r in engine.to_arrow(junk_values.order_by([ibis.desc("n"), "id_type", "id_value"])).to_pylist()
     ]
-    stats = con.to_pyarrow(
+    stats = engine.to_arrow(
         assigned.aggregate(
             source_customers=assigned.count(),
             customers=assigned.customer_id.nunique(),
@@ -142,40 +144,43 @@ def resolve(
     ).to_pylist()[0]
     stats = {k: int(v or 0) for k, v in stats.items()}
     stats["merged"] = merges.num_rows
-    new_ids = con.to_pyarrow(
+    new_ids = engine.to_arrow(
         assigned.filter(assigned.is_new).select("brand", "customer_id").distinct().order_by(["brand", "customer_id"])
     )
     return ResolveResult(identity_map=id_map, merges=merges, new_customers=new_ids, junk=junk, stats=stats)
 
 
-def _components(con: ibis.BaseBackend, nodes: ir.Table, links: ir.Table) -> ir.Table:
+def _components(engine: Engine, nodes: ir.Table, links: ir.Table) -> ir.Table:
     """nid -> label (smallest nid of its connected component)."""
-    label = _tmp(con, nodes.select("nid", label=nodes.nid), "label")
+    label = _tmp(engine, nodes.select("nid", label=nodes.nid), "label")
     while True:
         per_value = links.join(label, "nid").group_by("vid").aggregate(vlabel=ibis._.label.min())
         proposed = links.join(per_value, "vid").group_by("nid").aggregate(best=ibis._.vlabel.min())
         step = label.left_join(proposed, "nid").select(
             "nid", label=ibis.least(label.label, ibis._.best.fill_null(label.label))
         )
-        step = _tmp(con, step, "step")
+        step = _tmp(engine, step, "step")
         # Pointer jumping: take the label of my label, which shortcuts long chains.
         parent = step.select(pnid=step.nid, plabel=step.label)
         jumped = step.join(parent, step.label == parent.pnid).select("nid", label=ibis.least(step.label, parent.plabel))
-        jumped = _tmp(con, jumped, "jump")
+        jumped = _tmp(engine, jumped, "jump")
         changed = jumped.join(label, "nid").filter(lambda t: t.label != t.label_right).count()
-        if con.execute(changed) == 0:
+        if engine.scalar(changed) == 0:
             return jumped
         label = jumped
 
 
-def _stable_ids(con: ibis.BaseBackend, nodes: ir.Table, labels: ir.Table, previous: ir.Table | None) -> ir.Table:
+def _stable_ids(
+    engine: Engine, nodes: ir.Table, labels: ir.Table, previous: ir.Table | None
+) -> tuple[ir.Table, ir.Table]:
+    """The stable id of every node, and the previous ids merged away (label, merged_id)."""
     comp = nodes.join(labels, "nid").select(*NODE, "key", "nid", "label")
     if previous is not None:
         prev = previous.select(*NODE, prev_id=previous.customer_id)
         comp = comp.left_join(prev, list(NODE)).select(*NODE, "key", "nid", "label", "prev_id")
     else:
         comp = comp.mutate(prev_id=ibis.null(str))
-    comp = _tmp(con, comp, "comp")
+    comp = _tmp(engine, comp, "comp")
     has_prev = comp.filter(comp.prev_id.notnull())
     # The component holding a previous id's smallest record owns that id.
     first = has_prev.group_by("prev_id").aggregate(first_key=has_prev.key.min())
@@ -187,7 +192,7 @@ def _stable_ids(con: ibis.BaseBackend, nodes: ir.Table, labels: ir.Table, previo
         label=owner.owner_label, prev_id=owner.prev_id, size=sizes.size
     )
     rank = ibis.row_number().over(group_by="label", order_by=[ibis.desc("size"), "prev_id"])
-    owned = _tmp(con, owned.mutate(rank=rank), "owned")
+    owned = _tmp(engine, owned.mutate(rank=rank), "owned")
     survivor = owned.filter(owned.rank == 0).select("label", survivor_id="prev_id")
     smallest = comp.group_by("label").aggregate(min_key=comp.key.min(), min_brand=comp.brand.min())
     fresh = "c" + smallest.min_key.hexdigest("sha256").substr(0, 15)
@@ -197,23 +202,23 @@ def _stable_ids(con: ibis.BaseBackend, nodes: ir.Table, labels: ir.Table, previo
         is_new=ibis._.survivor_id.isnull(),
     )
     assigned = comp.join(ids, "label").select(*NODE, "nid", "label", "prev_id", "customer_id", "is_new")
-    out = _tmp(con, assigned, "assigned")
+    out = _tmp(engine, assigned, "assigned")
     out_owned = owned.filter(owned.rank > 0).select("label", merged_id="prev_id")
-    con.create_table("oneid_merged_ids", out_owned, temp=True, overwrite=True)
-    return out
+    return out, _tmp(engine, out_owned, "merged_ids")
 
 
-def _merges(con: ibis.BaseBackend, assigned: ir.Table, links: ir.Table, values: ir.Table, pii_key: bytes) -> pa.Table:
-    merged = con.table("oneid_merged_ids")
+def _merges(
+    engine: Engine, assigned: ir.Table, merged: ir.Table, links: ir.Table, values: ir.Table, pii_key: bytes
+) -> pa.Table:
     schema = pa.schema(
         [(n, pa.string()) for n in ("brand", "survivor_id", "merged_id", "id_type", "id_value", "id_hash")]
     )
-    if con.execute(merged.count()) == 0:
+    if engine.scalar(merged.count()) == 0:
         return schema.empty_table()
     # Identifiers held by records of the merged id and by records of another id in the same component.
     held = links.join(assigned, "nid").select("vid", "label", owner=assigned.prev_id.fill_null(""))
     bridging = held.group_by(["vid", "label"]).aggregate(owners=held.owner.nunique()).filter(ibis._.owners > 1)
-    bridged = _tmp(con, held.join(bridging, ["vid", "label"]).select("vid", "label", "owner"), "bridged")
+    bridged = _tmp(engine, held.join(bridging, ["vid", "label"]).select("vid", "label", "owner"), "bridged")
     mine = bridged.join(merged.select("label", owner=merged.merged_id), ["label", "owner"]).select(
         "vid", "label", merged_id="owner"
     )
@@ -221,7 +226,7 @@ def _merges(con: ibis.BaseBackend, assigned: ir.Table, links: ir.Table, values: 
     rank = ibis.row_number().over(group_by="merged_id", order_by=["id_type", "id_value"])
     chosen = candidates.mutate(rank=rank).filter(ibis._.rank == 0)
     survivors = assigned.select("label", "customer_id").distinct()
-    rows = con.to_pyarrow(
+    rows = engine.to_arrow(
         chosen.join(survivors, "label")
         .select("brand", survivor_id="customer_id", merged_id="merged_id", id_type="id_type", raw_value="id_value")
         .order_by("merged_id")

@@ -95,7 +95,7 @@ def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
     if app.settings.identity_blocklist:
         blocklist |= load_blocklist(app.settings.identity_blocklist)
     result = resolve(
-        app.engine.con,
+        app.engine,
         nodes,
         ids,
         app.engine.table(MAP_TABLE),
