@@ -69,7 +69,7 @@ class LoadStepError(Exception):
 def _mask(token: str) -> str:
     if _TYPE_NAME.match(token):
         return token
-    if any(c.isdigit() or c == "@" or not c.isascii() for c in token):
+    if any(c.isdigit() or c == "@" or (not c.isascii() and c != "…") for c in token):
         return "…"
     return token
 
@@ -144,10 +144,10 @@ def _open_dead_letter(session: Session, message_id: int) -> InboxMessage:
     if row is None:
         raise DeadLetterError(f"no inbox message {message_id} (无此消息)")
     if row.dropped_at is not None:
-        raise DeadLetterError(f"inbox message {message_id} was dropped by {row.dropped_by or '?'} (已丢弃)")
+        raise DeadLetterError(f"{message_id} was dropped by {row.dropped_by or '?'} (已丢弃)")
     if row.dead_at is None:
         state = "loaded (已入湖)" if row.loaded_at is not None else "pending (待入湖)"
-        raise DeadLetterError(f"inbox message {message_id} is not a dead letter: {state}")
+        raise DeadLetterError(f"{message_id} is not a dead letter: {state}")
     return row
 
 
