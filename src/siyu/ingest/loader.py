@@ -6,12 +6,13 @@ messages stamped loaded. A kill between the lake commit and the stamp re-runs th
 One loader runs at a time per workspace (an exclusive file lock, released by the OS when the
 process dies), so `siyu serve` processes and `siyu worker` can all run the loop safely.
 
-One bad message must not stop the loader for everyone: a part of a batch that fails with a data
-error is split in halves and each half retried, down to single messages; a message that fails on
-its own is dead-lettered with its reason (`siyu.ingest.dead_letters`) and the rest load. Retrying a
-half is safe for the same reason a crash is: rows it already committed re-import as `unchanged`,
-and halves load in arrival order, so later messages still win. Infrastructure errors (store, disk,
-lake) are not bisected: the batch stays pending and is retried whole.
+One bad message must not stop the loader for everyone: when a part of a batch fails with a data
+error, the single messages that fail are found by bisection — cheap probes first (mapping only,
+`siyu.ingest.isolation`), else by loading halves — dead-lettered with their reason
+(`siyu.ingest.dead_letters`), and the rest load in the same cycle. Retrying a half is safe for the
+same reason a crash is: rows it already committed re-import as `unchanged`, and halves load in
+arrival order, so later messages still win. Infrastructure errors (store, disk, lake) are not
+bisected: the batch stays pending and is retried whole.
 """
 
 from __future__ import annotations
