@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     loader_batch_messages: int = Field(default=20_000, description="Load when this many messages wait")
     loader_max_age: float = Field(default=1.0, description="…or when the oldest has waited this many seconds")
     loader_resolve_every: float = Field(default=5.0, description="Re-run One-ID at most this often (seconds)")
+    ready_max_pending_age: float = Field(
+        default=300.0, description="/ready is 503 when the oldest pending inbox message waited longer (s; 0 = off)"
+    )
 
     @property
     def lake_dir(self) -> Path:

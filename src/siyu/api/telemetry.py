@@ -36,11 +36,26 @@ class Telemetry:
             "siyu_loader_visibility_seconds", "Seconds from acceptance to the lake commit", registry=self.registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60),
         )  # fmt: skip
+        self.dead_lettered = Counter(
+            "siyu_loader_dead_letters", "Inbox messages the loader dead-lettered", registry=self.registry
+        )
         self.pending = Gauge("siyu_inbox_pending", "Messages waiting in the inbox", registry=self.registry)
+        self.dead_letters = Gauge(
+            "siyu_inbox_dead_letters", "Dead letters not yet retried or dropped", registry=self.registry
+        )
+        self.oldest_pending = Gauge(
+            "siyu_inbox_oldest_pending_seconds", "Age of the oldest pending inbox message", registry=self.registry
+        )
+
+    def observe_inbox(self, pending: int, dead_letters: int, oldest_seconds: float) -> None:
+        self.pending.set(pending)
+        self.dead_letters.set(dead_letters)
+        self.oldest_pending.set(oldest_seconds)
 
     def observe_batch(self, result: LoadResult) -> None:
         self.batches.inc()
         self.loaded.inc(result.messages)
+        self.dead_lettered.inc(len(result.dead))
         if result.loaded_at is not None:
             for received in result.received:
                 self.visibility.observe((result.loaded_at - received).total_seconds())

@@ -14,6 +14,7 @@ from siyu.cli import (
     demo,
     identity,
     importing,
+    inbox,
     keys,
     loyalty,
     metrics,
@@ -54,6 +55,7 @@ app.add_typer(clv.clv_app, name="clv")
 app.command("lifecycle")(clv.lifecycle_command)
 app.command("serve")(serve.serve_command)
 app.command("worker")(serve.worker_command)
+app.add_typer(inbox.inbox_app, name="inbox")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(tags.tags_app, name="tags")
 app.add_typer(audience.audience_app, name="audience")

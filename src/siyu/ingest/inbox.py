@@ -2,7 +2,9 @@
 
 A message is one raw Segment message (`kind = "segment"`) or one canonical row (`kind` = entity).
 `(brand, source, kind, message_id)` is unique, so a client retry is a no-op; the loader
-(`siyu.ingest.loader`) moves pending messages into the lake and stamps them loaded.
+(`siyu.ingest.loader`) moves pending messages into the lake and stamps them loaded, or — a message
+that fails even on its own — dead-letters it (`siyu.ingest.dead_letters`): out of the queue, so it
+holds up nobody, until an operator retries or drops it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Pending:
     received_at: datetime
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes for timezone-aware columns; ours are written in UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -123,6 +125,12 @@ class GroupCommitter:
                     done.set_result(None)
 
 
+# Waiting for the loader: neither loaded nor set aside as a dead letter.
+_PENDING = (InboxMessage.loaded_at.is_(None), InboxMessage.dead_at.is_(None))
+# Dead letters an operator has not dropped yet (what `siyu inbox dead-letters` lists).
+OPEN_DEAD = (InboxMessage.dead_at.is_not(None), InboxMessage.dropped_at.is_(None))
+
+
 def pending(session: Session, limit: int) -> list[Pending]:
     """The oldest pending messages, in arrival order."""
     query = (
@@ -135,19 +143,21 @@ def pending(session: Session, limit: int) -> list[Pending]:
             InboxMessage.payload,
             InboxMessage.received_at,
         )
-        .where(InboxMessage.loaded_at.is_(None))
+        .where(*_PENDING)
         .order_by(InboxMessage.id)
         .limit(limit)
     )
-    return [Pending(*row[:-1], _utc(row[-1])) for row in session.execute(query)]
+    return [Pending(*row[:-1], as_utc(row[-1])) for row in session.execute(query)]
 
 
 def backlog(session: Session) -> tuple[int, datetime | None]:
     """How many messages wait, and when the oldest arrived."""
-    count, oldest = session.execute(
-        select(func.count(), func.min(InboxMessage.received_at)).where(InboxMessage.loaded_at.is_(None))
-    ).one()
-    return int(count), None if oldest is None else _utc(oldest)
+    count, oldest = session.execute(select(func.count(), func.min(InboxMessage.received_at)).where(*_PENDING)).one()
+    return int(count), None if oldest is None else as_utc(oldest)
+
+
+def dead_letter_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(InboxMessage).where(*OPEN_DEAD)) or 0)
 
 
 def mark_loaded(session: Session, ids: Sequence[int], batch: str, loaded_at: datetime) -> None:
@@ -155,3 +165,12 @@ def mark_loaded(session: Session, ids: Sequence[int], batch: str, loaded_at: dat
     for start in range(0, len(ids), 1000):
         chunk = list(ids[start : start + 1000])
         session.execute(update(InboxMessage).where(InboxMessage.id.in_(chunk)).values(loaded_at=loaded_at, batch=batch))
+
+
+def mark_dead(session: Session, message_id: int, reason: str, dead_at: datetime) -> None:
+    """Set a message aside: the loader no longer takes it; `attempts` counts its failures alone."""
+    session.execute(
+        update(InboxMessage)
+        .where(InboxMessage.id == message_id)
+        .values(dead_at=dead_at, dead_reason=reason, attempts=InboxMessage.attempts + 1)
+    )

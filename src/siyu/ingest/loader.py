@@ -5,6 +5,14 @@ makes a re-import of rows already in the lake `unchanged` (nothing appended); on
 messages stamped loaded. A kill between the lake commit and the stamp re-runs the batch harmlessly.
 One loader runs at a time per workspace (an exclusive file lock, released by the OS when the
 process dies), so `siyu serve` processes and `siyu worker` can all run the loop safely.
+
+One bad message must not stop the loader for everyone: when a part of a batch fails with a data
+error, the single messages that fail are found by bisection — cheap probes first (mapping only,
+`siyu.ingest.isolation`), else by loading halves — dead-lettered with their reason
+(`siyu.ingest.dead_letters`), and the rest load in the same cycle. Retrying a half is safe for the
+same reason a crash is: rows it already committed re-import as `unchanged`, and halves load in
+arrival order, so later messages still win. Infrastructure errors (store, disk, lake) are not
+bisected: the batch stays pending and is retried whole.
 """
 
 from __future__ import annotations
@@ -23,15 +31,15 @@ from pathlib import Path
 
 import ibis
 import pyarrow as pa
-import pyarrow.json as pajson
 from sqlalchemy import func, or_, select
 
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
 from siyu.identity.service import run_resolve
 from siyu.ingest import inbox
+from siyu.ingest.dead_letters import LoadStepError
 from siyu.ingest.importer import Counts, import_file
-from siyu.ingest.schema import ENTITIES
+from siyu.ingest.isolation import canonical_probe, canonical_table, culprits, messages_table, segment_probe, stage
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
 from siyu.lake.views import latest
 from siyu.store.models import IdentityRun, ImportJob
@@ -43,9 +51,11 @@ IDENTITY_ENTITIES = ("customers", "identities", "memberships")
 @dataclass
 class LoadResult:
     batch: str
-    messages: int
+    messages: int = 0  # loaded into the lake
+    taken: int = 0  # taken from the queue: loaded or dead-lettered
+    dead: list[int] = field(default_factory=list)  # inbox ids dead-lettered
     counts: dict[str, Counts] = field(default_factory=dict)
-    received: list[datetime] = field(default_factory=list)
+    received: list[datetime] = field(default_factory=list)  # of the loaded messages
     loaded_at: datetime | None = None
     resolved: bool = False
 
@@ -65,52 +75,85 @@ def _exclusive(path: Path) -> Iterator[bool]:
         os.close(fd)  # closing releases the lock
 
 
-def _canonical_table(entity: str, rows: list[inbox.Pending]) -> pa.Table:
-    """Canonical rows (JSON objects of text values) → an Arrow table of string columns, one parse."""
-    names = ENTITIES[entity].column_names
-    schema = pa.schema([(n, pa.string()) for n in names])
-    data = "\n".join(r.payload for r in rows).encode()
-    table = pajson.read_json(
-        pa.BufferReader(data),
-        parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-    )
-    return table.append_column("_line", pa.array([r.id for r in rows], pa.int64()))
-
-
 def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
-    messages = ibis.memtable(
-        pa.table(
-            {
-                "inbox_id": pa.array([r.id for r in rows], pa.int64()),
-                "brand": [r.brand for r in rows],
-                "source": [r.source for r in rows],
-                "message_id": [r.message_id for r in rows],
-                "payload": [r.payload for r in rows],
-                "received_at": pa.array([r.received_at for r in rows], pa.timestamp("us", tz="UTC")),
-            }
+    messages = ibis.memtable(messages_table(rows))
+    try:
+        mapped = segment_to_canonical(
+            messages,
+            lambda entity: latest(app.engine, entity),
+            # Parse the JSON payloads once for all five output tables, not once per table.
+            materialise=lambda table: app.engine.materialise(table, "segment_parsed"),
         )
-    )
-    mapped = segment_to_canonical(
-        messages,
-        lambda entity: latest(app.engine, entity),
-        # Parse the JSON payloads once for all five output tables, not once per table.
-        materialise=lambda table: app.engine.materialise(table, "segment_parsed"),
-    )
-    tables = {entity: app.engine.to_arrow(expr) for entity, expr in mapped.items()}
-    app.engine.release(messages)
+        return {entity: app.engine.to_arrow(expr) for entity, expr in mapped.items()}
+    finally:
+        app.engine.release(messages)
+
+
+def _tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
+    """One part's messages as canonical tables: Segment ones mapped, canonical rows parsed."""
+    if rows[0].kind == "segment":
+        with stage("segment mapping"):
+            return _segment_tables(app, rows)
+    tables = {}
+    for entity in sorted({r.kind for r in rows}):
+        with stage(f"read {entity} rows"):
+            tables[entity] = canonical_table(entity, [r for r in rows if r.kind == entity])
     return tables
 
 
-def _import(app: App, path: str, tables: dict[str, pa.Table], result: LoadResult) -> None:
-    for raw in to_raw_files(tables, Path(path)):
-        report = import_file(app, raw, None)
+def _load(app: App, rows: list[inbox.Pending], part: str, result: LoadResult) -> None:
+    """Import `rows` (all Segment or all canonical) into the lake, then stamp them loaded.
+    Counts are added as each entity commits, so a later failure still reports what went in."""
+    for raw in to_raw_files(_tables(app, rows), Path(f"inbox/{result.batch}/{part}")):
+        with stage(f"import {raw.entity}"):
+            report = import_file(app, raw, None)
         result.counts.setdefault(raw.entity, Counts()).add(report.counts)
+    loaded_at = utc_now()
+    with app.store.unit_of_work() as session:  # a failure here is the store's, never a message's
+        inbox.mark_loaded(session, [r.id for r in rows], result.batch, loaded_at)
+    result.loaded_at = loaded_at
+    result.messages += len(rows)
+    result.received += [r.received_at for r in rows]
 
 
-def _stamp(app: App, rows: list[inbox.Pending], result: LoadResult) -> None:
-    result.loaded_at = utc_now()
+def _dead_letter(app: App, row: inbox.Pending, failure: LoadStepError, result: LoadResult) -> None:
     with app.store.unit_of_work() as session:
-        inbox.mark_loaded(session, [r.id for r in rows], result.batch, result.loaded_at)
+        inbox.mark_dead(session, row.id, failure.reason, utc_now())
+    result.dead.append(row.id)
+    log.warning("inbox message %d (%s/%s) dead-lettered: %s", row.id, row.brand, row.kind, failure.reason)
+
+
+def _load_isolating(app: App, rows: list[inbox.Pending], part: str, result: LoadResult, probe: bool = True) -> None:
+    """Load `rows`; on a data error, find the single messages that fail and dead-letter them, then
+    load the rest (see the module docstring). The culprits are found with cheap probes; a failure
+    the probes do not reproduce (one at commit time, or one that needs the lake) is bisected by
+    loading the halves. An infrastructure error is raised: nothing is dead-lettered."""
+    try:
+        _load(app, rows, part, result)
+        return
+    except LoadStepError as failure:
+        if failure.transient:
+            raise failure.cause from None
+        if len(rows) == 1:
+            _dead_letter(app, rows[0], failure, result)
+            return
+    found = []
+    if probe and part == "segment":
+        with segment_probe(app.engine) as segment:
+            found = culprits(segment, rows)
+    elif probe:
+        found = culprits(canonical_probe, rows)
+    for row, why in found:
+        _dead_letter(app, row, why, result)
+    if found:
+        bad = {row.id for row, _ in found}
+        rest = [r for r in rows if r.id not in bad]
+        if rest:
+            _load_isolating(app, rest, part, result)
+        return
+    middle = len(rows) // 2  # probes pass for every message, so they would for any half too
+    _load_isolating(app, rows[:middle], part, result, probe=False)
+    _load_isolating(app, rows[middle:], part, result, probe=False)
 
 
 def load_batch(app: App, max_messages: int) -> LoadResult | None:
@@ -125,18 +168,13 @@ def load_batch(app: App, max_messages: int) -> LoadResult | None:
             return None
         with app.store.unit_of_work() as session:
             rows = inbox.pending(session, max_messages)
-        batch = str(uuid.uuid4())
-        result = LoadResult(batch=batch, messages=len(rows), received=[r.received_at for r in rows])
+        result = LoadResult(batch=str(uuid.uuid4()), taken=len(rows))
         canonical = [r for r in rows if r.kind != "segment"]
         if canonical:
-            kinds = {r.kind for r in canonical}
-            tables = {e: _canonical_table(e, [r for r in canonical if r.kind == e]) for e in kinds}
-            _import(app, f"inbox/{batch}/rows", tables, result)
-            _stamp(app, canonical, result)
+            _load_isolating(app, canonical, "rows", result)
         segment = [r for r in rows if r.kind == "segment"]
         if segment:
-            _import(app, f"inbox/{batch}/segment", _segment_tables(app, segment), result)
-            _stamp(app, segment, result)
+            _load_isolating(app, segment, "segment", result)
         return result
 
 
@@ -220,7 +258,7 @@ class Loader:
             self._identity_dirty = False
             if result:
                 result.resolved = True
-        if result and result.messages and self.on_batch:
+        if result and result.taken and self.on_batch:
             self.on_batch(result)
         return result
 
@@ -243,7 +281,7 @@ class Loader:
             if result.messages and changed_identity(result):
                 self._identity_dirty = True
             total += result.messages
-            if not result.messages:
+            if not result.taken:
                 break
         while self._identity_dirty and not resolve_if_free(self.app):
             time.sleep(0.1)  # another loader holds the lock
@@ -258,5 +296,5 @@ class Loader:
                 log.exception("loader batch failed; retrying")
                 stop.wait(5.0)
                 continue
-            if not result or result.messages < self.batch_messages:
+            if not result or result.taken < self.batch_messages:
                 stop.wait(poll)

@@ -112,7 +112,9 @@ class InboxMessage(Base):
 
     `kind` is `segment` (one raw Segment message) or a canonical entity name (one row). The loader
     moves pending messages into the lake and stamps `loaded_at`; the unique key makes a retried
-    message a no-op.
+    message a no-op. A message that cannot be loaded even on its own is a dead letter (`dead_at`,
+    `dead_reason`, no PII): out of the queue until `siyu inbox retry` (clears `dead_at`) or
+    `siyu inbox drop` (stamps `dropped_at`/`dropped_by`, keeping the row as the record).
     """
 
     __tablename__ = "inbox"
@@ -124,6 +126,12 @@ class InboxMessage(Base):
             postgresql_where=text("loaded_at IS NULL"),
             sqlite_where=text("loaded_at IS NULL"),
         ),
+        Index(
+            "ix_inbox_dead",
+            "id",
+            postgresql_where=text("dead_at IS NOT NULL AND dropped_at IS NULL"),
+            sqlite_where=text("dead_at IS NOT NULL AND dropped_at IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     brand: Mapped[str] = mapped_column(String(64))
@@ -134,3 +142,8 @@ class InboxMessage(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     loaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     batch: Mapped[str | None] = mapped_column(String(36))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # times it failed on its own
+    dead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dead_reason: Mapped[str | None] = mapped_column(Text)
+    dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dropped_by: Mapped[str | None] = mapped_column(String(120))
