@@ -40,15 +40,16 @@ def test_an_api_order_of_a_member_earns_in_one_loader_cycle(app: App, tmp_path: 
         assert client.post("/api/v1/ingest/customers", json=[customer], headers=bearer(ingest)).status_code == 200
         Loader(app).drain()  # loads the customer and resolves One-ID
         found = client.get("/api/v1/customers", params={"phone": "13900000077"}, headers=bearer(loyalty))
-        customer_id = found.json()["customer_id"]
+        (customer_id,) = found.json()["customers"]
         enrolled = client.post(
             "/api/v1/loyalty/shop_club/members", json={"customer_id": customer_id}, headers=bearer(loyalty)
         )
         assert enrolled.status_code == 201, enrolled.text
 
-        # 128.50 yuan paid → ⌊128.5 × 1⌋ = 128 points
+        # 128.50 yuan paid after enrolling → ⌊128.5 × 1⌋ = 128 points
+        paid_at = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
         order = {"source": "pos", "order_id": "A1", "source_customer_id": "c1", "status": "paid",
-                 "amount_fen": 12850, "paid_at": "2026-03-01T10:00:00+08:00"}  # fmt: skip
+                 "amount_fen": 12850, "paid_at": paid_at}  # fmt: skip
         assert client.post("/api/v1/ingest/orders", json=[order], headers=bearer(ingest)).status_code == 200
         loader = Loader(app, max_age=0.0)
         result = loader.tick()  # one cycle: load the batch, then the event handlers

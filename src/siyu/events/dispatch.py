@@ -75,6 +75,9 @@ def run_handler(
     """Feed `handler` everything after its position; returns the number of events it was given.
     Returns 0 at once when another live process holds its lease."""
     owner = owner or this_process()
+    with store.unit_of_work() as session:  # a read first: an idle loop must not take write locks
+        if not outbox.after(session, *outbox.position(session, handler.name), 1):
+            return 0
     if not _take_lease(store, handler.name, owner, clock()):
         return 0
     given = 0

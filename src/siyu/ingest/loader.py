@@ -35,6 +35,8 @@ from sqlalchemy import func, or_, select
 
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
+from siyu.events import subscriptions
+from siyu.events.dispatch import Handler, run_handlers
 from siyu.identity.service import run_resolve
 from siyu.ingest import inbox
 from siyu.ingest.dead_letters import LoadStepError
@@ -182,11 +184,7 @@ def resolve_if_free(app: App) -> bool:
     """Run One-ID under the loader lock (two loaders must not overwrite the identity map at once)."""
     with _exclusive(app.settings.home / "loader.lock") as mine:
         if mine:
-            run_resolve(app)
-            # New customers now have ids: their orders can reach the loyalty ledger (exactly once).
-            from siyu.loyalty.sync import sync_all
-
-            sync_all(app, actor="loader")
+            run_resolve(app)  # writes IdentityResolved: the loyalty posting handler takes it from there
         return mine
 
 
@@ -219,7 +217,8 @@ class Loader:
     """Micro-batches by size and age: load when `batch_messages` wait or the oldest waited `max_age`
     seconds. One-ID is re-run after batches that brought new or changed people, at most every
     `resolve_every` seconds and never more than a fifth of the time (see `resolve_due`); ids stay
-    stable across runs."""
+    stable across runs. Every cycle ends with the domain event handlers (siyu.events.subscriptions):
+    an order that landed in this cycle reaches the loyalty ledger in the same cycle."""
 
     def __init__(
         self,
@@ -228,8 +227,10 @@ class Loader:
         max_age: float = 1.0,
         resolve_every: float = 5.0,
         on_batch: Callable[[LoadResult], None] | None = None,
+        handlers: list[Handler] | None = None,
     ) -> None:
         self.app = app
+        self.handlers = subscriptions.handlers(app) if handlers is None else handlers
         self.batch_messages = batch_messages
         self.max_age = max_age
         self.resolve_every = resolve_every
@@ -258,9 +259,14 @@ class Loader:
             self._identity_dirty = False
             if result:
                 result.resolved = True
+        self.handle_events()
         if result and result.taken and self.on_batch:
             self.on_batch(result)
         return result
+
+    def handle_events(self) -> dict[str, int]:
+        """Run every handler over the events written since its position (at least once each)."""
+        return run_handlers(self.app.store, self.handlers, clock=self.app.clock)
 
     def _resolve(self) -> bool:
         started = time.monotonic()
@@ -286,6 +292,7 @@ class Loader:
         while self._identity_dirty and not resolve_if_free(self.app):
             time.sleep(0.1)  # another loader holds the lock
         self._identity_dirty = False
+        self.handle_events()
         return total
 
     def run(self, stop: threading.Event, poll: float = 0.2) -> None:
