@@ -53,6 +53,11 @@ class Engine:
         for table in memtables:
             self.con.con.unregister(table.op().name)
 
+    def interrupt(self) -> None:
+        """Stop the statement running on this engine's connection now (from another thread); it
+        fails with the engine's interrupt error and the connection stays usable. A no-op when idle."""
+        self.con.con.interrupt()
+
     def materialise(self, expr: ibis.Table, name: str) -> ibis.Table:
         """Compute `expr` once into a temporary table so later steps reuse it."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)
