@@ -286,7 +286,7 @@ def _number(value: Any, path: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(path, f"expected a number, got {_short(value)}", "需要数字")
     if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
-        raise _fail(path, "a whole number must fit in 64 bits (±9.2e18)", "整数超出 64 位范围")
+        raise _fail(path, f"a whole number must fit in 64 bits (int64), got {_short(value)}", "整数超出 64 位范围")
     if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= MAX_NUMBER):
         raise _fail(path, f"a decimal number must be finite and within ±{MAX_NUMBER:.0e}", "数值超出范围")
     return value
@@ -298,7 +298,9 @@ def _scalar(vtype: str, value: Any, path: str) -> Any:
     if vtype == "fen":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEN:
             raise _fail(
-                path, f"money is a whole number of fen (分) from 0 to {MAX_FEN}, got {_short(value)}", "金额须为整数分"
+                path,
+                f"money is a whole number of fen (分) from 0 to {MAX_FEN:,} (int64), got {_short(value)}",
+                "金额须为整数分",
             )
         return value
     if vtype == "number":
