@@ -29,7 +29,21 @@ class Settings(BaseSettings):
     # HTTP API and the inbox loader (siyu serve / siyu worker).
     api_loader: bool = Field(default=True, description="Run the inbox loader inside each `siyu serve` process")
     api_rate_limit: int = Field(default=1000, description="Requests per second per API key (per process)")
-    api_compute_engines: int = Field(default=2, description="Concurrent read/validation queries per API process")
+    api_compute_engines: int = Field(default=2, ge=1, description="Concurrent customer / metric reads per API process")
+    api_audience_engines: int = Field(
+        default=2, ge=1, description="Concurrent audience counts, previews and exports per API process (own engines)"
+    )
+    api_engine_wait: float = Field(
+        default=10.0, gt=0, description="Seconds a request waits for a free engine before 503 engine_busy"
+    )
+    api_audience_timeout: float = Field(
+        default=30.0, ge=0, description="Seconds an audience request may compile and run before 503 (0 = no limit)"
+    )
+    # Audience and tag rules: size limits checked before anything compiles (docs/api.md).
+    rule_max_depth: int = Field(default=20, ge=1, le=100, description="Nested all / any / not levels in a rule")
+    rule_max_nodes: int = Field(default=200, ge=1, le=5_000, description="Conditions and combinators in a rule")
+    rule_max_values: int = Field(default=1_000, ge=1, description="Values in one list of a rule")
+    rule_max_chars: int = Field(default=20_000, ge=100, description="Characters of a rule's text or JSON")
     loader_batch_messages: int = Field(default=20_000, description="Load when this many messages wait")
     loader_max_age: float = Field(default=1.0, description="…or when the oldest has waited this many seconds")
     loader_resolve_every: float = Field(default=5.0, description="Re-run One-ID at most this often (seconds)")

@@ -11,11 +11,17 @@ from contextlib import contextmanager
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
+from fixtures.audience_brand import write_brand
 from siyu.api.app import create_app
 from siyu.api.keys import do_create_key, parse_scopes
-from siyu.bootstrap import App
+from siyu.audiences.tags import define_tag
+from siyu.bootstrap import App, bootstrap
+from siyu.config import Settings
 from siyu.core.actor import Actor
+from siyu.identity.service import run_resolve
+from siyu.ingest.importer import import_path
 
 
 def free_port() -> int:
@@ -27,9 +33,14 @@ def free_port() -> int:
 @contextmanager
 def running(app: App, run_loader: bool = False) -> Iterator[str]:
     """Serve `app` on a free loopback port in a thread; yields the base URL."""
-    config = uvicorn.Config(
-        create_app(app, run_loader=run_loader), host="127.0.0.1", port=free_port(), log_level="warning"
-    )
+    with serving(create_app(app, run_loader=run_loader)) as url:
+        yield url
+
+
+@contextmanager
+def serving(api: FastAPI) -> Iterator[str]:
+    """Serve an application built by the test (to reach its state) like `running`."""
+    config = uvicorn.Config(api, host="127.0.0.1", port=free_port(), log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -85,3 +96,18 @@ def make_key_sqlite(sqlite_app: App) -> KeyMaker:
         return new_key(sqlite_app, brand, scopes, source)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def au_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """The hand-made audience brand `au` (tests/fixtures/audience_brand.py) loaded and resolved once per
+    module, on SQLite, with an enum, a number and a flag tag (for tests that only read it)."""
+    folder = tmp_path_factory.mktemp("au")
+    app = bootstrap(Settings(home=folder / "home", database_url=f"sqlite:///{folder / 'siyu.db'}"))
+    import_path(app, write_brand(folder / "au"))
+    run_resolve(app)
+    define_tag(app, "au", "band", kind="manual", values=["high", "low"])
+    define_tag(app, "au", "score", kind="manual", value_type="number")
+    define_tag(app, "au", "vip", kind="manual", value_type="flag")
+    yield app
+    app.store.engine.dispose()

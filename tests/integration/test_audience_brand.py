@@ -218,8 +218,7 @@ def test_export_csv_parquet_and_empty(au: App, tmp_path: Path) -> None:
 
 
 def temporary_audience_tables(app: App) -> list[str]:
-    rows = app.engine.con.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-    return [r[0] for r in rows if r[0].startswith("audience_")]
+    return [name for name in app.engine.temporary_tables() if name.startswith("audience_")]
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,8 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
         keys=KeyVerifier(app),
         limiter=RateLimiter(settings.api_rate_limit),
         telemetry=telemetry,
-        compute=EnginePool(app, settings.api_compute_engines),
+        compute=EnginePool(app, settings.api_compute_engines, settings.api_engine_wait),
+        audiences=EnginePool(app, settings.api_audience_engines, settings.api_engine_wait),
         inbox=GroupCommitter(app.store),
     )
 

@@ -22,15 +22,27 @@ bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API ke
 
 
 class EnginePool:
-    """A few Apps with their own compute engines, one per request at a time (see `with_own_engine`)."""
+    """A few Apps with their own compute engines, one per request at a time (see `with_own_engine`).
 
-    def __init__(self, app: App, size: int) -> None:
+    A request that finds every engine busy waits at most `wait` seconds, then gets 503 with
+    Retry-After: waiting longer would hold one of the server's worker threads for nothing."""
+
+    def __init__(self, app: App, size: int, wait: float) -> None:
         self._free: queue.Queue[App] = queue.Queue()
+        self.wait = wait
         for _ in range(size):
             self._free.put(with_own_engine(app))
 
     def borrow(self) -> Iterator[App]:
-        app = self._free.get()
+        try:
+            app = self._free.get(timeout=self.wait)
+        except queue.Empty:
+            raise ApiError(
+                503,
+                "engine_busy",
+                f"every compute engine stayed busy for {self.wait:g} s; retry later (计算资源繁忙，请稍后重试)",
+                headers={"Retry-After": retry_after(self.wait)},
+            ) from None
         try:
             yield app
         finally:
@@ -43,7 +55,8 @@ class ApiState:
     keys: KeyVerifier
     limiter: RateLimiter
     telemetry: Telemetry
-    compute: EnginePool
+    compute: EnginePool  # customer and metric reads
+    audiences: EnginePool  # audience counts, previews, exports: long work that must not starve reads
     inbox: GroupCommitter
 
 
@@ -62,6 +75,13 @@ def compute_app(state: StateDep) -> Iterator[App]:
 
 
 ComputeDep = Annotated[App, Depends(compute_app)]
+
+
+def audience_app(state: StateDep) -> Iterator[App]:
+    yield from state.audiences.borrow()
+
+
+AudienceDep = Annotated[App, Depends(audience_app)]
 
 
 async def caller(

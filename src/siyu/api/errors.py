@@ -37,6 +37,7 @@ STATUS = {
     "invalid_audience": 422,
     "missing_data": 409,
     "pii_not_allowed": 403,
+    "compute_timeout": 503,  # with Retry-After (the error's `retry_after`)
     # Loyalty (docs/api.md "Loyalty 会员中台"): 404 for what the key cannot see, 409 when the member's
     # or the program's current state refuses the request, 422 for a request that can never succeed.
     "unknown_program": 404,
@@ -117,7 +118,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SiyuError)
     async def _domain(request: Request, exc: SiyuError) -> JSONResponse:
-        return problem(STATUS.get(exc.code, 400), exc.code, exc.message, request.url.path)
+        wait = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(wait)} if wait is not None else None
+        return problem(STATUS.get(exc.code, 400), exc.code, exc.message, request.url.path, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,6 +3,8 @@
 `all` = the first positive condition semi-joined with the others, minus (anti-join) its `not`
 children; `any` = a distinct union; a lone `not` = every customer of the brand minus the child.
 Nothing runs until the caller counts or exports, so DuckDB plans the whole audience as one query.
+Building the expression costs Python time that grows with the rule (each join looks at the whole
+expression below it), so every node checks the request's time limit (`siyu.engine.timeout`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ibis.expr.types as ir
 from siyu.audiences import behaviour, derived, profile, reach
 from siyu.audiences.context import ID, Context
 from siyu.audiences.rules import Group, Leaf, Node, Not, walk
+from siyu.engine.timeout import check_time
 
 LEAVES: dict[str, Callable[[Context, Leaf], ir.Table]] = {
     "attribute": profile.attribute,
@@ -40,6 +43,7 @@ DERIVED = ("tag", "layer", "layer_change", "rfm_group", "rfm", "lifecycle", "clv
 
 
 def _node(ctx: Context, node: Node) -> ir.Table:
+    check_time()
     if isinstance(node, Leaf):
         return LEAVES[node.kind](ctx, node)
     if isinstance(node, Not):

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import ibis
 import ibis.expr.types as ir
 
-from siyu.audiences.rules import Window
+from siyu.audiences.rules import Window, check_day
 from siyu.bootstrap import App
 from siyu.brands.settings import BrandSettings, brand_settings
 from siyu.identity.service import MAP_TABLE
@@ -48,7 +48,8 @@ class Context:
         self.app = app
         self.brand: BrandSettings = brand_settings(app, brand)
         self.zone = ZoneInfo(self.brand.timezone)
-        self.as_of = as_of or datetime.now(self.zone).date()
+        # Within the years rules allow, so that windows ending with it stay within the calendar.
+        self.as_of = check_day(as_of or datetime.now(self.zone).date(), "as_of")
         idmap = app.engine.table(MAP_TABLE)
         if idmap is None:
             raise NoCustomersError("no identity map yet: run `siyu import` and `siyu resolve` first (尚未运行 One-ID)")
@@ -85,7 +86,7 @@ class Context:
         """Drop the temporary tables once the results are read (a long-running API process would
         otherwise keep every audience's candidates)."""
         while self.temporary:
-            self.app.engine.con.drop_table(self.temporary.pop(), force=True)
+            self.app.engine.drop_temporary(self.temporary.pop())
 
     # -- reading -------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from sqlalchemy import select as sql_select
 
 from siyu.audiences.context import ID, Context, ids
 from siyu.audiences.labels import CHANNELS
-from siyu.audiences.profile import identifier_rows, relation_rows
+from siyu.audiences.profile import identified, relation_rows
 from siyu.audiences.rules import Leaf
 from siyu.store.models import Field
 
@@ -96,13 +96,6 @@ def _platform_fields(ctx: Context, platform: str) -> tuple[str, ...]:
     return tuple(code for code, p in rows if p == platform or (p is None and code.startswith(platform)))
 
 
-def _identified(ctx: Context) -> ir.Table:
-    if "identified" not in ctx.cache:  # read by four channels: computed once
-        found = identifier_rows(ctx, tuple(CHANNEL_IDENTIFIERS.values())).select(ID, "id_type").distinct()
-        ctx.cache["identified"] = ctx.materialise(found, "identified")
-    return ctx.cache["identified"]
-
-
 def _active_relations(ctx: Context) -> ir.Table:
     if "relations" not in ctx.cache:  # read by six channels: computed once
         rows = relation_rows(ctx, None, None).distinct()
@@ -114,7 +107,7 @@ def holds(ctx: Context, channel: str) -> ir.Table:
     """Customers holding what the channel needs (before consent)."""
     parts: list[ir.Table] = []
     if channel in CHANNEL_IDENTIFIERS:
-        found = _identified(ctx)
+        found = identified(ctx)  # read by four channels and by identifier conditions: computed once
         parts.append(ids(found.filter(found.id_type == CHANNEL_IDENTIFIERS[channel])))
     if channel in RELATION_CHANNELS:
         rtype, fields = RELATION_CHANNELS[channel]

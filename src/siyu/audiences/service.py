@@ -24,12 +24,14 @@ from siyu.audiences import reach
 from siyu.audiences.compile import compile_rule
 from siyu.audiences.context import ID, Context
 from siyu.audiences.errors import AudienceError, PiiNotAllowedError, RuleError
+from siyu.audiences.limits import RuleLimits, check_text
 from siyu.audiences.models import Audience, AudienceExport
 from siyu.audiences.pii import profile_columns
 from siyu.audiences.rules import Node, parse_rule
 from siyu.audiences.tags import check_code
 from siyu.audiences.text import text_to_json
 from siyu.bootstrap import App
+from siyu.config import Settings
 from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
 
@@ -37,22 +39,35 @@ FORMATS = ("csv", "parquet")
 RuleInput = dict[str, Any] | str
 
 
-def parse_input(rule: RuleInput) -> tuple[dict[str, Any], Node]:
-    """A rule as a JSON document (dict or JSON text) or in the text form -> (document, nodes)."""
-    if isinstance(rule, str):
-        text = rule.strip()
-        if text.startswith("{"):
-            try:
-                doc = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RuleError(
-                    "$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (JSON 无效)"
-                ) from exc
-        else:
-            doc = text_to_json(text)
+def rule_limits(settings: Settings) -> RuleLimits:
+    return RuleLimits(
+        max_depth=settings.rule_max_depth,
+        max_nodes=settings.rule_max_nodes,
+        max_values=settings.rule_max_values,
+        max_chars=settings.rule_max_chars,
+    )
+
+
+def parse_input(rule: RuleInput, limits: RuleLimits | None = None) -> tuple[dict[str, Any], Node]:
+    """A rule as a JSON document (dict or JSON text) or in the text form -> (document, nodes).
+    Text is measured before it is read, a document before it is validated (`limits`)."""
+    limits = limits or RuleLimits()
+    if not isinstance(rule, str):
+        return rule, parse_rule(rule, limits=limits)
+    text = rule.strip()
+    if text.startswith("{"):
+        check_text(text, limits)
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RuleError(
+                "$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (JSON 无效)"
+            ) from exc
+        except (RecursionError, ValueError) as exc:  # nested past the stack; an integer of 4,300+ digits
+            raise RuleError("$", f"JSON that cannot be read: {type(exc).__name__} (JSON 无法读取)") from exc
     else:
-        doc = rule
-    return doc, parse_rule(doc)
+        doc = text_to_json(text, limits)
+    return doc, parse_rule(doc, limits=limits, count_chars=False)
 
 
 def _public(a: Audience) -> dict[str, Any]:
@@ -85,7 +100,7 @@ def create_audience(
 ) -> dict[str, Any]:
     """Validate and compile the rule (so a bad tag or a missing period fails now), then save it."""
     check_code(code, "audience")
-    doc, node = parse_input(rule)
+    doc, node = parse_input(rule, rule_limits(app.settings))
     ctx = Context(app, brand)
     try:
         compile_rule(ctx, node)
@@ -137,7 +152,7 @@ def compile_audience(
         raise AudienceError("give an audience code or a rule, not both (人群代码或规则二选一)")
     doc = get_audience(app, brand, code)["rule"] if code is not None else rule
     assert doc is not None
-    _, node = parse_input(doc)
+    _, node = parse_input(doc, rule_limits(app.settings))
     ctx = Context(app, brand, as_of)
     return ctx, compile_rule(ctx, node)
 

@@ -199,7 +199,8 @@ def _coerce(definition: dict[str, Any], value: Any) -> tuple[str, float | None]:
     return str(value), None
 
 
-def _known_customer(app: App, brand: str, customer_id: str) -> None:
+def check_customer(app: App, brand: str, customer_id: str) -> None:
+    """Raise NotFoundError unless the customer id is one of the brand's (a key sees only its brand)."""
     from siyu.identity.service import MAP_TABLE
 
     idmap = app.engine.table(MAP_TABLE)
@@ -224,7 +225,7 @@ def set_tag(
             f"tag {code!r} is a {definition['kind']} tag; only manual tags are set by hand (仅手工标签可手动设置)"
         )
     text, number = _coerce(definition, value)
-    _known_customer(app, brand, customer_id)
+    check_customer(app, brand, customer_id)
     now = utc_now()
     with app.store.unit_of_work() as session:
         a = session.get(TagAssignment, (brand, code, customer_id))

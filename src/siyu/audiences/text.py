@@ -9,6 +9,10 @@
 `and` binds tighter than `or`; `not` applies to the condition or parenthesised group after it.
 Money is `¥500` / `¥12.50` (yuan) or a bare integer number of fen. The text is only a spelling of
 the JSON document: it is turned into JSON and validated by `siyu.audiences.rules` like any rule.
+
+The text is refused unread over the length limit; the LALR parser and the transformer use no
+recursion, so a long `a and b and …` or `not not …` cannot exhaust the stack (the size limits of
+the JSON document then say what is too big).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from lark import Lark, Token, Transformer
+from lark import Lark, Token
 from lark.exceptions import UnexpectedInput, VisitError
+from lark.visitors import Transformer_NonRecursive
 
 from siyu.audiences.errors import RuleError
+from siyu.audiences.limits import RuleLimits, check_text
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -102,7 +108,7 @@ def _merge(kind: str, children: list[Any]) -> dict[str, Any]:
     return {kind: out}
 
 
-class _ToJson(Transformer[Token, Any]):
+class _ToJson(Transformer_NonRecursive[Token, Any]):
     # -- combinators -------------------------------------------------------------------------------
     def any_(self, c: list[Any]) -> dict[str, Any]:
         return _merge("any", c)
@@ -274,8 +280,9 @@ class _ToJson(Transformer[Token, Any]):
         return {"consent": str(c[0]), **({"state": str(c[1])} if len(c) > 1 else {})}
 
 
-def text_to_json(text: str) -> dict[str, Any]:
+def text_to_json(text: str, limits: RuleLimits | None = None) -> dict[str, Any]:
     """Parse the text form into the JSON rule document (not yet validated: see `parse_rule`)."""
+    check_text(text, limits or RuleLimits())
     try:
         tree = _parser.parse(text)
     except UnexpectedInput as exc:

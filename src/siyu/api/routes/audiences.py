@@ -2,12 +2,18 @@
 
 Reads (count, preview, reach, diff, export, tags of a customer) need `read`; creating audiences and
 setting tags need `admin`. Exports are masked unless the key has `pii` (and `unmasked=true`).
+
+Whatever compiles a rule runs on the audience engines (`AudienceDep`), not on those of customer
+reads, and within `SIYU_API_AUDIENCE_TIMEOUT` (503 with Retry-After past it); rules are refused
+over the size limits before anything compiles (docs/api.md "Limits").
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,11 +22,14 @@ from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from siyu.api.deps import ComputeDep, ReadKey, require
+from siyu.api.deps import AudienceDep, ComputeDep, ReadKey, require
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
 from siyu.audiences import service, snapshots, tags
+from siyu.audiences.rules import check_day
+from siyu.bootstrap import App
 from siyu.core.dates import parse_date
+from siyu.engine.timeout import time_limit
 
 router = APIRouter(tags=["audiences 人群与标签"], route_class=GzipRoute)
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
@@ -47,7 +56,13 @@ class TagSet(BaseModel):
 
 
 def _as_of(text: str | None) -> date | None:
-    return parse_date(text, "as_of") if text else None
+    return check_day(parse_date(text, "as_of"), "as_of") if text else None
+
+
+@contextmanager
+def _bounded(app: App) -> Iterator[None]:
+    with time_limit(app.engine, app.settings.api_audience_timeout):
+        yield
 
 
 def _actor(key: KeyInfo) -> str:
@@ -55,11 +70,12 @@ def _actor(key: KeyInfo) -> str:
 
 
 @router.post("/api/v1/audiences", summary="Create an audience 创建人群")
-def create(body: AudienceCreate, key: AdminKey, app: ComputeDep) -> dict[str, Any]:
-    return service.create_audience(
-        app, key.brand, body.code, body.rule, name=body.name, description=body.description,
-        refresh_minutes=body.refresh_minutes, actor=_actor(key), replace=body.replace,
-    )  # fmt: skip
+def create(body: AudienceCreate, key: AdminKey, app: AudienceDep) -> dict[str, Any]:
+    with _bounded(app):
+        return service.create_audience(
+            app, key.brand, body.code, body.rule, name=body.name, description=body.description,
+            refresh_minutes=body.refresh_minutes, actor=_actor(key), replace=body.replace,
+        )  # fmt: skip
 
 
 @router.get("/api/v1/audiences", summary="List audiences 人群列表")
@@ -68,43 +84,48 @@ def list_all(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
 
 
 @router.post("/api/v1/audiences/count", summary="Count an ad-hoc rule 临时圈选计数")
-def count_rule(body: RuleBody, key: ReadKey, app: ComputeDep, as_of: AsOf = None) -> dict[str, Any]:
-    return service.count_audience(app, key.brand, rule=body.rule, as_of=_as_of(as_of))
+def count_rule(body: RuleBody, key: ReadKey, app: AudienceDep, as_of: AsOf = None) -> dict[str, Any]:
+    with _bounded(app):
+        return service.count_audience(app, key.brand, rule=body.rule, as_of=_as_of(as_of))
 
 
 @router.get("/api/v1/audiences/diff", summary="Compare two audiences 人群对比")
 def diff(
     key: ReadKey,
-    app: ComputeDep,
+    app: AudienceDep,
     a: Annotated[str, Query(max_length=100, description="audience code, or code@snapshot_id")],
     b: Annotated[str, Query(max_length=100)],
     as_of: AsOf = None,
 ) -> dict[str, Any]:
-    return snapshots.diff_audiences(app, key.brand, a, b, _as_of(as_of))
+    with _bounded(app):
+        return snapshots.diff_audiences(app, key.brand, a, b, _as_of(as_of))
 
 
 @router.get("/api/v1/audiences/{code}/count", summary="Count 人数")
-def count(code: str, key: ReadKey, app: ComputeDep, as_of: AsOf = None) -> dict[str, Any]:
-    return service.count_audience(app, key.brand, code, as_of=_as_of(as_of))
+def count(code: str, key: ReadKey, app: AudienceDep, as_of: AsOf = None) -> dict[str, Any]:
+    with _bounded(app):
+        return service.count_audience(app, key.brand, code, as_of=_as_of(as_of))
 
 
 @router.get("/api/v1/audiences/{code}/preview", summary="Preview a sample (PII masked) 预览")
 def preview(
-    code: str, key: ReadKey, app: ComputeDep, as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    code: str, key: ReadKey, app: AudienceDep, as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> dict[str, Any]:
-    return service.preview_audience(app, key.brand, code, as_of=_as_of(as_of), limit=limit)
+    with _bounded(app):
+        return service.preview_audience(app, key.brand, code, as_of=_as_of(as_of), limit=limit)
 
 
 @router.get("/api/v1/audiences/{code}/reach", summary="Reachability per channel 亮灯统计")
-def reach(code: str, key: ReadKey, app: ComputeDep, as_of: AsOf = None) -> dict[str, Any]:
-    return service.reach_counts(app, key.brand, code, as_of=_as_of(as_of))
+def reach(code: str, key: ReadKey, app: AudienceDep, as_of: AsOf = None) -> dict[str, Any]:
+    with _bounded(app):
+        return service.reach_counts(app, key.brand, code, as_of=_as_of(as_of))
 
 
 @router.get("/api/v1/audiences/{code}/export", summary="Export CSV / Parquet 导出", response_class=FileResponse)
 def export(
     code: str,
     key: ReadKey,
-    app: ComputeDep,
+    app: AudienceDep,
     cleanup: BackgroundTasks,
     file_format: Annotated[str, Query(alias="format", pattern="^(csv|parquet)$")] = "csv",
     unmasked: bool = False,
@@ -113,10 +134,15 @@ def export(
     """Unmasked phone / e-mail / name only with `unmasked=true` and a key holding the `pii` scope (audited)."""
     folder = Path(tempfile.mkdtemp(prefix="siyu-export-"))
     path = folder / f"{code}.{file_format}"
-    service.export_audience(
-        app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
-        allow_unmasked=key.allows("pii"), as_of=_as_of(as_of), actor=_actor(key),
-    )  # fmt: skip
+    try:
+        with _bounded(app):
+            service.export_audience(
+                app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
+                allow_unmasked=key.allows("pii"), as_of=_as_of(as_of), actor=_actor(key),
+            )  # fmt: skip
+    except BaseException:
+        shutil.rmtree(folder, True)  # a refused or stopped export leaves no partial file behind
+        raise
     cleanup.add_task(shutil.rmtree, folder, True)  # after the response is sent
     media = "text/csv" if file_format == "csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name)
@@ -129,6 +155,7 @@ def tag_list(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
 
 @router.get("/api/v1/customers/{customer_id}/tags", summary="A customer's tags 客户标签")
 def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
+    tags.check_customer(app, key.brand, customer_id)  # another brand's customer is not found, not tagless
     return tags.customer_tags(app, customer_id, key.brand)
 
 
