@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from siyu.api.app import create_app
 from siyu.api.keys import create_key, parse_scopes
@@ -26,9 +27,14 @@ def free_port() -> int:
 @contextmanager
 def running(app: App, run_loader: bool = False) -> Iterator[str]:
     """Serve `app` on a free loopback port in a thread; yields the base URL."""
-    config = uvicorn.Config(
-        create_app(app, run_loader=run_loader), host="127.0.0.1", port=free_port(), log_level="warning"
-    )
+    with serving(create_app(app, run_loader=run_loader)) as url:
+        yield url
+
+
+@contextmanager
+def serving(api: FastAPI) -> Iterator[str]:
+    """Serve an application built by `create_app` (for tests that look at its routes too)."""
+    config = uvicorn.Config(api, host="127.0.0.1", port=free_port(), log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -35,7 +35,7 @@ def au(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     run_resolve(app)
     materialise_layers(app, "au", "2024-05", "2024-06")  # May (as the previous period) and June
     materialise_rfm(app, "au", AS_OF)
-    lifecycle(app, "au", AS_OF)
+    lifecycle(app, "au", AS_OF, store=True)
     yield app
     app.store.engine.dispose()
 

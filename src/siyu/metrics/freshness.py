@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from siyu.bootstrap import App
 from siyu.brands.settings import BrandSettings
@@ -71,7 +71,7 @@ def inputs(app: App, settings: BrandSettings) -> str:
     return json.dumps({"lake": versions, "brand": settings.as_json()}, sort_keys=True)
 
 
-def _where(key: Key) -> list[object]:
+def _where(key: Key) -> list[ColumnElement[bool]]:
     r = MaterialisationRun
     # `== None` is SQL `IS NULL`: one filter shape for both kinds, every column of the index.
     return [
