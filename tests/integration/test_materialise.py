@@ -4,19 +4,27 @@ only while those inputs are unchanged, and never write."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from fixtures.fast_brand import write_brand
-from siyu.bootstrap import App
+from siyu.bootstrap import App, with_own_engine
 from siyu.brands.settings import update_brand
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.metrics.fast import BadOptionError, FastMetrics
-from siyu.metrics.materialise import materialise_layers, materialise_rfm, scheduled
+from siyu.metrics.materialise import (
+    materialise_for_report,
+    materialise_layers,
+    materialise_rfm,
+    run_schedule,
+    scheduled,
+)
 from siyu.metrics.rfm import rfm
 from siyu.store.models import MaterialisationRun
 
@@ -119,3 +127,25 @@ def test_schedule_stores_the_last_two_full_months_and_yesterdays_rfm(fx: App) ->
     assert {o.run.trigger for o in first} == {"schedule"}
     assert [o.stored for o in scheduled(fx, now)] == [False, False, False]  # nothing changed: nothing written
     assert rfm(fx, "fx", JUNE_30)["materialised_at"] is not None
+
+
+def test_the_worker_schedule_runs_until_stopped(fx: App) -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=run_schedule, args=(with_own_engine(fx), stop, timedelta(hours=1)))
+    worker.start()
+    deadline = time.monotonic() + 300
+    while _runs(fx) < 3:  # layers of the last two full months and yesterday's RFM, whatever today is
+        assert worker.is_alive() and time.monotonic() < deadline
+        time.sleep(0.1)
+    stop.set()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and _runs(fx) == 3
+
+
+def test_materialise_for_report_stores_what_the_report_shows(fx: App) -> None:
+    materialise_for_report(fx, "fx", "2024-06")
+    with fx.store.unit_of_work() as session:
+        periods = session.scalars(select(MaterialisationRun.period).where(MaterialisationRun.kind == "layers")).all()
+    assert sorted(periods) == [f"2023-{m:02d}" for m in range(6, 13)] + [f"2024-{m:02d}" for m in range(1, 7)]
+    assert rfm(fx, "fx", JUNE_30)["materialised_at"] is not None
+    assert fx.lake.version("lifecycle") is not None

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from siyu.bootstrap import App
 from siyu.brands.settings import brand_settings, list_brands
+from siyu.clv.service import lifecycle
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError
 from siyu.metrics.facts import NoCustomersError
@@ -81,6 +82,21 @@ def materialise_rfm(
     scored, _ = scores(app, settings, as_of, window_days)
     version, rows = store_rfm(app, settings, as_of, window_days, scored)
     return Outcome(record_run(app, key, seen, RFM_TABLE, version, rows, trigger), stored=True)
+
+
+def materialise_for_report(app: App, brand: str, period: str, grain: str = "month", trend_periods: int = 12) -> None:
+    """Store what the health report of `period` shows and later steps query (`siyu demo` calls this
+    before its report): the layers of the trend's periods and the one before them, the 365-day RFM
+    and the lifecycle stages as of the period's last day. The trend's periods are the report's 12
+    and the one before them (the first one's "previous")."""
+    m = FastMetrics(app, brand, grain)
+    last = m.period(period)
+    first = last
+    for _ in range(trend_periods):
+        first = first.previous()
+    materialise_layers(app, brand, first.label, last.label, grain)
+    materialise_rfm(app, brand, last.last_day)
+    lifecycle(app, brand, last.last_day, store=True)
 
 
 def scheduled(app: App, now: datetime | None = None) -> list[Outcome]:
