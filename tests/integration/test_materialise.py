@@ -131,12 +131,14 @@ def test_schedule_stores_the_last_two_full_months_and_yesterdays_rfm(fx: App) ->
 
 def test_the_worker_schedule_runs_until_stopped(fx: App) -> None:
     stop = threading.Event()
-    worker = threading.Thread(target=run_schedule, args=(with_own_engine(fx), stop, timedelta(hours=1)))
+    every = timedelta(seconds=0.2)  # later passes find everything fresh and store nothing
+    worker = threading.Thread(target=run_schedule, args=(with_own_engine(fx), stop, every))
     worker.start()
     deadline = time.monotonic() + 300
     while _runs(fx) < 3:  # layers of the last two full months and yesterday's RFM, whatever today is
         assert worker.is_alive() and time.monotonic() < deadline
         time.sleep(0.1)
+    time.sleep(1)
     stop.set()
     worker.join(timeout=60)
     assert not worker.is_alive() and _runs(fx) == 3

@@ -62,7 +62,8 @@ def worker_command(
     """Run the inbox loader: move messages accepted by the API into the lake (micro-batches by size and
     age) and keep One-ID up to date. Safe to run beside `siyu serve`: one loader works at a time.
     Unless --once, it also stores every brand's layers of the last two full months and RFM as of
-    yesterday every --materialise-every minutes, skipping what is already fresh (定时物化).
+    yesterday every --materialise-every minutes (first after one interval), skipping what is
+    already fresh (定时物化).
 
     Example: siyu worker            (until Ctrl-C / SIGTERM)
              siyu worker --once --json

@@ -120,11 +120,11 @@ def scheduled(app: App, now: datetime | None = None) -> list[Outcome]:
 
 
 def run_schedule(app: App, stop: threading.Event, every: timedelta) -> None:
-    """Run `scheduled` now and then every `every` until `stop` is set (the worker's thread)."""
-    while not stop.is_set():
+    """Run `scheduled` every `every` until `stop` is set (the worker's thread). The first pass waits
+    one interval too, so a worker restarted in a loop does not recompute at every start."""
+    while not stop.wait(every.total_seconds()):
         try:
             stored = [o for o in scheduled(app) if o.stored]
             log.info("materialised %d results", len(stored))
         except Exception:  # a failed pass must not end the schedule: the next one retries
             log.exception("scheduled materialisation failed")
-        stop.wait(every.total_seconds())
