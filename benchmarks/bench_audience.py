@@ -80,7 +80,7 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, object]:
     app = bootstrap()
     out: dict[str, object] = {}
     if name == "layers":
-        from siyu.metrics.fast import FastMetrics
+        from siyu.metrics.materialise import materialise_layers
 
         layers = app.engine.table("layers")
         done = (
@@ -89,8 +89,7 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, object]:
         )
         started = time.perf_counter()
         if not done:
-            m = FastMetrics(app, BRAND)
-            m.fast(m.period(PERIOD))
+            materialise_layers(app, BRAND, PERIOD, PERIOD)
         out["computed"] = not done
         out["seconds"] = round(time.perf_counter() - started, 2)
     elif name == "tags":

@@ -39,7 +39,7 @@ def running(app: App, run_loader: bool = False) -> Iterator[str]:
 
 @contextmanager
 def serving(api: FastAPI) -> Iterator[str]:
-    """Serve an application built by the test (to reach its state) like `running`."""
+    """Serve an application built by `create_app` (to reach its state or look at its routes)."""
     config = uvicorn.Config(api, host="127.0.0.1", port=free_port(), log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

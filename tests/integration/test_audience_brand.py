@@ -21,8 +21,7 @@ from siyu.clv.service import lifecycle
 from siyu.config import Settings
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
-from siyu.metrics.fast import FastMetrics
-from siyu.metrics.rfm import rfm
+from siyu.metrics.materialise import materialise_layers, materialise_rfm
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +33,9 @@ def au(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     report = import_path(app, write_brand(root / "data"))
     assert report.as_json()["total"]["quarantined"] == 0
     run_resolve(app)
-    m = FastMetrics(app, "au")
-    m.fast(m.period("2024-06"))  # computes and stores May (as the previous period) and June
-    rfm(app, "au", AS_OF)
-    lifecycle(app, "au", AS_OF)
+    materialise_layers(app, "au", "2024-05", "2024-06")  # May (as the previous period) and June
+    materialise_rfm(app, "au", AS_OF)
+    lifecycle(app, "au", AS_OF, store=True)
     yield app
     app.store.engine.dispose()
 

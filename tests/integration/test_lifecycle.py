@@ -40,7 +40,10 @@ def load(app: App, folder: Path) -> None:
 
 def test_one_customer_per_stage_and_flows(sqlite_app: App, tmp_path: Path) -> None:
     load(sqlite_app, tmp_path / "lc")
-    result = lifecycle(sqlite_app, "lc", date(2024, 6, 30), LifecycleRules(new_days=30, lapsed_days=365))
+    rules = LifecycleRules(new_days=30, lapsed_days=365)
+    assert lifecycle(sqlite_app, "lc", date(2024, 6, 30), rules)["stages"]["won_back"] == 1
+    assert sqlite_app.lake.version("lifecycle") is None  # a read (e.g. the report's) writes nothing
+    result = lifecycle(sqlite_app, "lc", date(2024, 6, 30), rules, store=True)
     assert result["model"] is None
     assert result["stages"] == {"prospect": 1, "new": 1, "active": 1, "at_risk": 1, "lapsed": 1, "won_back": 1}
     # A month earlier (2024-05-30): n1 was a prospect, w1 was lapsed; the others had the same stage.

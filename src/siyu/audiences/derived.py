@@ -1,5 +1,5 @@
 """Conditions on what siyu computed before: relationship layers and their change, RFM, lifecycle,
-predicted CLV (lake tables written by `siyu metrics` / `siyu lifecycle` / `siyu clv predict`) and
+predicted CLV (lake tables written by `siyu metrics materialise` / `siyu lifecycle` / `siyu clv predict`) and
 tags (rule tags in the lake table `tag_values`, manual and imported tags in the store).
 
 Without an explicit period / as-of, a condition reads the latest result at or before the rule's
@@ -43,25 +43,25 @@ def _period(ctx: Context, leaf: Leaf) -> Period:
             return parse_period(label, grain, ctx.brand.timezone)
         except BadPeriodError as exc:
             raise RuleError(join_path(leaf.path, "period"), f"{exc.message}") from exc
-    layers = _table(ctx, LAYERS_TABLE, leaf, "`siyu metrics fast --period …`")
+    layers = _table(ctx, LAYERS_TABLE, leaf, "`siyu metrics materialise --from …`")
     end = ibis.literal(ctx.end_of_as_of(), type="timestamp('UTC')")
     done = layers.filter((layers.grain == grain) & (layers.period_end <= end))
     latest = ctx.app.engine.to_arrow(done.aggregate(p=done.period.max()))["p"][0].as_py()
     if latest is None:
         raise MissingDataError(
-            f"{leaf.path or '$'}: no {grain} layers computed up to {ctx.as_of}: run `siyu metrics fast "
-            "--period …` first (尚未计算关系层级)"
+            f"{leaf.path or '$'}: no {grain} layers computed up to {ctx.as_of}: run `siyu metrics materialise "
+            "--from …` first (尚未计算关系层级)"
         )
     return parse_period(str(latest), grain, ctx.brand.timezone)
 
 
 def layer_ranks(ctx: Context, leaf: Leaf, period: Period) -> ir.Table:
-    layers = _table(ctx, LAYERS_TABLE, leaf, "`siyu metrics fast --period …`")
+    layers = _table(ctx, LAYERS_TABLE, leaf, "`siyu metrics materialise --from …`")
     rows = layers.filter((layers.grain == period.grain) & (layers.period == period.label))
     if ctx.app.engine.to_arrow(rows.select(ID).limit(1)).num_rows == 0:
         raise MissingDataError(
-            f"{leaf.path or '$'}: layers of {period.label} were not computed: run `siyu metrics fast "
-            f"--brand {ctx.brand.code} --period {period.label}` (该周期尚未计算关系层级)"
+            f"{leaf.path or '$'}: layers of {period.label} were not computed: run `siyu metrics materialise "
+            f"--brand {ctx.brand.code} --from {period.label}` (该周期尚未计算关系层级)"
         )
     return rows.select(ID, "rank").distinct()
 
@@ -108,7 +108,7 @@ def _latest_as_of(ctx: Context, table: ir.Table, leaf: Leaf, how: str) -> date:
 
 
 def _rfm_rows(ctx: Context, leaf: Leaf) -> ir.Table:
-    how = "`siyu metrics rfm --as-of …`"
+    how = "`siyu metrics materialise --as-of …`"
     rfm = _table(ctx, RFM_TABLE, leaf, how)
     day = _latest_as_of(ctx, rfm, leaf, how)
     rows = rfm.filter(rfm.as_of == ibis.literal(day))

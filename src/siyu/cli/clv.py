@@ -106,7 +106,7 @@ def lifecycle_command(
     with user_errors():
         day = parse_date(as_of, "--as-of")
         rules = LifecycleRules(new_days=new_days, lapsed_days=lapsed_days, at_risk_p_alive=at_risk_p_alive)
-        result = lifecycle(get_app(), brand, day, rules)
+        result = lifecycle(get_app(), brand, day, rules, store=True)
     if as_json:
         print_json(result)
         return

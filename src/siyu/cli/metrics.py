@@ -55,8 +55,9 @@ def fast_command(
     """FAST+ for one period: Capital by layer and field, Conversion with the layer transitions,
     Connection per field, CLV by layer (FAST+ 私域健康度).
 
-    Layers are computed at the end of the period in the brand's time zone and stored in the lake
-    (table `layers`). The terminal report compares with the previous period.
+    Layers are taken at the end of the period in the brand's time zone: read from the lake (table
+    `layers`) when `siyu metrics materialise` stored them from today's data, else computed in memory.
+    Nothing is written. The terminal report compares with the previous period.
 
     Example: siyu metrics fast --brand demo --period 2024-06 --json
     """
@@ -215,8 +216,9 @@ def rfm_command(
     window_days: Annotated[int, typer.Option("--window-days", help="Window length in days", min=1)] = 365,
     as_json: JsonOpt = False,
 ) -> None:
-    """RFM: quintile scores per customer (stored in the lake, table `rfm`) and the 8 classic groups
-    (重要价值客户 … 一般挽留客户) with counts and value.
+    """RFM: quintile scores per customer and the 8 classic groups (重要价值客户 … 一般挽留客户) with
+    counts and value. Reads what `siyu metrics materialise --as-of` stored (table `rfm`) when it is
+    fresh, else computes in memory; nothing is written.
 
     Example: siyu metrics rfm --brand demo --as-of 2024-06-30 --json
     """
@@ -237,6 +239,59 @@ def rfm_command(
         arrows = ["↑" if g[k] else "↓" for k in ("r_high", "f_high", "m_high")]
         table.add_row(f"{g['name_zh']} {g['name_en']}", *arrows, f"{g['customers']:,}", _money(g["monetary_fen"]),
                       _money(g["average_monetary_fen"]))  # fmt: skip
+    console.print(table)
+
+
+@metrics_app.command("materialise")
+def materialise_command(
+    brand: BrandOpt,
+    first: Annotated[
+        str | None, typer.Option("--from", help="Store the layers of this period, e.g. 2024-01 (关系分层)")
+    ] = None,
+    last: Annotated[str | None, typer.Option("--to", help="… through this period (default: --from)")] = None,
+    grain: GrainOpt = "month",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Store the RFM as of this brand-local day, YYYY-MM-DD (RFM)")
+    ] = None,
+    window_days: Annotated[int, typer.Option("--window-days", help="RFM window length in days", min=1)] = 365,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even when the stored result is fresh")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compute and store relationship layers and/or RFM in the lake (tables `layers`, `rfm`), recording
+    each run and the data it saw (物化: 计算并保存关系分层与RFM).
+
+    Audiences (`layer`, `layer_change`, `rfm` conditions) and the customer 360 read what this stores;
+    `siyu metrics fast|trend|rfm`, reports and the API read it when it is fresh (same data and brand
+    settings) and otherwise compute in memory without writing. A fresh result is skipped unless
+    --force. `siyu worker` runs it on a schedule (--materialise-every).
+
+    Example: siyu metrics materialise --brand demo --from 2024-01 --to 2024-06 --as-of 2024-06-30
+    """
+    from siyu.metrics.fast import BadOptionError
+    from siyu.metrics.materialise import Outcome, materialise_layers, materialise_rfm
+
+    with user_errors():
+        if first is None and as_of is None:
+            raise BadOptionError("give --from (layers) and/or --as-of (RFM) (请指定要物化的周期或日期)")
+        if last is not None and first is None:
+            raise BadOptionError("--to needs --from (缺少起始周期)")
+        app = get_app()
+        runs: list[Outcome] = []
+        if first is not None:
+            runs += materialise_layers(app, brand, first, last or first, grain, force=force)
+        if as_of is not None:
+            runs.append(materialise_rfm(app, brand, parse_date(as_of, "--as-of"), window_days, force=force))
+    if as_json:
+        print_json({"brand": brand, "runs": [r.as_json() for r in runs]})
+        return
+    table = Table(title=f"materialised 物化 — {brand}")
+    for col in ("what 内容", "key 周期/日期", "rows 行数", "lake version 版本", "status 状态"):
+        table.add_column(col, justify="right" if col.startswith(("rows", "lake")) else "left")
+    for r in runs:
+        k = r.run.key
+        what = f"{k.period} ({k.grain})" if k.kind == "layers" else f"{k.as_of} ({k.window_days} days)"
+        status = "stored 已保存" if r.stored else "fresh, skipped 已是最新"
+        table.add_row(k.kind, what, f"{r.run.rows:,}", str(r.run.lake_version), status)
     console.print(table)
 
 

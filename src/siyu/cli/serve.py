@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -49,9 +50,20 @@ def serve_command(
 def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Load everything pending, then exit")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --once: print the result as JSON")] = False,
+    materialise_every: Annotated[
+        int,
+        typer.Option(
+            "--materialise-every",
+            help="Minutes between scheduled `siyu metrics materialise` passes (layers, RFM; 0 = off) 定时物化",
+            min=0,
+        ),
+    ] = 60,
 ) -> None:
     """Run the inbox loader: move messages accepted by the API into the lake (micro-batches by size and
     age) and keep One-ID up to date. Safe to run beside `siyu serve`: one loader works at a time.
+    Unless --once, it also stores every brand's layers of the last two full months and RFM as of
+    yesterday every --materialise-every minutes (first after one interval), skipping what is
+    already fresh (定时物化).
 
     Example: siyu worker            (until Ctrl-C / SIGTERM)
              siyu worker --once --json
@@ -87,5 +99,11 @@ def worker_command(
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        if materialise_every:
+            from siyu.bootstrap import with_own_engine
+            from siyu.metrics.materialise import run_schedule
+
+            every = timedelta(minutes=materialise_every)
+            threading.Thread(target=run_schedule, args=(with_own_engine(app), stop, every), daemon=True).start()
         console.print("loader running 入湖进程运行中 (Ctrl-C to stop)")
         loader.run(stop)

@@ -251,9 +251,12 @@ def stages(app: App, facts: Facts, as_of: date, rules: LifecycleRules, fit_row: 
     return everyone.select("customer_id", stage=everyone.stage.fill_null("prospect"))
 
 
-def lifecycle(app: App, brand: str, as_of: date, rules: LifecycleRules | None = None) -> dict[str, Any]:
-    """Counts per stage at `as_of`, flows since the same day a month earlier, stored in the lake
-    table `lifecycle` (brand, as_of, customer_id, stage)."""
+def lifecycle(
+    app: App, brand: str, as_of: date, rules: LifecycleRules | None = None, *, store: bool = False
+) -> dict[str, Any]:
+    """Counts per stage at `as_of` and flows since the same day a month earlier. With `store` (only
+    `siyu lifecycle`; reads such as the report never write) the stages are stored in the lake table
+    `lifecycle` (brand, as_of, customer_id, stage)."""
     rules = rules or LifecycleRules()
     settings = brand_settings(app, brand)
     facts = Facts(app, settings)
@@ -270,22 +273,23 @@ def lifecycle(app: App, brand: str, as_of: date, rules: LifecycleRules | None = 
     moved = now.join(before.select("customer_id", was=before.stage), "customer_id")
     moved = moved.filter(moved.was != moved.stage)
     flows = app.engine.to_arrow(moved.group_by(["was", "stage"]).agg(n=moved.count()).order_by(["was", "stage"]))
-    data = app.engine.to_arrow(now)
-    n = data.num_rows
-    app.lake.replace(
-        LIFECYCLE_TABLE,
-        pa.table(
-            {
-                "brand": pa.array([settings.code] * n, pa.string()),
-                "as_of": pa.array([as_of] * n, pa.date32()),
-                "customer_id": data["customer_id"],
-                "stage": data["stage"],
-                "computed_at": pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")),
-            }
-        ),
-        f"brand = {sql_text(settings.code)} AND as_of = '{as_of.isoformat()}'",
-        partition_by=["brand", "as_of"],
-    )
+    if store:
+        data = app.engine.to_arrow(now)
+        n = data.num_rows
+        app.lake.replace(
+            LIFECYCLE_TABLE,
+            pa.table(
+                {
+                    "brand": pa.array([settings.code] * n, pa.string()),
+                    "as_of": pa.array([as_of] * n, pa.date32()),
+                    "customer_id": data["customer_id"],
+                    "stage": data["stage"],
+                    "computed_at": pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")),
+                }
+            ),
+            f"brand = {sql_text(settings.code)} AND as_of = '{as_of.isoformat()}'",
+            partition_by=["brand", "as_of"],
+        )
     return {
         "brand": settings.code,
         "as_of": as_of.isoformat(),

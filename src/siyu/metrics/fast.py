@@ -1,7 +1,9 @@
 """FAST+ for one brand and period: Capital, Conversion, Connection, CLV (DESIGN §4).
 
-`FastMetrics` computes every period's layers once (cached, and stored in the lake), so a trend of
-N periods computes N + 1 layer snapshots, and each metric is a small aggregate over them.
+`FastMetrics` gets every period's layers once, so a trend of N periods needs N + 1 layer snapshots,
+and each metric is a small aggregate over them. A snapshot is read from the lake table `layers` when
+`siyu metrics materialise` stored it from the inputs of now (fresh), else computed in memory: this
+class never writes (reads never write; the materialise job stores).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from siyu.bootstrap import App
 from siyu.brands.settings import brand_settings
 from siyu.core.errors import SiyuError
 from siyu.metrics.facts import Facts, utc
+from siyu.metrics.freshness import Key, fresh_run, inputs
 from siyu.metrics.labels import LAYERS, PRIVATE_LAYERS
-from siyu.metrics.layers import active_at, layer_ranks, store_layers
+from siyu.metrics.layers import LAYERS_TABLE, active_at, layer_ranks
 from siyu.metrics.periods import GRAINS, Grain, Period, parse_period, period_range
 from siyu.store.models import Field
 
@@ -42,9 +45,7 @@ def ratio(part: int, whole: int) -> float | None:
 class FastMetrics:
     """FAST+ calculator for one brand (see module docstring)."""
 
-    def __init__(
-        self, app: App, brand: str, grain: str = "month", window_days: int = DEFAULT_WINDOW_DAYS, store: bool = True
-    ) -> None:
+    def __init__(self, app: App, brand: str, grain: str = "month", window_days: int = DEFAULT_WINDOW_DAYS) -> None:
         if grain not in GRAINS:
             raise BadOptionError(f"unknown grain {grain!r}: use one of {', '.join(GRAINS)} (周期粒度)")
         if window_days < 0:
@@ -53,10 +54,11 @@ class FastMetrics:
         self.settings = brand_settings(app, brand)
         self.grain: Grain = grain
         self.window_days = window_days
-        self.store = store
+        self._inputs: str | None = None
         self._facts: Facts | None = None
         self._span: tuple[Period, Period] | None = None
         self._ranks: dict[str, ir.Table] = {}
+        self._materialised_at: dict[str, str] = {}
         self._fast: dict[str, dict[str, Any]] = {}
         self._n = 0
 
@@ -92,15 +94,28 @@ class FastMetrics:
     # -- layers -------------------------------------------------------------------------------
 
     def ranks(self, period: Period) -> ir.Table:
-        """customer_id, rank at the end of `period` (computed once; stored in the lake)."""
+        """customer_id, rank at the end of `period` (stored if fresh, else computed; once)."""
         if period.label not in self._ranks:
             self._n += 1
             name = f"facts_{self.facts.tag}_ranks_{self._n}"
-            table = self.app.engine.materialise(layer_ranks(self.facts, period), name)
-            if self.store:
-                store_layers(self.facts, period, table)
-            self._ranks[period.label] = table
+            stored = self._stored_ranks(period)
+            expr = stored if stored is not None else layer_ranks(self.facts, period)
+            self._ranks[period.label] = self.app.engine.materialise(expr, name)
         return self._ranks[period.label]
+
+    def _stored_ranks(self, period: Period) -> ir.Table | None:
+        if self._inputs is None:
+            self._inputs = inputs(self.app, self.settings)
+        key = Key("layers", self.settings.code, grain=period.grain, period=period.label)
+        run = fresh_run(self.app, key, self._inputs)
+        table = self.app.engine.table(LAYERS_TABLE) if run is not None else None
+        if run is None or table is None:
+            return None
+        self._materialised_at[period.label] = run.materialised_at.isoformat()
+        mine = table.filter(
+            (table.brand == self.settings.code) & (table.grain == period.grain) & (table.period == period.label)
+        )
+        return mine.select("customer_id", "rank")
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -134,6 +149,8 @@ class FastMetrics:
             "connection_overall": self._connection_overall(period, cur),
             "clv": self._clv(period, cur),
             "field_names": self.field_names(),
+            # When the layers were read from `siyu metrics materialise`'s store (None: computed now).
+            "layers_materialised_at": self._materialised_at.get(period.label),
         }
 
     def trend(self, first: Period, last: Period) -> dict[str, Any]:

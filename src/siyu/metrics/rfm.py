@@ -20,11 +20,12 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from siyu.bootstrap import App
-from siyu.brands.settings import brand_settings
+from siyu.brands.settings import BrandSettings, brand_settings
 from siyu.core.clock import utc_now
 from siyu.lake.tables import sql_text
 from siyu.metrics.facts import Facts
 from siyu.metrics.fast import average
+from siyu.metrics.freshness import Key, fresh_run, inputs
 from siyu.metrics.labels import RFM_GROUPS
 
 RFM_TABLE = "rfm"
@@ -35,8 +36,9 @@ def _score(value: ir.NumericColumn, n: int) -> ir.IntegerValue:
     return (1 + (rank * 5) // n).cast("int8")
 
 
-def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool = True) -> dict[str, Any]:
-    settings = brand_settings(app, brand)
+def scores(app: App, settings: BrandSettings, as_of: date, window_days: int) -> tuple[ir.Table, int]:
+    """customer_id, recency_days, frequency, monetary_fen, r, f, m, group of every buyer in the
+    window (a temporary table, computed in memory), and how many there are."""
     zone = ZoneInfo(settings.timezone)
     end = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
     start = end - timedelta(days=window_days)
@@ -53,7 +55,55 @@ def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool =
         monetary_fen=per.monetary_fen.cast("int64"),
     )
     per = app.engine.materialise(per, f"facts_{facts.tag}_rfm")
-    n = int(app.engine.to_arrow(per.count().name("n").as_table())["n"][0].as_py())
+    n = _count(app, per)
+    if n == 0:
+        return per.mutate(r=ibis.literal(0, "int8"), f=ibis.literal(0, "int8"), m=ibis.literal(0, "int8"),
+                          group=ibis.literal("", "string")), 0  # fmt: skip
+    scored = per.mutate(r=_score(-per.recency_days, n), f=_score(per.frequency, n), m=_score(per.monetary_fen, n))
+    scored = app.engine.materialise(scored, f"facts_{facts.tag}_rfm_scored")
+    avg = _averages(app, scored)
+    cases = [
+        ((scored.r > avg["r"]) == r_high) & ((scored.f > avg["f"]) == f_high) & ((scored.m > avg["m"]) == m_high)
+        for r_high, f_high, m_high in RFM_GROUPS
+    ]
+    group = ibis.cases(*[(c, names[0]) for c, names in zip(cases, RFM_GROUPS.values(), strict=True)])
+    return app.engine.materialise(scored.mutate(group=group), f"facts_{facts.tag}_rfm_grouped"), n
+
+
+def _count(app: App, table: ir.Table) -> int:
+    return int(app.engine.to_arrow(table.count().name("n").as_table())["n"][0].as_py())
+
+
+def _averages(app: App, scored: ir.Table) -> dict[str, Any]:
+    row: dict[str, Any] = app.engine.to_arrow(
+        scored.aggregate(r=scored.r.mean(), f=scored.f.mean(), m=scored.m.mean())
+    ).to_pylist()[0]
+    return row
+
+
+def rfm(app: App, brand: str, as_of: date, window_days: int = 365) -> dict[str, Any]:
+    """The RFM JSON (keys are a contract: docs/metrics.md). Reads the lake table `rfm` when
+    `siyu metrics materialise` stored it from the inputs of now, else computes in memory; never writes."""
+    settings = brand_settings(app, brand)
+    run = fresh_run(app, Key("rfm", settings.code, as_of=as_of, window_days=window_days), inputs(app, settings))
+    table = app.engine.table(RFM_TABLE) if run is not None else None
+    if run is not None and table is not None:
+        mine = table.filter(
+            (table.brand == settings.code) & (table.as_of == ibis.literal(as_of)) & (table.window_days == window_days)
+        )
+        scored, n = mine, _count(app, mine)
+    else:
+        scored, n = scores(app, settings, as_of, window_days)
+    return summary(app, settings, as_of, window_days, scored, n) | {
+        # When the scores were read from `siyu metrics materialise`'s store (None: computed now).
+        "materialised_at": run.materialised_at.isoformat() if run is not None and table is not None else None
+    }
+
+
+def summary(
+    app: App, settings: BrandSettings, as_of: date, window_days: int, scored: ir.Table, n: int
+) -> dict[str, Any]:
+    """Averages, the 8 groups and the R × F grid of `scored` (see `scores`)."""
     out: dict[str, Any] = {
         "brand": settings.code,
         "as_of": as_of.isoformat(),
@@ -62,19 +112,8 @@ def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool =
         "customers": n,
     }
     if n == 0:
-        out |= {"averages": {"r": None, "f": None, "m": None}, "groups": _groups({}), "grid": []}
-        return out
-    scored = per.mutate(r=_score(-per.recency_days, n), f=_score(per.frequency, n), m=_score(per.monetary_fen, n))
-    scored = app.engine.materialise(scored, f"facts_{facts.tag}_rfm_scored")
-    avg = app.engine.to_arrow(scored.aggregate(r=scored.r.mean(), f=scored.f.mean(), m=scored.m.mean())).to_pylist()[0]
-    cases = [
-        ((scored.r > avg["r"]) == r_high) & ((scored.f > avg["f"]) == f_high) & ((scored.m > avg["m"]) == m_high)
-        for r_high, f_high, m_high in RFM_GROUPS
-    ]
-    group = ibis.cases(*[(c, names[0]) for c, names in zip(cases, RFM_GROUPS.values(), strict=True)])
-    scored = scored.mutate(group=group)
-    if store:
-        _store(app, settings.code, as_of, window_days, scored)
+        return out | {"averages": {"r": None, "f": None, "m": None}, "groups": _groups({}), "grid": []}
+    avg = _averages(app, scored)
     by_group = {
         row["group"]: row
         for row in app.engine.to_arrow(
@@ -84,7 +123,7 @@ def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool =
     grid = app.engine.to_arrow(
         scored.group_by(["r", "f"]).agg(n=scored.count(), total=scored.monetary_fen.sum()).order_by(["r", "f"])
     ).to_pylist()
-    out |= {
+    return out | {
         "averages": {k: round(float(v), 4) for k, v in avg.items()},
         "groups": _groups(by_group),
         "grid": [
@@ -97,7 +136,6 @@ def rfm(app: App, brand: str, as_of: date, window_days: int = 365, store: bool =
             for g in grid
         ],
     }
-    return out
 
 
 def _groups(by_group: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,12 +158,14 @@ def _groups(by_group: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return groups
 
 
-def _store(app: App, brand: str, as_of: date, window_days: int, scored: ir.Table) -> None:
+def store_rfm(app: App, settings: BrandSettings, as_of: date, window_days: int, scored: ir.Table) -> tuple[int, int]:
+    """Replace the stored RFM of (brand, as_of, window_days) with `scored`; returns the lake
+    version written and the rows. Only the materialise job calls this (reads never write)."""
     data = app.engine.to_arrow(scored)
     n = data.num_rows
     table = pa.table(
         {
-            "brand": pa.array([brand] * n, pa.string()),
+            "brand": pa.array([settings.code] * n, pa.string()),
             "as_of": pa.array([as_of] * n, pa.date32()),
             "window_days": pa.array([window_days] * n, pa.int32()),
             **{
@@ -134,8 +174,9 @@ def _store(app: App, brand: str, as_of: date, window_days: int, scored: ir.Table
             "computed_at": pa.array([utc_now()] * n, pa.timestamp("us", tz="UTC")),
         }
     )
-    app.lake.replace(
+    version = app.lake.replace(
         RFM_TABLE,
         table,
-        f"brand = {sql_text(brand)} AND as_of = '{as_of.isoformat()}' AND window_days = {window_days}",
+        f"brand = {sql_text(settings.code)} AND as_of = '{as_of.isoformat()}' AND window_days = {window_days}",
     )
+    return version, n

@@ -6,9 +6,21 @@ domain never imports sqlalchemy.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -89,6 +101,28 @@ class IdentityRun(Base):
     merged: Mapped[int] = mapped_column(BigInteger)
     junk: Mapped[int] = mapped_column(Integer)
     lake_version: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class MaterialisationRun(Base):
+    """One stored computation of derived results (物化记录): the layers of one period or the RFM of
+    one day, the lake table version it wrote and the inputs it saw. A read uses the stored result
+    only when the latest run of the same key saw the inputs of now (`siyu.metrics.freshness`)."""
+
+    __tablename__ = "materialisations"
+    __table_args__ = (Index("ix_materialisations_key", "brand", "kind", "grain", "period", "as_of", "window_days"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # layers | rfm
+    brand: Mapped[str] = mapped_column(String(64))
+    grain: Mapped[str | None] = mapped_column(String(8))  # layers: month | week | quarter | year
+    period: Mapped[str | None] = mapped_column(String(16))  # layers: 2024-06, 2024-W23, …
+    as_of: Mapped[date | None] = mapped_column(Date)  # rfm: last day of the window
+    window_days: Mapped[int | None] = mapped_column(Integer)  # rfm
+    inputs: Mapped[str] = mapped_column(Text)  # JSON: input lake table versions and brand settings
+    lake_table: Mapped[str] = mapped_column(String(64))
+    lake_version: Mapped[int] = mapped_column(BigInteger)  # the version this run's write created
+    rows: Mapped[int] = mapped_column(BigInteger)
+    trigger: Mapped[str] = mapped_column(String(16))  # command | schedule
+    materialised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):
