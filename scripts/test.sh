@@ -16,4 +16,6 @@ fi
 # A real browser draws the HTML report in the tests.
 bash scripts/chromium.sh >/dev/null
 
-exec .venv/bin/python -m pytest "$@"
+# Test files run in parallel (pytest-xdist), whole files per worker so module-scoped fixtures are
+# built once. Three workers on two cores: many tests wait on PostgreSQL, fsync or a subprocess.
+exec .venv/bin/python -m pytest -n "${SIYU_TEST_WORKERS:-3}" --dist loadfile "$@"
