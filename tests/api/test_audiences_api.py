@@ -13,7 +13,7 @@ import pytest
 
 from api.conftest import KeyMaker, bearer, running
 from fixtures.audience_brand import write_brand
-from siyu.audiences.tags import define_tag
+from fixtures.audience_ops import define_tag
 from siyu.bootstrap import App
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path

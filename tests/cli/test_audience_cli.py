@@ -103,11 +103,11 @@ def test_tags_commands(au_home: Path) -> None:
         "--reason",
         "asked in WeCom",
     )
-    assert set_out["set_by"] == "guide007"
+    assert set_out["set_by"] == "user:guide007"
     view = run_json("customer", "show", "13900000001")
     assert {t["tag"]: t["value"] for t in view["tags"]} == {"price_band": "mid", "interest": "serum"}
     history = run_json("tags", "history", "--brand", "au", "interest")
-    assert history[0]["actor"] == "guide007" and history[0]["reason"] == "asked in WeCom"
+    assert history[0]["actor"] == "user:guide007" and history[0]["reason"] == "asked in WeCom"
     listing = runner.invoke(app, ["tags", "list", "--brand", "au"])
     assert listing.exit_code == 0 and "规则标签" in listing.stdout and "price_band" in listing.stdout
     count = run_json("audience", "count", "--brand", "au", "--rule", "tag.price_band in [mid, high]", *AS_OF)

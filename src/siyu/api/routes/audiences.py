@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from siyu.api.deps import ComputeDep, ReadKey, require
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
-from siyu.audiences import service, snapshots, tags
+from siyu.audiences import service, snapshots, tag_manual, tags
+from siyu.core.actor import Actor
 from siyu.core.dates import parse_date
 
 router = APIRouter(tags=["audiences 人群与标签"], route_class=GzipRoute)
@@ -50,16 +51,18 @@ def _as_of(text: str | None) -> date | None:
     return parse_date(text, "as_of") if text else None
 
 
-def _actor(key: KeyInfo) -> str:
-    return f"api-key:{key.id}"
+def _actor(key: KeyInfo) -> Actor:
+    return Actor.api_key(key.id)
 
 
 @router.post("/api/v1/audiences", summary="Create an audience 创建人群")
 def create(body: AudienceCreate, key: AdminKey, app: ComputeDep) -> dict[str, Any]:
-    return service.create_audience(
-        app, key.brand, body.code, body.rule, name=body.name, description=body.description,
-        refresh_minutes=body.refresh_minutes, actor=_actor(key), replace=body.replace,
-    )  # fmt: skip
+    rule = service.check_rule(app, key.brand, body.rule)
+    with app.store.begin(_actor(key)) as uow:
+        return service.do_create_audience(
+            uow, body.code, rule, name=body.name, description=body.description,
+            refresh_minutes=body.refresh_minutes, replace=body.replace,
+        )  # fmt: skip
 
 
 @router.get("/api/v1/audiences", summary="List audiences 人群列表")
@@ -113,10 +116,11 @@ def export(
     """Unmasked phone / e-mail / name only with `unmasked=true` and a key holding the `pii` scope (audited)."""
     folder = Path(tempfile.mkdtemp(prefix="siyu-export-"))
     path = folder / f"{code}.{file_format}"
-    service.export_audience(
+    with service.export_audience(
         app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
-        allow_unmasked=key.allows("pii"), as_of=_as_of(as_of), actor=_actor(key),
-    )  # fmt: skip
+        allow_unmasked=key.allows("pii"), as_of=_as_of(as_of),
+    ) as exported, app.store.begin(_actor(key)) as uow:  # fmt: skip
+        service.do_record_export(uow, exported)
     cleanup.add_task(shutil.rmtree, folder, True)  # after the response is sent
     media = "text/csv" if file_format == "csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name)
@@ -136,7 +140,9 @@ def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[
 def set_tag(
     customer_id: str, tag: str, key: AdminKey, app: ComputeDep, body: Annotated[TagSet, Body()]
 ) -> dict[str, Any]:
-    return tags.set_tag(app, key.brand, tag, customer_id, body.value, actor=_actor(key), reason=body.reason)
+    customer = tag_manual.known_customer(app.engine, key.brand, customer_id)
+    with app.store.begin(_actor(key)) as uow:
+        return tag_manual.do_set_tag(uow, customer, tag, body.value, reason=body.reason)
 
 
 @router.delete("/api/v1/customers/{customer_id}/tags/{tag}", summary="Remove a manual tag 去标签")
@@ -147,4 +153,5 @@ def remove_tag(
     app: ComputeDep,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
-    return tags.remove_tag(app, key.brand, tag, customer_id, actor=_actor(key), reason=reason)
+    with app.store.begin(_actor(key)) as uow:
+        return tag_manual.do_remove_tag(uow, key.brand, tag, customer_id, reason=reason)
