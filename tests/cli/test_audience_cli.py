@@ -4,6 +4,7 @@ bilingual tables for people, and one clear error line with the offending rule no
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -116,3 +117,18 @@ def test_tags_commands(au_home: Path) -> None:
     assert "lights 亮灯" in shown.stdout and "interest = serum" in shown.stdout
     dry = runner.invoke(app, ["tags", "delete", "interest", "--brand", "au"])
     assert dry.exit_code == 0 and "--yes" in dry.stdout
+
+
+def test_audience_changes_in_the_audit_list(au_home: Path) -> None:
+    run_json("audience", "create", "phones", "--brand", "au", "--rule", "has phone", "--by", "op1")
+    dry = runner.invoke(app, ["audience", "delete", "phones", "--brand", "au"])
+    assert dry.exit_code == 0 and "--yes" in dry.stdout  # a dry run changes nothing and audits nothing
+    assert runner.invoke(app, ["audience", "delete", "phones", "--brand", "au", "--yes"]).exit_code == 0
+    rows = run_json("audit", "list", "--subject", "audience")
+    assert isinstance(rows, list)
+    definition = {"display_name": None, "description": None, "rule": {"identifier": "phone"}, "refresh_minutes": None}
+    assert [(r["actor"], r["action"], r["subject_id"], r["brand"], r["before"], r["after"]) for r in rows] == [
+        (f"user:{getpass.getuser()}", "audience.delete", "au/phones", "au", definition, None),
+        ("user:op1", "audience.create", "au/phones", "au", None, definition),
+    ]
+    assert run_json("audit", "list", "--subject", "audience:au/phones", "--action", "audience.create") == rows[1:]
