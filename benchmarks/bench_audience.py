@@ -93,11 +93,17 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, object]:
         out["computed"] = not done
         out["seconds"] = round(time.perf_counter() - started, 2)
     elif name == "tags":
-        from siyu.audiences.tag_rules import compute_tag
-        from siyu.audiences.tags import define_tag
+        from siyu.audiences.tag_rules import compute_tag, do_compute_tag
+        from siyu.audiences.tags import do_define_tag
+        from siyu.core.actor import Actor
 
-        define_tag(app, BRAND, "price_band", kind="rule", rule=PRICE_BAND, name_zh="价格带", name_en="Price band")
-        result = compute_tag(app, BRAND, "price_band", date.fromisoformat(AS_OF))
+        with app.store.begin(Actor.system("bench")) as uow:
+            do_define_tag(
+                uow, BRAND, "price_band", kind="rule", rule=PRICE_BAND, name_zh="价格带", name_en="Price band"
+            )
+        run = compute_tag(app, BRAND, "price_band", date.fromisoformat(AS_OF))
+        with app.store.begin(Actor.system("bench")) as uow:
+            result = do_compute_tag(uow, run)
         out |= {"seconds": result["seconds"], "customers": result["customers"], "values": result["values"]}
     elif name == "audience":
         out = _audience(app, args)
@@ -109,7 +115,8 @@ def _audience(app: object, args: argparse.Namespace) -> dict[str, object]:
 
     import duckdb
 
-    from siyu.audiences.service import count_audience, export_audience
+    from siyu.audiences.service import count_audience, do_record_export, export_audience
+    from siyu.core.actor import Actor
 
     as_of = date.fromisoformat(AS_OF)
     con = duckdb.connect()
@@ -142,7 +149,11 @@ def _audience(app: object, args: argparse.Namespace) -> dict[str, object]:
     exports = []
     for _ in range(max(1, args.repeat // 2)):
         started = time.perf_counter()
-        exported = export_audience(app, BRAND, out_path, rule=RULE, as_of=as_of, actor="bench")  # type: ignore[arg-type]
+        with (
+            export_audience(app, BRAND, out_path, rule=RULE, as_of=as_of) as written,  # type: ignore[arg-type]
+            app.store.begin(Actor.system("bench")) as uow,  # type: ignore[attr-defined]
+        ):
+            exported = do_record_export(uow, written)
         exports.append(time.perf_counter() - started)
     started = time.perf_counter()
     con.execute(

@@ -14,9 +14,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from fixtures.audience_brand import write_brand
+from fixtures.audience_ops import define_tag
 from siyu.api.app import create_app
 from siyu.api.keys import do_create_key, parse_scopes
-from siyu.audiences.tags import define_tag
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
 from siyu.core.actor import Actor

@@ -13,7 +13,8 @@ import pytest
 
 from api.conftest import KeyMaker, bearer, running
 from fixtures.audience_brand import write_brand
-from siyu.audiences.tags import define_tag
+from fixtures.audience_ops import define_tag
+from siyu.audit.trail import AuditFilter, entries
 from siyu.bootstrap import App
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
@@ -79,3 +80,20 @@ def test_audiences_and_tags(app: App, au_url: str, make_key: KeyMaker) -> None:
         ] and mine[0]["set_by"].startswith("api-key:")
         view = c.get(f"/api/v1/customers/{cid}", headers=bearer(read)).json()
         assert {"tags", "lights"} <= set(view) and view["lights"]["sms"]["on"] is True
+
+    # audited as the key: two creations, two exports (the refused unmasked one is not an export), one tag
+    with app.store.unit_of_work() as session:
+        audiences = entries(session, AuditFilter(subject="audience"))
+        tags = entries(session, AuditFilter(subject="customer_tag"))
+    assert [(r["action"], r["subject_id"]) for r in reversed(audiences)] == [
+        ("audience.create", "au/phones"),
+        ("audience.create", "au/quiet"),
+        ("audience.export", "au/phones"),
+        ("audience.export", "au/phones"),
+    ]
+    assert [r["after"]["unmasked"] for r in reversed(audiences[:2])] == [False, True]
+    key_id = mine[0]["set_by"].removeprefix("api-key:")
+    assert [(r["actor"], r["action"], r["subject_id"], r["after"]) for r in tags] == [
+        (f"api_key:{key_id}", "tag.set", f"au/{cid}/interest", {"value": "serum", "reason": "asked in WeCom"})
+    ]
+    assert all(r["actor"].startswith("api_key:") for r in audiences)

@@ -4,6 +4,7 @@ bilingual tables for people, and one clear error line with the offending rule no
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -103,11 +104,11 @@ def test_tags_commands(au_home: Path) -> None:
         "--reason",
         "asked in WeCom",
     )
-    assert set_out["set_by"] == "guide007"
+    assert set_out["set_by"] == "user:guide007"
     view = run_json("customer", "show", "13900000001")
     assert {t["tag"]: t["value"] for t in view["tags"]} == {"price_band": "mid", "interest": "serum"}
     history = run_json("tags", "history", "--brand", "au", "interest")
-    assert history[0]["actor"] == "guide007" and history[0]["reason"] == "asked in WeCom"
+    assert history[0]["actor"] == "user:guide007" and history[0]["reason"] == "asked in WeCom"
     listing = runner.invoke(app, ["tags", "list", "--brand", "au"])
     assert listing.exit_code == 0 and "规则标签" in listing.stdout and "price_band" in listing.stdout
     count = run_json("audience", "count", "--brand", "au", "--rule", "tag.price_band in [mid, high]", *AS_OF)
@@ -116,3 +117,18 @@ def test_tags_commands(au_home: Path) -> None:
     assert "lights 亮灯" in shown.stdout and "interest = serum" in shown.stdout
     dry = runner.invoke(app, ["tags", "delete", "interest", "--brand", "au"])
     assert dry.exit_code == 0 and "--yes" in dry.stdout
+
+
+def test_audience_changes_in_the_audit_list(au_home: Path) -> None:
+    run_json("audience", "create", "phones", "--brand", "au", "--rule", "has phone", "--by", "op1")
+    dry = runner.invoke(app, ["audience", "delete", "phones", "--brand", "au"])
+    assert dry.exit_code == 0 and "--yes" in dry.stdout  # a dry run changes nothing and audits nothing
+    assert runner.invoke(app, ["audience", "delete", "phones", "--brand", "au", "--yes"]).exit_code == 0
+    rows = run_json("audit", "list", "--subject", "audience")
+    assert isinstance(rows, list)
+    definition = {"display_name": None, "description": None, "rule": {"identifier": "phone"}, "refresh_minutes": None}
+    assert [(r["actor"], r["action"], r["subject_id"], r["brand"], r["before"], r["after"]) for r in rows] == [
+        (f"user:{getpass.getuser()}", "audience.delete", "au/phones", "au", definition, None),
+        ("user:op1", "audience.create", "au/phones", "au", None, definition),
+    ]
+    assert run_json("audit", "list", "--subject", "audience:au/phones", "--action", "audience.create") == rows[1:]

@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from fixtures.audience_brand import AS_OF, write_brand
+from fixtures.audience_ops import export_audience
 from siyu.audiences.compile import compile_rule
 from siyu.audiences.context import Context
 from siyu.audiences.errors import MissingDataError, PiiNotAllowedError, RuleError
-from siyu.audiences.service import count_audience, export_audience, parse_input, preview_audience, reach_counts
+from siyu.audiences.service import count_audience, parse_input, preview_audience, reach_counts
 from siyu.bootstrap import App, bootstrap
 from siyu.clv.service import lifecycle
 from siyu.config import Settings

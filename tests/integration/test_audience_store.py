@@ -11,18 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from fixtures.audience_brand import AS_OF, write_brand
+from fixtures.audience_ops import create_audience, delete_audience, export_audience, snapshot_audience
 from siyu.audiences.errors import AudienceError, RuleError
 from siyu.audiences.models import AudienceExport
-from siyu.audiences.service import (
-    count_audience,
-    create_audience,
-    delete_audience,
-    export_audience,
-    get_audience,
-    list_audiences,
-)
-from siyu.audiences.snapshots import diff_audiences, list_snapshots, members, refresh_due, snapshot_audience
+from siyu.audiences.service import count_audience, get_audience, list_audiences
+from siyu.audiences.snapshots import diff_audiences, list_snapshots, members, refresh_due
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
 from siyu.identity.service import run_resolve
@@ -37,8 +32,8 @@ def au(app: App, tmp_path: Path) -> App:
 
 
 def test_create_count_snapshot_diff_refresh(au: App, tmp_path: Path) -> None:
-    phones = create_audience(au, "au", "phones", "has phone", name="有手机号 With phone", actor="op1")
-    assert phones["rule"] == {"identifier": "phone"} and phones["created_by"] == "op1"
+    phones = create_audience(au, "au", "phones", "has phone", name="有手机号 With phone", actor=Actor.user("op1"))
+    assert phones["rule"] == {"identifier": "phone"} and phones["created_by"] == "user:op1"
     create_audience(au, "au", "quiet", '{"not": {"bought": true, "last_days": 60}}', refresh_minutes=60)
     assert [a["code"] for a in list_audiences(au, "au")] == ["phones", "quiet"]
     with pytest.raises(AudienceError):
@@ -53,7 +48,7 @@ def test_create_count_snapshot_diff_refresh(au: App, tmp_path: Path) -> None:
     quiet = count_audience(au, "au", "quiet", as_of=AS_OF)
     assert quiet == quiet | {"customers": 5, "as_of": "2024-06-30", "audience": "quiet"}  # C D E F G
 
-    snap = snapshot_audience(au, "au", "quiet", actor="op1", as_of=AS_OF)
+    snap = snapshot_audience(au, "au", "quiet", actor=Actor.user("op1"), as_of=AS_OF)
     assert snap["customers"] == 5 and snap["trigger"] == "manual"
     assert au.engine.to_arrow(members(au, "au", "quiet")).num_rows == 5
     diff = diff_audiences(au, "au", "phones", f"quiet@{snap['snapshot_id']}", as_of=AS_OF)
@@ -69,10 +64,10 @@ def test_create_count_snapshot_diff_refresh(au: App, tmp_path: Path) -> None:
     assert [s["trigger"] for s in list_snapshots(au, "au", "quiet")] == ["schedule", "manual"]
     assert get_audience(au, "au", "quiet")["last_count"] is not None
 
-    export_audience(au, "au", tmp_path / "p.csv", "phones", actor="op1", as_of=AS_OF)
+    export_audience(au, "au", tmp_path / "p.csv", "phones", actor=Actor.user("op1"), as_of=AS_OF)
     with au.store.unit_of_work() as session:
         logged = session.scalars(select(AudienceExport)).all()
-        assert [(e.audience_code, e.actor, e.rows, e.unmasked) for e in logged] == [("phones", "op1", 5, False)]
+        assert [(e.audience_code, e.actor, e.rows, e.unmasked) for e in logged] == [("phones", "user:op1", 5, False)]
 
     delete_audience(au, "au", "phones")
     with pytest.raises(NotFoundError):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from fixtures.audience_brand import AS_OF, write_brand
+from fixtures.audience_ops import compute_tag, define_group, define_tag, delete_tag, import_tags, remove_tag, set_tag
 from siyu.audiences.errors import RuleError, TagError
 from siyu.audiences.service import count_audience
-from siyu.audiences.tag_import import import_tags
-from siyu.audiences.tag_rules import compute_tag
-from siyu.audiences.tags import define_group, define_tag, delete_tag, history, list_tags, remove_tag, set_tag
+from siyu.audiences.tags import history, list_tags
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 from siyu.core.errors import NotFoundError
 from siyu.customers.view import customer_view
 from siyu.identity.service import MAP_TABLE, run_resolve
@@ -126,32 +126,33 @@ def test_manual_tags_who_when_why_and_history(au: App) -> None:
     ids = ids_by_letter(au)
     define_tag(au, "au", "interest", kind="manual", values=["serum", "mask"], name_zh="兴趣", name_en="Interest")
     define_tag(au, "au", "vip_note", kind="manual", value_type="flag")
-    first = set_tag(au, "au", "interest", ids["F"], "serum", actor="guide007", reason="asked about serums in WeCom")
-    assert first["previous"] is None and first["set_by"] == "guide007"
-    second = set_tag(au, "au", "interest", ids["F"], "mask", actor="guide008", reason="changed mind")
+    guide = Actor.user("guide007")
+    first = set_tag(au, "au", "interest", ids["F"], "serum", actor=guide, reason="asked about serums in WeCom")
+    assert first["previous"] is None and first["set_by"] == "user:guide007"
+    second = set_tag(au, "au", "interest", ids["F"], "mask", actor=Actor.user("guide008"), reason="changed mind")
     assert second["previous"] == "serum"
-    set_tag(au, "au", "interest", ids["B"], "serum", actor="op1")
-    set_tag(au, "au", "vip_note", ids["B"], actor="op1", reason="big spender")
+    set_tag(au, "au", "interest", ids["B"], "serum", actor=Actor.user("op1"))
+    set_tag(au, "au", "vip_note", ids["B"], actor=Actor.user("op1"), reason="big spender")
     with pytest.raises(TagError):
-        set_tag(au, "au", "interest", ids["A"], "lipstick", actor="op1")
+        set_tag(au, "au", "interest", ids["A"], "lipstick", actor=Actor.user("op1"))
     with pytest.raises(NotFoundError):
-        set_tag(au, "au", "interest", "c-nobody", "serum", actor="op1")
+        set_tag(au, "au", "interest", "c-nobody", "serum", actor=Actor.user("op1"))
     assert count_audience(au, "au", rule="tag.interest = serum", as_of=AS_OF)["customers"] == 1
     assert count_audience(au, "au", rule="tag.vip_note and reachable sms", as_of=AS_OF)["customers"] == 1
-    removed = remove_tag(au, "au", "interest", ids["F"], actor="guide007", reason="wrong customer")
+    removed = remove_tag(au, "au", "interest", ids["F"], actor=Actor.user("guide007"), reason="wrong customer")
     assert removed["removed"] == "mask"
     rows = history(au, "au", "interest", ids["F"])
     assert [(h["action"], h["old_value"], h["new_value"], h["actor"]) for h in rows] == [
-        ("remove", "mask", None, "guide007"),
-        ("set", "serum", "mask", "guide008"),
-        ("set", None, "serum", "guide007"),
+        ("remove", "mask", None, "user:guide007"),
+        ("set", "serum", "mask", "user:guide008"),
+        ("set", None, "serum", "user:guide007"),
     ]
     assert rows[2]["reason"] == "asked about serums in WeCom" and rows[0]["at"] >= rows[2]["at"]
     # the customer view shows tags (with who set them) and lights
     view = customer_view(au, ids["B"])
     assert {(t["tag"], t["value"], t["set_by"]) for t in view["tags"]} == {
-        ("interest", "serum", "op1"),
-        ("vip_note", "true", "op1"),
+        ("interest", "serum", "user:op1"),
+        ("vip_note", "true", "user:op1"),
     }
     assert view["lights"]["sms"]["on"] is True and view["lights"]["offline_store"]["on"] is True
     assert view["lights"]["wecom"] == {
@@ -163,7 +164,7 @@ def test_manual_tags_who_when_why_and_history(au: App) -> None:
         "reason_zh": "无有效wecom_friend关系",
         "reason_en": "no active wecom_friend relation",
     }
-    deleted = delete_tag(au, "au", "interest", actor="op1")
+    deleted = delete_tag(au, "au", "interest", actor=Actor.user("op1"))
     assert deleted["assignments_removed"] == 1
 
 
@@ -175,15 +176,15 @@ def test_imported_tags_replace_the_previous_file(au: App, tmp_path: Path) -> Non
         "source,source_customer_id,value\npos,b1,high_intent\nmp,b2,high_intent\ncrm,a1,low_intent\n"
         "crm,zz9,high_intent\n"
     )
-    out = import_tags(au, "au", "dmp_segment", first, actor="etl")
+    out = import_tags(au, "au", "dmp_segment", first, actor=Actor.user("etl"))
     assert (out["rows"], out["customers"], out["unmatched"]) == (4, 2, 2)  # b1 + b2 are one customer
     assert count_audience(au, "au", rule="tag.dmp_segment = high_intent", as_of=AS_OF)["customers"] == 1
     second = tmp_path / "second.csv"
     second.write_text(f"customer_id,value\n{ids['D']},high_intent\n")
-    import_tags(au, "au", "dmp_segment", second, actor="etl")
+    import_tags(au, "au", "dmp_segment", second, actor=Actor.user("etl"))
     assert count_audience(au, "au", rule="tag.dmp_segment exists", as_of=AS_OF)["customers"] == 1
     bad = tmp_path / "bad.csv"
     bad.write_text(f"customer_id,value\n{ids['D']},no_such_value\n")
     with pytest.raises(TagError):
-        import_tags(au, "au", "dmp_segment", bad, actor="etl")
+        import_tags(au, "au", "dmp_segment", bad, actor=Actor.user("etl"))
     assert history(au, "au", "dmp_segment")[0]["action"] == "import"

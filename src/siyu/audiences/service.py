@@ -1,6 +1,8 @@
-"""Audiences (人群): create, count, preview, export, and reach counts per channel. Plain functions
-returning plain dicts, called by the CLI and the API (snapshots, diff and the scheduled refresh are
-in `siyu.audiences.snapshots`).
+"""Audiences (人群): create, count, preview, export, and reach counts per channel, called by the CLI
+and the API (snapshots, diff and the scheduled refresh are in `siyu.audiences.snapshots`). Reads are
+plain functions returning plain dicts; changes are `do_*` functions taking the caller's unit of work
+and writing an audit row (`audience.*`). What reads the lake — checking a rule, writing an export
+file — runs before the unit of work opens, so the store transaction stays short.
 
 An audience's rule is compiled afresh on every use, so a count is always current.
 """
@@ -11,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import ibis.expr.types as ir
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from siyu.audiences import reach
 from siyu.audiences.compile import compile_rule
@@ -32,8 +36,8 @@ from siyu.audiences.tags import check_code
 from siyu.audiences.text import text_to_json
 from siyu.bootstrap import App
 from siyu.config import Settings
-from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
+from siyu.store.uow import UnitOfWork
 
 FORMATS = ("csv", "parquet")
 RuleInput = dict[str, Any] | str
@@ -86,49 +90,81 @@ def _public(a: Audience) -> dict[str, Any]:
     }
 
 
-def create_audience(
-    app: App,
-    brand: str,
-    code: str,
-    rule: RuleInput,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    refresh_minutes: int | None = None,
-    actor: str = "system",
-    replace: bool = False,
-) -> dict[str, Any]:
-    """Validate and compile the rule (so a bad tag or a missing period fails now), then save it."""
-    check_code(code, "audience")
+def subject(brand: str, code: str | None) -> str:
+    """An audience as a subject id of the audit trail (`<brand>/*` for an ad-hoc rule)."""
+    return f"{brand}/{code or '*'}"
+
+
+def _audited(a: Audience) -> dict[str, Any]:
+    """What the audit trail keeps of an audience: its definition, not its last snapshot. The trail
+    masks values under `name` as a person's name, so the audience's name is `display_name` there."""
+    return {"display_name": a.name, "description": a.description, "rule": json.loads(a.rule_json),
+            "refresh_minutes": a.refresh_minutes}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CheckedRule:
+    """A rule that parsed and compiled against the brand's data (made only by `check_rule`)."""
+
+    brand: str
+    doc: dict[str, Any]
+
+
+def check_rule(app: App, brand: str, rule: RuleInput) -> CheckedRule:
+    """Parse and compile the rule, so a bad tag or a missing period fails now. It reads the lake,
+    so entry points call it before their unit of work opens."""
     doc, node = parse_input(rule, rule_limits(app.settings))
     ctx = Context(app, brand)
     try:
         compile_rule(ctx, node)
     finally:
         ctx.release()
+    return CheckedRule(brand, doc)
+
+
+def do_create_audience(
+    uow: UnitOfWork,
+    code: str,
+    rule: CheckedRule,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    refresh_minutes: int | None = None,
+    replace: bool = False,
+) -> dict[str, Any]:
+    """Save an audience of the rule's brand. Audited: `audience.create`, or `audience.replace` with
+    the definition before → after."""
+    check_code(code, "audience")
     if refresh_minutes is not None and refresh_minutes < 5:
         raise AudienceError(f"refresh every {refresh_minutes} minutes: at least 5 (刷新间隔至少 5 分钟)")
-    now = utc_now()
-    with app.store.unit_of_work() as session:
-        a = session.get(Audience, (brand, code))
-        if a is not None and not replace:
-            raise AudienceError(f"audience {code!r} exists; pass replace (--replace) to change it (人群已存在)")
-        if a is None:
-            a = Audience(brand=brand, code=code, created_by=actor, created_at=now)
-            session.add(a)
-        a.name, a.description, a.refresh_minutes = name, description, refresh_minutes
-        a.rule_json, a.updated_at = json.dumps(doc, ensure_ascii=False), now
-        session.flush()
-        return _public(a)
+    brand = rule.brand
+    a = uow.session.get(Audience, (brand, code))
+    if a is not None and not replace:
+        raise AudienceError(f"audience {code!r} exists; pass replace (--replace) to change it (人群已存在)")
+    before = None if a is None else _audited(a)
+    if a is None:
+        a = Audience(brand=brand, code=code, created_by=str(uow.actor), created_at=uow.now)
+        uow.session.add(a)
+    a.name, a.description, a.refresh_minutes = name, description, refresh_minutes
+    a.rule_json, a.updated_at = json.dumps(rule.doc, ensure_ascii=False), uow.now
+    uow.session.flush()
+    action = "audience.create" if before is None else "audience.replace"
+    uow.audit(action, "audience", subject(brand, code), brand=brand, before=before, after=_audited(a))
+    return _public(a)
+
+
+def find_audience(session: Session, brand: str, code: str) -> Audience:
+    """The audience, read in the caller's transaction; NotFoundError names the brand's audiences."""
+    a = session.get(Audience, (brand, code))
+    if a is None:
+        known = ", ".join(session.scalars(select(Audience.code).where(Audience.brand == brand)).all())
+        raise NotFoundError(f"no audience {code!r} in brand {brand!r}; known: {known or 'none'} (未找到人群)")
+    return a
 
 
 def get_audience(app: App, brand: str, code: str) -> dict[str, Any]:
     with app.store.unit_of_work() as session:
-        a = session.get(Audience, (brand, code))
-        if a is None:
-            known = ", ".join(session.scalars(select(Audience.code).where(Audience.brand == brand)).all())
-            raise NotFoundError(f"no audience {code!r} in brand {brand!r}; known: {known or 'none'} (未找到人群)")
-        return _public(a)
+        return _public(find_audience(session, brand, code))
 
 
 def list_audiences(app: App, brand: str) -> list[dict[str, Any]]:
@@ -137,11 +173,12 @@ def list_audiences(app: App, brand: str) -> list[dict[str, Any]]:
         return [_public(a) for a in rows]
 
 
-def delete_audience(app: App, brand: str, code: str) -> dict[str, Any]:
-    get_audience(app, brand, code)
-    with app.store.unit_of_work() as session:
-        a = session.get(Audience, (brand, code))
-        session.delete(a)
+def do_delete_audience(uow: UnitOfWork, brand: str, code: str) -> dict[str, Any]:
+    """Delete a saved audience (its snapshots stay). Audited: `audience.delete`, before = the definition."""
+    a = find_audience(uow.session, brand, code)
+    before = _audited(a)
+    uow.session.delete(a)
+    uow.audit("audience.delete", "audience", subject(brand, code), brand=brand, before=before)
     return {"brand": brand, "code": code, "deleted": True}
 
 
@@ -217,6 +254,23 @@ def preview_audience(
         }
 
 
+@dataclass(frozen=True)
+class ExportedFile:
+    """An audience written to a file by `export_audience`, to be recorded by `do_record_export`."""
+
+    brand: str
+    audience: str | None  # None for an ad-hoc rule
+    rule: dict[str, Any] | None  # the ad-hoc rule
+    as_of: date
+    path: Path
+    file_format: str
+    rows: int
+    columns: list[str]
+    unmasked: bool
+    seconds: float
+
+
+@contextmanager
 def export_audience(
     app: App,
     brand: str,
@@ -228,63 +282,86 @@ def export_audience(
     unmasked: bool = False,
     allow_unmasked: bool = False,
     as_of: date | None = None,
-    actor: str = "system",
-) -> dict[str, Any]:
+) -> Iterator[ExportedFile]:
     """Write the audience (customer_id, name, phone, email, city, tier) as CSV or Parquet, streamed
-    from the engine. PII is masked unless `unmasked` is asked *and* the caller is allowed
-    (`allow_unmasked`: the API grants it by key scope; the CLI to the workspace's operator).
-    Every export is recorded (who, when, rows, unmasked)."""
+    from the engine, and yield what was written. PII is masked unless `unmasked` is asked *and* the
+    caller is allowed (`allow_unmasked`: the API grants it by key scope; the CLI to the workspace's
+    operator). Every export is recorded: callers record it inside the block; the file appears at
+    `path` only when the block ends without an error — an export that was not recorded did not happen:
+
+        with export_audience(app, …) as export, app.store.begin(actor) as uow:
+            do_record_export(uow, export)
+    """
     fmt = file_format or ("parquet" if path.suffix == ".parquet" else "csv")
     if fmt not in FORMATS:
         raise AudienceError(f"format {fmt!r}: use csv or parquet (导出格式)")
     if unmasked and not allow_unmasked:
         raise PiiNotAllowedError("unmasked PII export was asked but not allowed for this caller (无权导出明文个人信息)")
     started = time.perf_counter()
-    with compiled_audience(app, brand, code, rule, as_of) as (ctx, expr):
-        reader = app.engine.batches(profile_columns(ctx, expr, unmasked=unmasked), rows=200_000)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = 0
-        writer: Any = None
-        try:
-            for batch in reader:
-                if writer is None:
-                    writer = (
-                        pq.ParquetWriter(path, batch.schema)
-                        if fmt == "parquet"
-                        else pacsv.CSVWriter(path, batch.schema)
-                    )
-                writer.write_batch(batch)
-                rows += batch.num_rows
+    doc = None if rule is None else parse_input(rule, rule_limits(app.settings))[0]
+    # written beside the target and moved into place once recorded
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with compiled_audience(app, brand, code, rule, as_of) as (ctx, expr):
+            reader = app.engine.batches(profile_columns(ctx, expr, unmasked=unmasked), rows=200_000)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows = _write(reader, partial, fmt)
+            exported = ExportedFile(
+                brand=brand, audience=code, rule=doc, as_of=ctx.as_of, path=path, file_format=fmt, rows=rows,
+                columns=list(reader.schema.names), unmasked=unmasked, seconds=round(time.perf_counter() - started, 3),
+            )  # fmt: skip
+        yield exported
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write(reader: Any, path: Path, fmt: str) -> int:
+    """Stream the batches to the file; returns the number of rows."""
+    rows = 0
+    writer: Any = None
+    try:
+        for batch in reader:
             if writer is None:
-                empty = reader.schema.empty_table()
-                (pq.write_table if fmt == "parquet" else pacsv.write_csv)(empty, path)
-        finally:
-            if writer is not None:
-                writer.close()
-        with app.store.unit_of_work() as session:
-            session.add(
-                AudienceExport(
-                    brand=brand,
-                    audience_code=code,
-                    actor=actor,
-                    at=utc_now(),
-                    path=str(path),
-                    file_format=fmt,
-                    rows=rows,
-                    unmasked=unmasked,
+                writer = (
+                    pq.ParquetWriter(path, batch.schema) if fmt == "parquet" else pacsv.CSVWriter(path, batch.schema)
                 )
-            )
-        return {
-            "brand": brand,
-            "audience": code,
-            "as_of": ctx.as_of.isoformat(),
-            "path": str(path),
-            "format": fmt,
-            "rows": rows,
-            "unmasked": unmasked,
-            "columns": list(reader.schema.names),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+            writer.write_batch(batch)
+            rows += batch.num_rows
+        if writer is None:
+            empty = reader.schema.empty_table()
+            (pq.write_table if fmt == "parquet" else pacsv.write_csv)(empty, path)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def do_record_export(uow: UnitOfWork, export: ExportedFile) -> dict[str, Any]:
+    """Record an export in the export log and the audit trail (`audience.export`: what, how many rows,
+    which columns, whether PII was unmasked) — audited although it changes nothing else."""
+    uow.session.add(
+        AudienceExport(
+            brand=export.brand, audience_code=export.audience, actor=str(uow.actor), at=uow.now,
+            path=str(export.path), file_format=export.file_format, rows=export.rows, unmasked=export.unmasked,
+        )
+    )  # fmt: skip
+    after = {"rows": export.rows, "columns": export.columns, "unmasked": export.unmasked,
+             "format": export.file_format, "as_of": export.as_of.isoformat(), "file": export.path.name}  # fmt: skip
+    if export.rule is not None:
+        after["rule"] = export.rule
+    uow.audit("audience.export", "audience", subject(export.brand, export.audience), brand=export.brand, after=after)
+    return {
+        "brand": export.brand,
+        "audience": export.audience,
+        "as_of": export.as_of.isoformat(),
+        "path": str(export.path),
+        "format": export.file_format,
+        "rows": export.rows,
+        "unmasked": export.unmasked,
+        "columns": export.columns,
+        "seconds": export.seconds,
+    }
 
 
 def reach_counts(

@@ -1,11 +1,13 @@
 """Audience snapshots (快照): the membership frozen at a moment — ids in the lake table
 `audience_members`, bookkeeping in the store — what journeys and coupon bulk-issuance take as input
 (`members`); comparison of two audiences, live or frozen (`diff_audiences`); and the scheduled
-refresh (`refresh_due`, run by cron / a worker)."""
+refresh (`refresh_due`, run by cron / a worker). Taking a snapshot is two steps: `freeze_audience`
+computes the members (a lake read), `do_snapshot_audience` records them in the caller's unit of work."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,64 +19,73 @@ from sqlalchemy import select
 from siyu.audiences.context import ID, Context
 from siyu.audiences.errors import AudienceError
 from siyu.audiences.models import Audience, AudienceSnapshot
-from siyu.audiences.service import compile_audience, compiled_audience, get_audience
+from siyu.audiences.service import compile_audience, compiled_audience, find_audience, get_audience, subject
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
+from siyu.lake.tables import Lake, sql_text
+from siyu.store.uow import UnitOfWork
 
 MEMBERS_TABLE = "audience_members"
 
 
-def snapshot_audience(
-    app: App, brand: str, code: str, *, actor: str = "system", trigger: str = "manual", as_of: date | None = None
-) -> dict[str, Any]:
-    """Freeze the audience's membership now: ids to the lake, bookkeeping to the store."""
+@dataclass(frozen=True)
+class Membership:
+    """An audience's members computed now (by `freeze_audience`), to be recorded by `do_snapshot_audience`."""
+
+    brand: str
+    audience: str
+    rule: dict[str, Any]  # the rule as it was when the members were computed
+    as_of: date
+    ids: pa.Array  # customer_id, sorted
+
+
+def freeze_audience(app: App, brand: str, code: str, as_of: date | None = None) -> Membership:
+    """Compute the audience's members now (a lake read, before the unit of work opens)."""
     audience = get_audience(app, brand, code)
-    with compiled_audience(app, brand, code, None, as_of) as (ctx, expr):
+    with compiled_audience(app, brand, None, audience["rule"], as_of) as (ctx, expr):
         data = app.engine.to_arrow(expr.order_by(ID))
-        now = utc_now()
-        with app.store.unit_of_work() as session:
-            snap = AudienceSnapshot(
-                brand=brand,
-                audience_code=code,
-                taken_at=now,
-                as_of=ctx.as_of.isoformat(),
-                customers=data.num_rows,
-                rule_json=json.dumps(audience["rule"], ensure_ascii=False),
-                trigger=trigger,
-                actor=actor,
-            )
-            session.add(snap)
-            session.flush()
-            snapshot_id = snap.id
-        n = data.num_rows
-        version = app.lake.append(
-            MEMBERS_TABLE,
-            pa.table(
-                {
-                    "brand": pa.array([brand] * n, pa.string()),
-                    "audience": pa.array([code] * n, pa.string()),
-                    "snapshot_id": pa.array([snapshot_id] * n, pa.int64()),
-                    "customer_id": data[ID],
-                    "taken_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-                }
-            ),
-        )
-        with app.store.unit_of_work() as session:
-            snap_row = session.get(AudienceSnapshot, snapshot_id)
-            a = session.get(Audience, (brand, code))
-            assert snap_row is not None and a is not None
-            snap_row.lake_version = version
-            a.last_snapshot_at, a.last_count = now, n
-        return {
-            "brand": brand,
-            "audience": code,
-            "snapshot_id": snapshot_id,
-            "taken_at": now,
-            "as_of": ctx.as_of.isoformat(),
-            "customers": n,
-            "trigger": trigger,
+        return Membership(brand, code, audience["rule"], ctx.as_of, data[ID].combine_chunks())
+
+
+def do_snapshot_audience(
+    uow: UnitOfWork, lake: Lake, members: Membership, *, trigger: str = "manual"
+) -> dict[str, Any]:
+    """Freeze the membership: bookkeeping to the store, ids to the lake table `audience_members`.
+    Audited: `audience.snapshot` with the size. The ids are written while the transaction is open
+    (they carry the snapshot's id); should it then roll back, the next snapshot that gets the same
+    id replaces them, and `members` only reads snapshots the store knows."""
+    brand, code, n, now = members.brand, members.audience, len(members.ids), uow.now
+    a = find_audience(uow.session, brand, code)
+    snap = AudienceSnapshot(
+        brand=brand, audience_code=code, taken_at=now, as_of=members.as_of.isoformat(), customers=n,
+        rule_json=json.dumps(members.rule, ensure_ascii=False), trigger=trigger, actor=str(uow.actor),
+    )  # fmt: skip
+    uow.session.add(snap)
+    uow.session.flush()
+    table = pa.table(
+        {
+            "brand": pa.array([brand] * n, pa.string()),
+            "audience": pa.array([code] * n, pa.string()),
+            "snapshot_id": pa.array([snap.id] * n, pa.int64()),
+            "customer_id": members.ids,
+            "taken_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
         }
+    )
+    snap.lake_version = lake.replace(MEMBERS_TABLE, table, f"brand = {sql_text(brand)} AND snapshot_id = {snap.id}")
+    a.last_snapshot_at, a.last_count = now, n
+    after = {"snapshot_id": snap.id, "customers": n, "as_of": members.as_of.isoformat(), "trigger": trigger}
+    uow.audit("audience.snapshot", "audience", subject(brand, code), brand=brand, after=after)
+    return {
+        "brand": brand,
+        "audience": code,
+        "snapshot_id": snap.id,
+        "taken_at": now,
+        "as_of": members.as_of.isoformat(),
+        "customers": n,
+        "trigger": trigger,
+    }
 
 
 def list_snapshots(app: App, brand: str, code: str) -> list[dict[str, Any]]:
@@ -148,18 +159,25 @@ def diff_audiences(app: App, brand: str, a: str, b: str, as_of: date | None = No
     }
 
 
-def refresh_due(app: App, now: datetime | None = None, actor: str = "scheduler") -> list[dict[str, Any]]:
-    """Snapshot every audience whose refresh interval has passed (run by cron / a worker every few
-    minutes: `siyu audience refresh`)."""
-    now = now or utc_now()
+def due_audiences(app: App, now: datetime) -> list[tuple[str, str]]:
+    """(brand, code) of every audience whose refresh interval has passed at `now`."""
     with app.store.unit_of_work() as session:
-        due = [
+        return [
             (a.brand, a.code)
             for a in session.scalars(select(Audience).where(Audience.refresh_minutes.is_not(None)))
             if a.last_snapshot_at is None
             or _aware(a.last_snapshot_at) + timedelta(minutes=a.refresh_minutes or 0) <= now
         ]
-    return [snapshot_audience(app, brand, code, actor=actor, trigger="schedule") for brand, code in due]
+
+
+def refresh_due(app: App, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Snapshot every audience whose refresh interval has passed (run by cron / a worker every few
+    minutes: `siyu audience refresh`). The members are computed first, then recorded in one unit of
+    work of the scheduler (`system:scheduler`)."""
+    now = now or utc_now()
+    frozen = [freeze_audience(app, brand, code) for brand, code in due_audiences(app, now)]
+    with app.store.begin(Actor.system("scheduler"), now=now) as uow:
+        return [do_snapshot_audience(uow, app.lake, m, trigger="schedule") for m in frozen]
 
 
 def _aware(value: datetime) -> datetime:

@@ -17,8 +17,10 @@ A rule is one of:
 
 from __future__ import annotations
 
+import json
 import time
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import ibis
@@ -28,13 +30,14 @@ import pyarrow as pa
 from siyu.audiences.behaviour import events_in, purchases
 from siyu.audiences.compile import compile_rule
 from siyu.audiences.context import ID, Context
-from siyu.audiences.errors import RuleError
+from siyu.audiences.errors import RuleError, TagError
 from siyu.audiences.models import TagDefinition, TagHistory
 from siyu.audiences.rules import ITEM_KEYS, Window, parse_rule
-from siyu.audiences.tags import TAG_VALUES_TABLE, tag_definition
+from siyu.audiences.tags import TAG_VALUES_TABLE, subject, tag_definition
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
 from siyu.lake.tables import sql_text
+from siyu.store.uow import UnitOfWork
 
 MEASURES = ("spend_fen", "orders", "avg_order_fen", "avg_item_price_fen", "items", "days_since_purchase", "events")
 TOPS = ("category", "spu")
@@ -173,8 +176,25 @@ def tag_expression(ctx: Context, rule: dict[str, Any]) -> ir.Table:
     return banded.filter(banded.value.notnull())
 
 
-def compute_tag(app: App, brand: str, code: str, as_of: date | None = None, actor: str = "system") -> dict[str, Any]:
-    """Compute one rule tag for every customer of the brand and replace its values in the lake."""
+@dataclass(frozen=True)
+class ComputedTag:
+    """One rule tag's run: values already in the lake (`lake_version`), not yet recorded in the store."""
+
+    brand: str
+    tag: str
+    rule: dict[str, Any]  # the rule the values were computed with
+    as_of: date
+    customers: int
+    values: dict[str, int]  # customers per value
+    lake_version: int
+    computed_at: datetime
+    seconds: float
+
+
+def compute_tag(app: App, brand: str, code: str, as_of: date | None = None) -> ComputedTag:
+    """Compute one rule tag for every customer of the brand and replace its values in the lake.
+    Nothing is written to the store: record the run with `do_compute_tag` (a short transaction
+    after the long compute)."""
     started = time.perf_counter()
     definition = tag_definition(app, brand, code)
     if definition["kind"] != "rule":
@@ -200,27 +220,44 @@ def compute_tag(app: App, brand: str, code: str, as_of: date | None = None, acto
         TAG_VALUES_TABLE, table, f"brand = {sql_text(brand)} AND tag = {sql_text(code)}", partition_by=["brand", "tag"]
     )
     counts = pa.TableGroupBy(table.select(["value"]), ["value"]).aggregate([([], "count_all")]).to_pylist()
-    with app.store.unit_of_work() as session:
-        d = session.get(TagDefinition, (brand, code))
-        assert d is not None
-        d.computed_at, d.computed_customers, d.lake_version = now, n, version
-        session.add(
-            TagHistory(
-                brand=brand,
-                tag_code=code,
-                action="compute",
-                new_value=f"{n} customers",
-                actor=actor,
-                at=now,
-                reason=f"as of {ctx.as_of}",
-            )
+    return ComputedTag(
+        brand=brand,
+        tag=code,
+        rule=definition["rule"],
+        as_of=ctx.as_of,
+        customers=n,
+        values={str(r["value"]): int(r["count_all"]) for r in sorted(counts, key=lambda r: str(r["value"]))},
+        lake_version=version,
+        computed_at=now,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+
+
+def do_compute_tag(uow: UnitOfWork, run: ComputedTag) -> dict[str, Any]:
+    """Record a rule tag's run: the definition's computed time, size and lake version, a history row
+    and one audit row with the counts (`tag.compute`; never one row per customer)."""
+    d = uow.session.get(TagDefinition, (run.brand, run.tag))
+    if d is None or d.rule_json is None or json.loads(d.rule_json) != run.rule:
+        raise TagError(
+            f"tag {run.tag!r} was deleted or redefined while it was computed; compute it again (计算期间标签已变更)"
         )
+    before = {"customers": d.computed_customers, "lake_version": d.lake_version}
+    d.computed_at, d.computed_customers, d.lake_version = run.computed_at, run.customers, run.lake_version
+    uow.session.add(
+        TagHistory(
+            brand=run.brand, tag_code=run.tag, action="compute", new_value=f"{run.customers} customers",
+            actor=str(uow.actor), at=uow.now, reason=f"as of {run.as_of}",
+        )
+    )  # fmt: skip
+    after = {"customers": run.customers, "values": run.values, "lake_version": run.lake_version,
+             "as_of": run.as_of.isoformat()}  # fmt: skip
+    uow.audit("tag.compute", "tag", subject(run.brand, run.tag), brand=run.brand, before=before, after=after)
     return {
-        "brand": brand,
-        "tag": code,
-        "as_of": ctx.as_of.isoformat(),
-        "customers": n,
-        "values": {str(r["value"]): int(r["count_all"]) for r in sorted(counts, key=lambda r: str(r["value"]))},
-        "lake_version": version,
-        "seconds": round(time.perf_counter() - started, 2),
+        "brand": run.brand,
+        "tag": run.tag,
+        "as_of": run.as_of.isoformat(),
+        "customers": run.customers,
+        "values": run.values,
+        "lake_version": run.lake_version,
+        "seconds": run.seconds,
     }

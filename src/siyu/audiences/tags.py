@@ -1,8 +1,11 @@
 """Tags (标签): groups and definitions, manual tags set by operators or guides (who, when, why),
 imported tags, and the history of every change. Rule tags are computed in batch by
-`siyu.audiences.tag_rules` into the lake table `tag_values`; everything else is store state.
+`siyu.audiences.tag_rules` into the lake table `tag_values`; manual tags are set and removed in
+`siyu.audiences.tag_manual`, imported ones replaced by `siyu.audiences.tag_import`; everything but
+computed values is store state.
 
-Every change goes through one function here, in one unit of work, with a `tag_history` row.
+Every change is a `do_*` function taking the caller's unit of work: it writes a `tag_history` row
+(the tag's own view of its changes) and an audit row (`tag.*`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from siyu.audiences.errors import MissingDataError, RuleError, TagError
 from siyu.audiences.labels import TAG_KINDS
 from siyu.audiences.models import TagAssignment, TagDefinition, TagGroup, TagHistory
 from siyu.bootstrap import App
-from siyu.brands.settings import brand_settings
-from siyu.core.clock import utc_now
+from siyu.brands.settings import brand_in
 from siyu.core.errors import NotFoundError
+from siyu.store.uow import UnitOfWork
 
 TAG_VALUES_TABLE = "tag_values"
 VALUE_TYPES = ("enum", "number", "flag")
@@ -54,23 +58,37 @@ def check_code(code: str, what: str) -> None:
         raise TagError(f"{what} code {code!r}: use lower-case letters, digits, _ and - (代码格式无效)")
 
 
-def define_group(
-    app: App, brand: str, code: str, name_zh: str | None = None, name_en: str | None = None
+def subject(brand: str, code: str) -> str:
+    """A whole tag's subject id in the audit trail."""
+    return f"{brand}/{code}"
+
+
+def _audited(definition: dict[str, Any]) -> dict[str, Any]:
+    """What the audit trail keeps of a definition: what it means, not when it was last computed."""
+    return {k: definition[k] for k in ("group", "name_zh", "name_en", "kind", "value_type", "values", "rule",
+                                       "description")}  # fmt: skip
+
+
+def do_define_group(
+    uow: UnitOfWork, brand: str, code: str, name_zh: str | None = None, name_en: str | None = None
 ) -> dict[str, Any]:
-    """Create or rename a tag group (标签组)."""
+    """Create or rename a tag group (标签组). Audited: `tag_group.define`, before → after."""
     check_code(code, "tag group")
-    brand_settings(app, brand)
-    with app.store.unit_of_work() as session:
-        group = session.get(TagGroup, (brand, code))
-        if group is None:
-            group = TagGroup(brand=brand, code=code, created_at=utc_now())
-            session.add(group)
-        group.name_zh, group.name_en = name_zh or group.name_zh, name_en or group.name_en
-    return {"brand": brand, "code": code, "name_zh": group.name_zh, "name_en": group.name_en}
+    brand_in(uow.session, brand)
+    group = uow.session.get(TagGroup, (brand, code))
+    before = None if group is None else {"name_zh": group.name_zh, "name_en": group.name_en}
+    if group is None:
+        group = TagGroup(brand=brand, code=code, created_at=uow.now)
+        uow.session.add(group)
+    group.name_zh, group.name_en = name_zh or group.name_zh, name_en or group.name_en
+    after = {"name_zh": group.name_zh, "name_en": group.name_en}
+    if after != before:
+        uow.audit("tag_group.define", "tag_group", subject(brand, code), brand=brand, before=before, after=after)
+    return {"brand": brand, "code": code, **after}
 
 
-def define_tag(
-    app: App,
+def do_define_tag(
+    uow: UnitOfWork,
     brand: str,
     code: str,
     *,
@@ -82,14 +100,13 @@ def define_tag(
     name_zh: str | None = None,
     name_en: str | None = None,
     description: str | None = None,
-    actor: str = "system",
 ) -> dict[str, Any]:
     """Create or redefine a tag. Rule tags carry a `rule` (see docs/audiences.md); their enum values
-    follow from it. Redefining keeps manual assignments whose value is still allowed."""
+    follow from it. Redefining keeps manual assignments whose value is still allowed.
+    Audited: `tag.define`, the definition before → after."""
     from siyu.audiences.tag_rules import rule_values, validate_tag_rule
 
     check_code(code, "tag")
-    brand_settings(app, brand)
     if kind not in TAG_KINDS:
         raise TagError(f"tag kind {kind!r}: use one of {', '.join(TAG_KINDS)} (标签类型)")
     if value_type not in VALUE_TYPES:
@@ -103,40 +120,50 @@ def define_tag(
         raise TagError(f"only rule tags have a rule; {code!r} is {kind} (只有规则标签有规则)")
     if value_type == "enum" and kind != "rule" and not values:
         raise TagError(f"enum tag {code!r} needs its values, e.g. --values high,mid,low (枚举标签需要取值)")
-    now = utc_now()
-    with app.store.unit_of_work() as session:
-        if group is not None and session.get(TagGroup, (brand, group)) is None:
-            raise TagError(f"unknown tag group {group!r}: create it with `siyu tags group` (未知标签组)")
-        d = session.get(TagDefinition, (brand, code))
-        if d is None:
-            d = TagDefinition(brand=brand, code=code, created_at=now)
-            session.add(d)
-        elif d.kind != kind:
-            raise TagError(f"tag {code!r} is a {d.kind} tag; delete it before redefining it as {kind} (类型不可更改)")
-        d.kind, d.value_type, d.group_code = kind, value_type, group
-        d.values_json = json.dumps(values or [], ensure_ascii=False)
-        d.rule_json = json.dumps(rule, ensure_ascii=False) if rule is not None else None
-        d.name_zh, d.name_en, d.description, d.updated_at = name_zh, name_en, description, now
-        session.add(
-            TagHistory(
-                brand=brand, tag_code=code, action="define", actor=actor, at=now, new_value=kind, reason=description
-            )
+    session = uow.session
+    brand_in(session, brand)
+    if group is not None and session.get(TagGroup, (brand, group)) is None:
+        raise TagError(f"unknown tag group {group!r}: create it with `siyu tags group` (未知标签组)")
+    d = session.get(TagDefinition, (brand, code))
+    before = None if d is None else _audited(_definition(d))
+    if d is None:
+        d = TagDefinition(brand=brand, code=code, created_at=uow.now)
+        session.add(d)
+    elif d.kind != kind:
+        raise TagError(f"tag {code!r} is a {d.kind} tag; delete it before redefining it as {kind} (类型不可更改)")
+    d.kind, d.value_type, d.group_code = kind, value_type, group
+    d.values_json = json.dumps(values or [], ensure_ascii=False)
+    d.rule_json = json.dumps(rule, ensure_ascii=False) if rule is not None else None
+    d.name_zh, d.name_en, d.description, d.updated_at = name_zh, name_en, description, uow.now
+    session.add(
+        TagHistory(
+            brand=brand, tag_code=code, action="define", actor=str(uow.actor), at=uow.now, new_value=kind,
+            reason=description,
         )
-        session.flush()
-        return _definition(d)
+    )  # fmt: skip
+    session.flush()
+    out = _definition(d)
+    uow.audit("tag.define", "tag", subject(brand, code), brand=brand, before=before, after=_audited(out))
+    return out
+
+
+def find_tag(session: Session, brand: str, code: str, path: str | None = None) -> dict[str, Any]:
+    """One tag's definition, read in the caller's transaction; unknown tags raise NotFoundError
+    (or RuleError at `path` in a rule)."""
+    d = session.get(TagDefinition, (brand, code))
+    if d is None:
+        known = ", ".join(session.scalars(select(TagDefinition.code).where(TagDefinition.brand == brand)).all())
+        message = f"unknown tag {code!r} of brand {brand!r}; known: {known or 'none'} (未知标签)"
+        if path is not None:
+            raise RuleError(path, message)
+        raise NotFoundError(message)
+    return _definition(d)
 
 
 def tag_definition(app: App, brand: str, code: str, path: str | None = None) -> dict[str, Any]:
-    """One tag's definition; unknown tags raise NotFoundError (or RuleError at `path` in a rule)."""
+    """One tag's definition (a read of its own); see `find_tag`."""
     with app.store.unit_of_work() as session:
-        d = session.get(TagDefinition, (brand, code))
-        if d is None:
-            known = ", ".join(session.scalars(select(TagDefinition.code).where(TagDefinition.brand == brand)).all())
-            message = f"unknown tag {code!r} of brand {brand!r}; known: {known or 'none'} (未知标签)"
-            if path is not None:
-                raise RuleError(path, message)
-            raise NotFoundError(message)
-        return _definition(d)
+        return find_tag(session, brand, code, path)
 
 
 def list_tags(app: App, brand: str) -> list[dict[str, Any]]:
@@ -156,133 +183,27 @@ def list_tags(app: App, brand: str) -> list[dict[str, Any]]:
         return out
 
 
-def delete_tag(app: App, brand: str, code: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
-    """Delete a tag with its manual / imported assignments (computed values stay in older lake versions)."""
-    tag_definition(app, brand, code)
-    with app.store.unit_of_work() as session:
-        removed = session.execute(
+def do_delete_tag(uow: UnitOfWork, brand: str, code: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Delete a tag with its manual / imported assignments (computed values stay in older lake
+    versions). Audited: `tag.delete`, before = the definition and how many assignments it had."""
+    session = uow.session
+    definition = find_tag(session, brand, code)
+    removed = int(
+        session.execute(
             delete(TagAssignment).where(TagAssignment.brand == brand, TagAssignment.tag_code == code)
         ).rowcount  # type: ignore[attr-defined]
-        session.execute(delete(TagDefinition).where(TagDefinition.brand == brand, TagDefinition.code == code))
-        session.add(
-            TagHistory(
-                brand=brand,
-                tag_code=code,
-                action="delete",
-                actor=actor,
-                at=utc_now(),
-                reason=reason,
-                old_value=f"{removed} assignments",
-            )
-        )
-    return {"brand": brand, "code": code, "deleted": True, "assignments_removed": int(removed or 0)}
-
-
-def _coerce(definition: dict[str, Any], value: Any) -> tuple[str, float | None]:
-    """A value for the tag's type as (text, number)."""
-    vtype = definition["value_type"]
-    if vtype == "flag":
-        return FLAG, None
-    if value is None or value == "":
-        raise TagError(f"tag {definition['code']!r} needs a value (缺少标签值)")
-    if vtype == "number":
-        try:
-            number = float(value)
-        except (TypeError, ValueError) as exc:
-            raise TagError(f"tag {definition['code']!r} is numeric, got {value!r} (需要数值)") from exc
-        return (str(int(number)) if number.is_integer() else str(number)), number
-    if str(value) not in definition["values"]:
-        raise TagError(
-            f"tag {definition['code']!r} has no value {value!r}; values: "
-            f"{', '.join(definition['values'])} (标签无此取值)"
-        )
-    return str(value), None
-
-
-def check_customer(app: App, brand: str, customer_id: str) -> None:
-    """Raise NotFoundError unless the customer id is one of the brand's (a key sees only its brand)."""
-    from siyu.identity.service import MAP_TABLE
-
-    idmap = app.engine.table(MAP_TABLE)
-    found = (
-        0
-        if idmap is None
-        else app.engine.to_arrow(
-            idmap.filter((idmap.brand == brand) & (idmap.customer_id == customer_id)).select("customer_id").limit(1)
-        ).num_rows
+        or 0
     )
-    if not found:
-        raise NotFoundError(f"no customer {customer_id!r} in brand {brand!r} (未找到客户)")
-
-
-def set_tag(
-    app: App, brand: str, code: str, customer_id: str, value: Any = None, *, actor: str, reason: str | None = None
-) -> dict[str, Any]:
-    """Set a manual tag on a customer (a guide in conversation, an operator): who, when, why."""
-    definition = tag_definition(app, brand, code)
-    if definition["kind"] != "manual":
-        raise TagError(
-            f"tag {code!r} is a {definition['kind']} tag; only manual tags are set by hand (仅手工标签可手动设置)"
+    session.execute(delete(TagDefinition).where(TagDefinition.brand == brand, TagDefinition.code == code))
+    session.add(
+        TagHistory(
+            brand=brand, tag_code=code, action="delete", actor=str(uow.actor), at=uow.now, reason=reason,
+            old_value=f"{removed} assignments",
         )
-    text, number = _coerce(definition, value)
-    check_customer(app, brand, customer_id)
-    now = utc_now()
-    with app.store.unit_of_work() as session:
-        a = session.get(TagAssignment, (brand, code, customer_id))
-        old = None if a is None else a.value
-        if a is None:
-            a = TagAssignment(brand=brand, tag_code=code, customer_id=customer_id)
-            session.add(a)
-        a.value, a.number, a.origin, a.set_by, a.set_at, a.reason = text, number, "manual", actor, now, reason
-        session.add(
-            TagHistory(
-                brand=brand,
-                tag_code=code,
-                customer_id=customer_id,
-                action="set",
-                old_value=old,
-                new_value=text,
-                actor=actor,
-                at=now,
-                reason=reason,
-            )
-        )
-    return {
-        "brand": brand,
-        "tag": code,
-        "customer_id": customer_id,
-        "value": text,
-        "previous": old,
-        "set_by": actor,
-        "set_at": now,
-        "reason": reason,
-    }
-
-
-def remove_tag(
-    app: App, brand: str, code: str, customer_id: str, *, actor: str, reason: str | None = None
-) -> dict[str, Any]:
-    tag_definition(app, brand, code)
-    now = utc_now()
-    with app.store.unit_of_work() as session:
-        a = session.get(TagAssignment, (brand, code, customer_id))
-        if a is None:
-            raise NotFoundError(f"customer {customer_id!r} has no tag {code!r} (客户无此标签)")
-        old = a.value
-        session.delete(a)
-        session.add(
-            TagHistory(
-                brand=brand,
-                tag_code=code,
-                customer_id=customer_id,
-                action="remove",
-                old_value=old,
-                actor=actor,
-                at=now,
-                reason=reason,
-            )
-        )
-    return {"brand": brand, "tag": code, "customer_id": customer_id, "removed": old, "by": actor, "at": now}
+    )  # fmt: skip
+    before = _audited(definition) | {"assignments": removed}
+    uow.audit("tag.delete", "tag", subject(brand, code), brand=brand, before=before)
+    return {"brand": brand, "code": code, "deleted": True, "assignments_removed": removed}
 
 
 def history(

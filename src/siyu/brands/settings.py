@@ -48,6 +48,11 @@ def brand_settings(app: App, code: str) -> BrandSettings:
         return _value(_brand(session, code))
 
 
+def brand_in(session: Session, code: str) -> BrandSettings:
+    """A brand's settings read in the caller's transaction; unknown brands raise NotFoundError."""
+    return _value(_brand(session, code))
+
+
 def _brand(session: Session, code: str) -> Brand:
     brand = session.get(Brand, code)
     if brand is None:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from siyu.audiences import service, snapshots
 from siyu.audiences.errors import AudienceError
-from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.dates import parse_date
 
 audience_app = typer.Typer(help="Audiences (人群圈选): rules over tags, layers, behaviour and reachability.")
@@ -53,7 +53,7 @@ def create_command(
         int | None, typer.Option("--refresh-minutes", help="Snapshot on a schedule (run `siyu audience refresh`)")
     ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing audience's rule")] = False,
-    by: Annotated[str, typer.Option("--by", help="Who creates it")] = "cli",
+    by: Annotated[str | None, typer.Option("--by", help="Who creates it (default: you)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Save an audience (the rule is validated and compiled now).
@@ -64,17 +64,18 @@ def create_command(
     with user_errors():
         text = _rule_text(rule)
         assert text is not None
-        out = service.create_audience(
-            get_app(),
-            brand,
-            code,
-            text,
-            name=name,
-            description=description,
-            refresh_minutes=refresh_minutes,
-            actor=by,
-            replace=replace,
-        )
+        app = get_app()
+        checked = service.check_rule(app, brand, text)
+        with app.store.begin(cli_actor(by)) as uow:
+            out = service.do_create_audience(
+                uow,
+                code,
+                checked,
+                name=name,
+                description=description,
+                refresh_minutes=refresh_minutes,
+                replace=replace,
+            )
     print_json(out) if as_json else console.print(f"audience 人群 {code} saved 已保存")
 
 
@@ -124,7 +125,7 @@ def export_command(
     unmasked: Annotated[
         bool, typer.Option("--unmasked", help="Write phone, e-mail and name in clear (recorded with --by)")
     ] = False,
-    by: Annotated[str, typer.Option("--by", help="Who exports (kept in the export log)")] = "cli",
+    by: Annotated[str | None, typer.Option("--by", help="Who exports (default: you; kept in the audit)")] = None,
     as_of: AsOfOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -134,17 +135,21 @@ def export_command(
     who, when, rows and whether it was unmasked. Example: siyu audience export vip --brand demo --out vip.csv
     """
     with user_errors():
-        result = service.export_audience(
-            get_app(),
-            brand,
-            out,
-            file_format=file_format,
-            unmasked=unmasked,
-            allow_unmasked=unmasked,
-            as_of=_day(as_of),
-            actor=by,
-            **_target(code, rule),
-        )
+        app = get_app()
+        with (
+            service.export_audience(
+                app,
+                brand,
+                out,
+                file_format=file_format,
+                unmasked=unmasked,
+                allow_unmasked=unmasked,
+                as_of=_day(as_of),
+                **_target(code, rule),
+            ) as exported,
+            app.store.begin(cli_actor(by)) as uow,
+        ):
+            result = service.do_record_export(uow, exported)
     if as_json:
         print_json(result)
         return
@@ -210,13 +215,16 @@ def reach_command(
 def snapshot_command(
     code: Annotated[str, typer.Argument(help="Audience code")],
     brand: BrandOpt,
-    by: Annotated[str, typer.Option("--by")] = "cli",
+    by: Annotated[str | None, typer.Option("--by", help="Who takes it (default: you)")] = None,
     as_of: AsOfOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze the audience's membership now (journeys and coupons take snapshots as input)."""
     with user_errors():
-        out = snapshots.snapshot_audience(get_app(), brand, code, actor=by, as_of=_day(as_of))
+        app = get_app()
+        members = snapshots.freeze_audience(app, brand, code, _day(as_of))
+        with app.store.begin(cli_actor(by)) as uow:
+            out = snapshots.do_snapshot_audience(uow, app.lake, members)
     print_json(out) if as_json else console.print(
         f"snapshot 快照 #{out['snapshot_id']}: {out['customers']:,} customers"
     )
@@ -282,5 +290,6 @@ def delete_command(
         if not yes:
             console.print(f"would delete 将删除 audience {code}; re-run with --yes (加 --yes 确认)")
             return
-        service.delete_audience(app, brand, code)
+        with app.store.begin(cli_actor()) as uow:
+            service.do_delete_audience(uow, brand, code)
     console.print(f"audience 人群 {code} deleted 已删除")

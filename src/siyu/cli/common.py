@@ -27,9 +27,10 @@ def get_app() -> App:
     return bootstrap()
 
 
-def cli_actor() -> Actor:
-    """The person running the command (the OS user): the actor of its unit of work."""
-    return Actor.user(getpass.getuser())
+def cli_actor(by: str | None = None) -> Actor:
+    """The person running the command: the actor of its unit of work. Commands with `--by NAME`
+    (a guide or operator acting at this terminal) name them; otherwise the OS user."""
+    return Actor.user(by or getpass.getuser())
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,17 +10,22 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siyu.audiences import tag_import, tag_rules, tags
+from siyu.audiences import tag_import, tag_manual, tag_rules, tags
 from siyu.audiences.errors import TagError
 from siyu.audiences.labels import TAG_KINDS
-from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.dates import parse_date
 
 tags_app = typer.Typer(help="Tags (标签): groups, rule tags, manual tags set by guides, imported tags, history.")
 
 BrandOpt = Annotated[str, typer.Option("--brand", help="Brand code, e.g. demo")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
-ByOpt = Annotated[str, typer.Option("--by", help="Who makes the change (operator or guide id), kept in the history")]
+ByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--by", help="Who makes the change (operator or guide id; default: you), kept in the history and audit"
+    ),
+]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why, kept in the history")]
 
 
@@ -70,8 +75,8 @@ def group_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Create or rename a tag group. Example: siyu tags group price --brand demo --name-zh 价格 --name-en Price"""
-    with user_errors():
-        out = tags.define_group(get_app(), brand, code, name_zh, name_en)
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        out = tags.do_define_group(uow, brand, code, name_zh, name_en)
     print_json(out) if as_json else console.print(f"tag group 标签组 {code} saved 已保存")
 
 
@@ -87,7 +92,7 @@ def define_command(
     name_zh: Annotated[str | None, typer.Option("--name-zh", help="Chinese name")] = None,
     name_en: Annotated[str | None, typer.Option("--name-en", help="English name")] = None,
     description: Annotated[str | None, typer.Option("--description", help="What the tag means")] = None,
-    by: ByOpt = "cli",
+    by: ByOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or redefine a tag (see docs/audiences.md for rule tags).
@@ -96,9 +101,9 @@ def define_command(
       --rule '{"measure": "avg_item_price_fen", "last_days": 365,
                "bands": [{"value": "low", "below": 20000}, {"value": "mid", "below": 40000}, {"value": "high"}]}'
     """
-    with user_errors():
-        out = tags.define_tag(
-            get_app(),
+    with user_errors(), get_app().store.begin(cli_actor(by)) as uow:
+        out = tags.do_define_tag(
+            uow,
             brand,
             code,
             kind=kind,
@@ -109,7 +114,6 @@ def define_command(
             name_zh=name_zh,
             name_en=name_en,
             description=description,
-            actor=by,
         )
     print_json(out) if as_json else console.print(f"tag 标签 {code} ({out['kind']}, {out['value_type']}) saved 已保存")
 
@@ -119,7 +123,7 @@ def compute_command(
     brand: BrandOpt,
     codes: Annotated[list[str] | None, typer.Argument(help="Rule tags to compute (default: all rule tags)")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Windows end on this day (default: today)")] = None,
-    by: ByOpt = "cli",
+    by: ByOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute rule tags for every customer into the lake (table tag_values).
@@ -130,7 +134,9 @@ def compute_command(
         app = get_app()
         day = parse_date(as_of, "--as-of") if as_of else None
         wanted = codes or [t["code"] for t in tags.list_tags(app, brand) if t["kind"] == "rule"]
-        results = [tag_rules.compute_tag(app, brand, c, day, actor=by) for c in wanted]
+        runs = [tag_rules.compute_tag(app, brand, c, day) for c in wanted]  # into the lake, then recorded
+        with app.store.begin(cli_actor(by)) as uow:
+            results = [tag_rules.do_compute_tag(uow, run) for run in runs]
     if as_json:
         print_json(results)
         return
@@ -145,7 +151,7 @@ def set_command(
     customer_id: Annotated[str, typer.Argument(help="Customer id")],
     brand: BrandOpt,
     value: Annotated[str | None, typer.Argument(help="Value (not for flag tags)")] = None,
-    by: ByOpt = "cli",
+    by: ByOpt = None,
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -154,7 +160,10 @@ def set_command(
     Example: siyu tags set interest c1a2b3 skincare --brand demo --by guide007 --reason "asked about serums"
     """
     with user_errors():
-        out = tags.set_tag(get_app(), brand, code, customer_id, value, actor=by, reason=reason)
+        app = get_app()
+        customer = tag_manual.known_customer(app.engine, brand, customer_id)
+        with app.store.begin(cli_actor(by)) as uow:
+            out = tag_manual.do_set_tag(uow, customer, code, value, reason=reason)
     print_json(out) if as_json else console.print(
         f"{customer_id}: {code} = {out['value']} (was 原值 {out['previous']})"
     )
@@ -165,13 +174,13 @@ def remove_command(
     code: Annotated[str, typer.Argument(help="Manual tag code")],
     customer_id: Annotated[str, typer.Argument(help="Customer id")],
     brand: BrandOpt,
-    by: ByOpt = "cli",
+    by: ByOpt = None,
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a manual tag from a customer. Example: siyu tags remove interest c1a2b3 --brand demo --by guide007"""
-    with user_errors():
-        out = tags.remove_tag(get_app(), brand, code, customer_id, actor=by, reason=reason)
+    with user_errors(), get_app().store.begin(cli_actor(by)) as uow:
+        out = tag_manual.do_remove_tag(uow, brand, code, customer_id, reason=reason)
     print_json(out) if as_json else console.print(f"{customer_id}: {code} removed 已移除")
 
 
@@ -180,13 +189,16 @@ def import_command(
     code: Annotated[str, typer.Argument(help="Imported tag code")],
     path: Annotated[Path, typer.Argument(help="CSV: customer_id,value or source,source_customer_id,value")],
     brand: BrandOpt,
-    by: ByOpt = "cli",
+    by: ByOpt = None,
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replace an imported tag's values with a CSV file. Example: siyu tags import dmp_segment seg.csv --brand demo"""
     with user_errors():
-        out = tag_import.import_tags(get_app(), brand, code, path, actor=by, reason=reason)
+        app = get_app()
+        file = tag_import.read_tag_file(app, brand, path)
+        with app.store.begin(cli_actor(by)) as uow:
+            out = tag_import.do_import_tags(uow, code, file, reason=reason)
     if as_json:
         print_json(out)
         return
@@ -228,7 +240,7 @@ def delete_command(
     code: Annotated[str, typer.Argument(help="Tag code")],
     brand: BrandOpt,
     yes: Annotated[bool, typer.Option("--yes", help="Really delete (otherwise only say what would go)")] = False,
-    by: ByOpt = "cli",
+    by: ByOpt = None,
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -239,5 +251,6 @@ def delete_command(
             t = tags.tag_definition(app, brand, code)
             console.print(f"would delete 将删除 {t['kind']} tag {code}; re-run with --yes (加 --yes 确认)")
             return
-        out = tags.delete_tag(app, brand, code, actor=by, reason=reason)
+        with app.store.begin(cli_actor(by)) as uow:
+            out = tags.do_delete_tag(uow, brand, code, reason=reason)
     print_json(out) if as_json else console.print(f"tag 标签 {code} deleted 已删除")

@@ -25,9 +25,10 @@ from pydantic import BaseModel, Field
 from siyu.api.deps import AudienceDep, ComputeDep, ReadKey, require
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
-from siyu.audiences import service, snapshots, tags
+from siyu.audiences import service, snapshots, tag_manual, tags
 from siyu.audiences.rules import check_day
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 from siyu.core.dates import parse_date
 from siyu.engine.timeout import time_limit
 
@@ -65,16 +66,18 @@ def _bounded(app: App) -> Iterator[None]:
         yield
 
 
-def _actor(key: KeyInfo) -> str:
-    return f"api-key:{key.id}"
+def _actor(key: KeyInfo) -> Actor:
+    return Actor.api_key(key.id)
 
 
 @router.post("/api/v1/audiences", summary="Create an audience 创建人群")
 def create(body: AudienceCreate, key: AdminKey, app: AudienceDep) -> dict[str, Any]:
     with _bounded(app):
-        return service.create_audience(
-            app, key.brand, body.code, body.rule, name=body.name, description=body.description,
-            refresh_minutes=body.refresh_minutes, actor=_actor(key), replace=body.replace,
+        rule = service.check_rule(app, key.brand, body.rule)
+    with app.store.begin(_actor(key)) as uow:
+        return service.do_create_audience(
+            uow, body.code, rule, name=body.name, description=body.description,
+            refresh_minutes=body.refresh_minutes, replace=body.replace,
         )  # fmt: skip
 
 
@@ -135,11 +138,11 @@ def export(
     folder = Path(tempfile.mkdtemp(prefix="siyu-export-"))
     path = folder / f"{code}.{file_format}"
     try:
-        with _bounded(app):
-            service.export_audience(
-                app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
-                allow_unmasked=key.allows("pii"), as_of=_as_of(as_of), actor=_actor(key),
-            )  # fmt: skip
+        with _bounded(app), service.export_audience(
+            app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
+            allow_unmasked=key.allows("pii"), as_of=_as_of(as_of),
+        ) as exported, app.store.begin(_actor(key)) as uow:  # fmt: skip
+            service.do_record_export(uow, exported)
     except BaseException:
         shutil.rmtree(folder, True)  # a refused or stopped export leaves no partial file behind
         raise
@@ -155,7 +158,7 @@ def tag_list(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
 
 @router.get("/api/v1/customers/{customer_id}/tags", summary="A customer's tags 客户标签")
 def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
-    tags.check_customer(app, key.brand, customer_id)  # another brand's customer is not found, not tagless
+    tag_manual.known_customer(app.engine, key.brand, customer_id)  # another brand's customer is not found, not tagless
     return tags.customer_tags(app, customer_id, key.brand)
 
 
@@ -163,7 +166,9 @@ def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[
 def set_tag(
     customer_id: str, tag: str, key: AdminKey, app: ComputeDep, body: Annotated[TagSet, Body()]
 ) -> dict[str, Any]:
-    return tags.set_tag(app, key.brand, tag, customer_id, body.value, actor=_actor(key), reason=body.reason)
+    customer = tag_manual.known_customer(app.engine, key.brand, customer_id)
+    with app.store.begin(_actor(key)) as uow:
+        return tag_manual.do_set_tag(uow, customer, tag, body.value, reason=body.reason)
 
 
 @router.delete("/api/v1/customers/{customer_id}/tags/{tag}", summary="Remove a manual tag 去标签")
@@ -174,4 +179,5 @@ def remove_tag(
     app: ComputeDep,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
-    return tags.remove_tag(app, key.brand, tag, customer_id, actor=_actor(key), reason=reason)
+    with app.store.begin(_actor(key)) as uow:
+        return tag_manual.do_remove_tag(uow, key.brand, tag, customer_id, reason=reason)
