@@ -22,11 +22,10 @@ from sqlalchemy import inspect, text
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from api.conftest import bearer, serving
+from api.conftest import bearer, new_key, serving
+from fixtures.audience_ops import create_audience
 from fixtures.fast_brand import write_brand
 from siyu.api.app import create_app
-from siyu.api.keys import create_key, parse_scopes
-from siyu.audiences.service import create_audience
 from siyu.bootstrap import App
 from siyu.cli.app import app as cli
 from siyu.customers.view import find_customer_ids
@@ -106,11 +105,11 @@ def seeded(app: App, tmp_path: Path) -> Iterator[Seeded]:
     """Brand fx with One-ID, an audience, a loyalty program with one member, and a read key."""
     import_path(app, write_brand(tmp_path / "fx"))
     run_resolve(app)
-    create_audience(app, "fx", "phones", "has phone", actor="test")
+    create_audience(app, "fx", "phones", "has phone")
     program = tmp_path / "fx_club.yaml"
     program.write_text(PROGRAM, encoding="utf-8")
     do_apply_program(app.store, program, actor="test", at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    secret, _ = create_key(app, "fx", parse_scopes(["read,loyalty,admin,pii"]))
+    secret = new_key(app, "fx", "read,loyalty,admin,pii")
     customer_id = find_customer_ids(app, "13800000001", "fx")[0]  # A
     api = create_app(app, run_loader=False)
     ids = {"customer_id": customer_id, "code": "phones", "program": "fx_club"}
