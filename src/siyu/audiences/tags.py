@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from siyu.audiences.errors import MissingDataError, RuleError, TagError
 from siyu.audiences.labels import TAG_KINDS
 from siyu.audiences.models import TagAssignment, TagDefinition, TagGroup, TagHistory
+from siyu.audiences.tag_checks import rule_values, validate_tag_rule
 from siyu.bootstrap import App
 from siyu.brands.settings import brand_in
 from siyu.core.errors import NotFoundError
@@ -104,7 +105,6 @@ def do_define_tag(
     """Create or redefine a tag. Rule tags carry a `rule` (see docs/audiences.md); their enum values
     follow from it. Redefining keeps manual assignments whose value is still allowed.
     Audited: `tag.define`, the definition before → after."""
-    from siyu.audiences.tag_rules import rule_values, validate_tag_rule
 
     check_code(code, "tag")
     if kind not in TAG_KINDS:
