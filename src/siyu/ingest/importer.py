@@ -176,11 +176,12 @@ def check(app: App, raw: RawFile, brand: str | None) -> Checked:
     default_zone = ibis.literal(app.settings.timezone)
     zone = source.brand.substitute(zones, else_=default_zone) if zones else default_zone
     # One pass over every row: typed values, validity and content hash, straight to Arrow.
-    checked_rows = validate(source, entity, zone, brand)
+    bounds, now = app.settings.time_bounds, utc_now()  # one `now`, so explain() agrees with validate()
+    checked_rows = validate(source, entity, zone, brand, bounds, now)
     checked = ibis.memtable(engine.to_arrow(checked_rows.mutate(_row_hash=row_hash(checked_rows, entity.column_names))))
     good, bad = _split_duplicates(engine, entity, checked)
     bad_lines = checked.filter(~checked._valid).select("_line")
-    explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand)
+    explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand, bounds, now)
     bad = pa.concat_tables([engine.to_arrow(explained), bad]).sort_by("_line")
     return Checked(good, bad, ignored, (source, checked))
 

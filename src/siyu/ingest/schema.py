@@ -213,6 +213,7 @@ ENTITIES: dict[str, Entity] = {
                 _req("amount_fen", Kind.FEN),
             ),
             depends_on=("orders",),
+            extra_checks=("qty_positive",),
         ),
         Entity(
             "relations",
