@@ -7,6 +7,7 @@ money as int64 fen) and adds `_error_field` / `_error_reason`, NULL for a good r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import ibis
@@ -15,7 +16,7 @@ import ibis.expr.types as ir
 from siyu.core.clock import utc_now
 from siyu.engine.adapter import is_valid_json, local_to_utc
 from siyu.ingest.bounds import TimeBounds
-from siyu.ingest.schema import PAID_STATUSES, Entity, Kind
+from siyu.ingest.schema import PAID_STATUSES, RELATION_TYPE_COLUMNS, RELATION_TYPES, Entity, Kind
 
 # A timestamp that names its offset (Z, +08:00, +0800); others are wall-clock time in the brand zone.
 _OFFSET = r"(Z|z|[+-][0-9]{2}:?[0-9]{2})$"
@@ -27,6 +28,18 @@ EARLIEST_DATE = date(1900, 1, 1)  # dates (birthdays) are not business timestamp
 REJECTED = "_rejected"
 
 Check = tuple[ir.BooleanValue, str, ir.StringValue | str]
+_SNAKE = r"^[a-z][a-z0-9_]{0,63}$"
+DEFAULT_BOUNDS = TimeBounds()
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What validation knows beyond the row itself: the time bounds as of `now` (None: the current
+    time), and the relation types brands declared (`(brand, code)`; built-ins are always known)."""
+
+    bounds: TimeBounds = DEFAULT_BOUNDS
+    now: datetime | None = None
+    relation_types: frozenset[tuple[str, str]] = frozenset()
 
 
 def _text(raw: ir.Table, name: str) -> ir.StringValue:
@@ -82,8 +95,9 @@ def _date(value: ir.StringValue, name: str, now: datetime) -> tuple[ir.DateValue
 
 
 def _checks(
-    raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None, bounds: TimeBounds, now: datetime
+    raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None, rules: Rules
 ) -> tuple[dict[str, ir.Value], list[Check]]:
+    now = rules.now or utc_now()
     typed: dict[str, ir.Value] = {}
     checks: list[Check] = []
     if brand is not None:
@@ -108,7 +122,7 @@ def _checks(
             typed[column.name], more = _integer(value, column.name, money=column.kind is Kind.FEN)
             checks += more
         elif column.kind is Kind.TIMESTAMP:
-            typed[column.name], more = _timestamp(value, zone, column.name, bounds, now)
+            typed[column.name], more = _timestamp(value, zone, column.name, rules.bounds, now)
             checks += more
         elif column.kind is Kind.DATE:
             typed[column.name], more = _date(value, column.name, now)
@@ -122,7 +136,7 @@ def _checks(
                     "not a JSON object",
                 )
             )
-    checks += _entity_checks(entity, typed)
+    checks += _entity_checks(entity, typed, rules)
     if REJECTED in raw.columns:  # last, so a row's own problem is named first
         field = "order_items" if entity.name == "orders" else "order_id"
         checks.append((raw[REJECTED].notnull(), field, raw[REJECTED]))
@@ -130,54 +144,55 @@ def _checks(
 
 
 def validate(
-    raw: ir.Table,
-    entity: Entity,
-    zone: ir.StringValue,
-    brand: str | None = None,
-    bounds: TimeBounds = TimeBounds(),
-    now: datetime | None = None,
+    raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None = None, rules: Rules = Rules()
 ) -> ir.Table:
     """Typed canonical columns + `_line` + `_valid` (False when any check fails).
 
     `zone` is each row's brand time zone, used for timestamps written without an offset; `brand`
-    (from --brand) makes rows naming another brand fail; timestamps must lie within `bounds` as of
-    `now` (default: the current time). Reasons are not computed here: `explain()` does that for the
-    failing rows only, which keeps the pass over every row to one evaluation of each condition.
+    (from --brand) makes rows naming another brand fail; `rules` bound the timestamps and name the
+    declared relation types. Reasons are not computed here: `explain()` does that for the failing
+    rows only, which keeps the pass over every row to one evaluation of each condition.
     """
-    typed, checks = _checks(raw, entity, zone, brand, bounds, now or utc_now())
+    typed, checks = _checks(raw, entity, zone, brand, rules)
     failed = ibis.or_(*[cond.fill_null(False) for cond, _, _ in checks])
     return raw.select(**typed, _line=raw["_line"], _valid=~failed)
 
 
 def explain(
-    raw: ir.Table,
-    entity: Entity,
-    zone: ir.StringValue,
-    brand: str | None = None,
-    bounds: TimeBounds = TimeBounds(),
-    now: datetime | None = None,
+    raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None = None, rules: Rules = Rules()
 ) -> ir.Table:
     """`_line`, `_error_field`, `_error_reason` of the first failing check of each (bad) raw row."""
-    field, reason = first_problem(raw, entity, zone, brand, bounds, now)
+    field, reason = first_problem(raw, entity, zone, brand, rules)
     return raw.select(_line=raw["_line"], _error_field=field, _error_reason=reason)
 
 
 def first_problem(
-    raw: ir.Table,
-    entity: Entity,
-    zone: ir.StringValue,
-    brand: str | None = None,
-    bounds: TimeBounds = TimeBounds(),
-    now: datetime | None = None,
+    raw: ir.Table, entity: Entity, zone: ir.StringValue, brand: str | None = None, rules: Rules = Rules()
 ) -> tuple[ir.StringValue, ir.StringValue]:
     """The field and reason of the first failing check of each row (both NULL for a good row)."""
-    _, checks = _checks(raw, entity, zone, brand, bounds, now or utc_now())
+    _, checks = _checks(raw, entity, zone, brand, rules)
     field = ibis.cases(*[(cond.fill_null(False), name) for cond, name, _ in checks], else_=ibis.null(str))
     reason = ibis.cases(*[(cond.fill_null(False), why) for cond, _, why in checks], else_=ibis.null(str))
     return field, reason
 
 
-def _entity_checks(entity: Entity, c: dict[str, ir.Value]) -> list[Check]:
+def _relation_type_known(c: dict[str, ir.Value], rules: Rules) -> Check:
+    declared = sorted(f"{brand}\x1f{code}" for brand, code in rules.relation_types)
+    known = c["relation_type"].isin(RELATION_TYPES)
+    if declared:
+        known |= (c["brand"] + "\x1f" + c["relation_type"]).isin(declared)
+    how = (
+        f"declare it in relation_types.csv (columns {', '.join(RELATION_TYPE_COLUMNS)}) or use a built-in: "
+        f"{', '.join(RELATION_TYPES)} (未声明的关系类型)"
+    )
+    return (
+        ~known,
+        "relation_type",
+        "unknown relation_type '" + c["relation_type"] + "' of brand " + c["brand"] + ": " + how,
+    )
+
+
+def _entity_checks(entity: Entity, c: dict[str, ir.Value], rules: Rules) -> list[Check]:
     checks: list[Check] = []
     for name in entity.extra_checks:
         if name == "refund_not_above_amount":
@@ -189,10 +204,15 @@ def _entity_checks(entity: Entity, c: dict[str, ir.Value]) -> list[Check]:
             checks.append((c["qty"] == 0, "qty", "quantity must be a positive integer (数量须为正整数): 0"))
         elif name == "ended_not_before_started":
             checks.append((c["ended_at"] < c["started_at"], "ended_at", "relation ended before it started"))
+        elif name == "relation_type_declared":
+            checks.append(_relation_type_known(c, rules))
+        elif name == "code_format":
+            why = "code must be snake_case (e.g. douyin_fan_group): " + c["code"]
+            checks.append((~c["code"].re_search(_SNAKE), "code", why))
         elif name == "event_type_format":
             checks.append(
                 (
-                    ~c["type"].re_search(r"^[a-z][a-z0-9_]{0,63}$"),
+                    ~c["type"].re_search(_SNAKE),
                     "type",
                     "event type must be snake_case (e.g. visit, share_click): " + c["type"],
                 )
