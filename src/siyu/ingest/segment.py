@@ -558,7 +558,11 @@ def order_items(p: ir.Table) -> ir.Table:
 
 
 def segment_to_canonical(
-    messages: ir.Table, existing: Existing, *, materialise: Callable[[ir.Table], ir.Table] | None = None
+    messages: ir.Table,
+    existing: Existing,
+    *,
+    materialise: Callable[[ir.Table], ir.Table] | None = None,
+    bounds: TimeBounds = TimeBounds(),
 ) -> dict[str, ir.Table]:
     """Canonical text tables (plus `_line` = inbox id) for one batch of Segment inbox messages.
 
@@ -566,8 +570,9 @@ def segment_to_canonical(
     `customers` (profile merge), `orders` (refunds of earlier orders) and `events` (earlier refund
     events, so refund totals stay exact when a batch is mapped again). `materialise`, if given,
     computes the parsed batch once (e.g. `Engine.materialise`) so the five outputs share it.
+    `bounds` are the import bounds (`Settings.time_bounds`) the clock-skew rule keeps to.
     """
-    p = parse(messages)
+    p = parse(messages, bounds)
     if materialise is not None:
         p = materialise(p)
     return {
