@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from siyu.ingest.bounds import EARLIEST, MAX_FUTURE, TimeBounds
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,18 @@ class Settings(BaseSettings):
     ready_max_pending_age: float = Field(
         default=300.0, description="/ready is 503 when the oldest pending inbox message waited longer (s; 0 = off)"
     )
+    # Business timestamps outside [earliest, now + max_future] are rejected at the door (docs/import-schema.md).
+    ingest_earliest: datetime = Field(default=EARLIEST, description="Earliest accepted business timestamp")
+    ingest_max_future: timedelta = Field(default=MAX_FUTURE, description="How far past now a timestamp may be")
+
+    @field_validator("ingest_earliest")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)  # a bare date means UTC midnight
+
+    @property
+    def time_bounds(self) -> TimeBounds:
+        return TimeBounds(self.ingest_earliest, self.ingest_max_future)
 
     @property
     def lake_dir(self) -> Path:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -87,3 +88,33 @@ def test_metrics_equal_the_cli(app: App, fx_url: str, make_key: KeyMaker) -> Non
         assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
         bad = client.get("/api/v1/metrics/rfm", params={"as_of": "June"}, headers=bearer(key))
         assert bad.status_code == 400 and bad.json()["code"] == "bad_date"
+
+
+def _stored_as_before_the_bounds(app: App, entity: str, key_column: str, key: str, column: str) -> None:
+    """Append two rows of customer C (mp/c2) with `column` in years 12026 and -1 (2 BC), as the lake held
+    them before import bounds existed (a Segment message's clock-skew correction, or a file's typo)."""
+    template = app.engine.to_arrow(app.engine.table(entity)).slice(0, 1)
+    rows = pa.concat_tables([template, template])
+    for name, values in ((key_column, [key, key + "-bc"]), ("source", ["mp"] * 2), ("source_customer_id", ["c2"] * 2)):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array(values))
+    micros_per_year = 365_2425 * 864 * 10**5  # 365.2425 days
+    far = [(12026 - 1970) * micros_per_year, -(1970 + 2) * micros_per_year]
+    index = rows.schema.get_field_index(column)
+    rows = rows.set_column(index, column, pa.array(far, pa.int64()).cast(rows.schema.field(column).type))
+    app.lake.append(entity, rows)
+
+
+def test_customer_view_survives_timestamps_python_cannot_hold(app: App, fx_url: str, make_key: KeyMaker) -> None:
+    _stored_as_before_the_bounds(app, "events", "event_id", "e-far", "occurred_at")
+    _stored_as_before_the_bounds(app, "orders", "order_id", "o-far", "paid_at")
+    key = make_key("fx", "read")
+    with httpx.Client(base_url=fx_url, timeout=60) as client:
+        cid = client.get("/api/v1/customers", params={"phone": "13800000003"}, headers=bearer(key)).json()
+        r = client.get(f"/api/v1/customers/{cid['customers'][0]}", headers=bearer(key))
+        assert r.status_code == 200, r.text  # was 500: OverflowError: date value out of range
+        view = r.json()
+    far_events = [e for e in view["recent_events"] if e["event_id"].startswith("e-far")]
+    assert len(far_events) == 2 and all(e["occurred_at"] is None for e in far_events)
+    far_orders = [o for o in view["recent_orders"] if o["order_id"].startswith("o-far")]
+    assert len(far_orders) == 2 and all(o["paid_at"] is None for o in far_orders)
+    assert view["orders"]["count"] == 4 and view["orders"]["last_paid_at"] is None  # the max is year 12026

@@ -85,3 +85,72 @@ def test_segment_single_endpoints_and_errors(base_url: str, make_key: KeyMaker) 
         assert r.status_code == 400
         r = c.post("/v1/alias", json={"userId": "u"})
         assert r.status_code == 400 and any("previousId" in e["field"] for e in r.json()["errors"])
+
+
+def _rudderstack(kind: str, user_id: str, anonymous_id: str, **message: Any) -> dict[str, Any]:
+    """A message as the RudderStack JavaScript SDK (rudderlabs/rudder-sdk-js, v1 `analytics.js`) sends it:
+    `processAndSendDataToDestinations` sets `message.context.traits = {...this.userTraits}` on every
+    call and puts no top-level `traits` on an identify; `userId` and `anonymousId` are always set,
+    `channel` is "web", `originalTimestamp` is the browser clock and `sentAt` is added on flush.
+    RudderStack's Python SDK (rudder-sdk-python) posts the same message shape to `/v1/batch`."""
+    return {
+        "channel": "web",
+        "context": {
+            "app": {"build": "1.0.0", "name": "RudderLabs JavaScript SDK", "namespace": "com.rudderlabs.javascript"},
+            "library": {"name": "RudderLabs JavaScript SDK", "version": "1.1.11"},
+            "locale": "zh-CN",
+            "traits": message.pop("traits", {}),
+        },
+        "type": kind,
+        "messageId": f"rs-{kind}-{message.get('event', '')}-{user_id}",
+        "originalTimestamp": "2026-12-01T08:00:00.000Z",
+        "sentAt": "2026-12-01T08:00:00.500Z",
+        "anonymousId": anonymous_id,
+        "userId": user_id,
+        "integrations": {"All": True},
+        **message,
+    }
+
+
+def test_rudderstack_traits_in_context_reach_the_profile(app: App, base_url: str, make_key: KeyMaker) -> None:
+    key = make_key("demo", "ingest", source="web")
+    traits = {"phone": "13800138001", "email": "rs@example.com", "firstName": "雷", "lastName": "李"}
+    batch = {
+        "batch": [
+            _rudderstack("identify", "r1", "anon-r1", traits=traits),
+            _rudderstack("track", "r1", "anon-r1", event="Product Viewed", properties={"sku": "A"},
+                         traits={**traits, "city": "杭州"}),
+        ],
+        "sentAt": "2026-12-01T08:00:00.500Z",
+    }  # fmt: skip
+    with httpx.Client(base_url=base_url, auth=(key, ""), timeout=30) as c:
+        assert c.post("/v1/batch", json=batch).json() == {"success": True}
+    # The official Segment library: top-level traits win over context.traits.
+    sdk = Client(key, host=base_url, sync_mode=True, max_retries=0)
+    sdk.identify("s1", {"email": "top@example.com"}, context={"traits": {"email": "ctx@example.com", "phone": "139"}})
+    sdk.flush()
+    Loader(app).drain()
+    customers = {c["source_customer_id"]: c for c in _rows(app, "customers")}
+    # Before: r1 had no phone, e-mail or name (they were only in context.traits).
+    r1 = customers["r1"]
+    assert (r1["phone"], r1["email"], r1["name"], r1["city"]) == ("13800138001", "rs@example.com", "李雷", "杭州")
+    assert (customers["s1"]["email"], customers["s1"]["phone"]) == ("top@example.com", "139")
+
+
+def test_values_refused_at_the_door_answer_400_with_the_field(base_url: str, make_key: KeyMaker) -> None:
+    key = make_key("demo", "ingest", source="web")
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    with httpx.Client(base_url=base_url, auth=(key, ""), timeout=30) as c:
+        # 255–1024 levels: orjson parses it but cannot write it back; this was a 500.
+        r = c.post("/v1/track", content=f'{{"userId": "u", "event": "A", "traits": {deep}}}'.encode())
+        assert r.status_code == 400 and r.json()["errors"][0]["field"] == "traits"
+        r = c.post("/v1/track", json={"userId": "u", "event": "A", "timestamp": "9999-12-31T00:00:00Z"})
+        assert r.status_code == 400 and r.json()["errors"][0]["field"] == "timestamp"
+        r = c.post("/v1/track", json={"userId": "u", "event": "A", "timestamp": 1718683200})
+        assert r.status_code == 400 and r.json()["errors"][0]["field"] == "timestamp"
+        order = {"order_id": "O", "total": 0.001, "products": [{"price": 1, "quantity": -3}]}
+        r = c.post("/v1/batch", json={"batch": [{"type": "track", "userId": "u", "event": "Order Completed",
+                                                 "properties": order}]})  # fmt: skip
+        assert r.status_code == 400
+        fields = [e["field"] for e in r.json()["errors"]]
+        assert fields == ["batch.0.properties.total", "batch.0.properties.products.0.quantity"]

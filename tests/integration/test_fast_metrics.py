@@ -248,3 +248,24 @@ def test_rfm_scores_and_groups(fx: App) -> None:
         "general_winback": (1, 6000),  # E
     }
     assert fx.lake.version("rfm") is None  # a read: the scores are stored by `siyu metrics materialise`
+
+
+def test_declared_relation_types_count_for_the_basic_layer_when_they_are_connections(fx: App, tmp_path: Path) -> None:
+    folder = tmp_path / "declared"
+    folder.mkdir()
+    (folder / "relation_types.csv").write_text(
+        "brand,code,name_zh,name_en,field,connection\n"
+        "fx,douyin_fan_group,抖音粉丝群,Douyin fan group,douyin_store,\n"  # empty connection = true
+        "fx,follow,关注,Follow,,false\n"
+        "fx,fan,粉丝,Fan,,false\n"  # a built-in the brand does not count
+    )
+    (folder / "relations.csv").write_text(
+        "brand,source,field,relation_type,source_customer_id,started_at\n"
+        "fx,crm,douyin_store,douyin_fan_group,k1,2024-06-01T00:00:00+08:00\n"
+        "fx,crm,douyin_store,follow,l1,2024-06-01T00:00:00+08:00\n"
+    )
+    assert import_path(fx, folder).as_json()["total"]["quarantined"] == 0  # before: both relations quarantined
+    june = ranks_by_source_customer(FastMetrics(fx, "fx"), "2024-06")
+    # k1 holds a declared connection; l1's `follow` is declared as no connection; h1's only relation
+    # is a Douyin `fan`, which fx declared not to count (h2 still follows the JD store).
+    assert (june["k1"], june["l1"], june["h1"], june["h2"]) == ("basic", "none", "none", "basic")

@@ -8,9 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from siyu.bootstrap import App
+from siyu.bootstrap import App, bootstrap
+from siyu.config import Settings
 from siyu.core.errors import UnreadableFileError
+from siyu.ingest import registry
 from siyu.ingest.importer import import_path, quarantine
+from siyu.ingest.schema import RELATION_TYPES
 from siyu.lake.views import latest
 
 ORDERS_HEADER = "brand,source,order_id,source_customer_id,status,paid_at,amount_fen,refund_fen\n"
@@ -183,7 +186,7 @@ def test_jsonl_and_parquet_and_unknown_field_warning(app: App, tmp_path: Path) -
                 "source": ["crm"],
                 "member_no": ["M1"],
                 "source_customer_id": ["c1"],
-                "joined_at": pa.array([0], pa.timestamp("s", tz="UTC")),
+                "joined_at": pa.array([1_718_668_800], pa.timestamp("s", tz="UTC")),  # 2024-06-18
             }
         ),
         d / "memberships.parquet",
@@ -199,7 +202,7 @@ def test_jsonl_and_parquet_and_unknown_field_warning(app: App, tmp_path: Path) -
     props = app.engine.to_arrow(latest(app.engine, "events").filter(lambda t: t.event_id == "e1"))["properties"]
     assert props.to_pylist() == ['{"n": 1, "page": "home"}']
     joined = app.engine.to_arrow(latest(app.engine, "memberships"))["joined_at"].to_pylist()[0]
-    assert joined.year == 1970
+    assert joined.year == 2024
     # Second import: the field is now known, no warning; everything unchanged.
     again = import_path(app, d)
     assert again.warnings == [] and again.as_json()["total"]["accepted"] == 0
@@ -234,3 +237,61 @@ def test_relation_customer_and_brand_reasons(app: App, tmp_path: Path) -> None:
     assert rows[("customers.csv", 2)] == ("birthday", "unparsable date (YYYY-MM-DD): 1990/01/01")
     assert rows[("customers.csv", 3)][0] == "gender"
     assert rows[("memberships.csv", 2)] == ("points_balance", "negative value: -5")
+
+
+def test_timestamps_out_of_bounds_are_quarantined(app: App, tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "events.csv",
+        "brand,source,event_id,type,source_customer_id,occurred_at\n"
+        "acme,app,e1,visit,u1,2024-06-01 10:00:00\n"  # 2 good
+        "acme,app,e2,visit,u1,99999-01-01T00:00:00\n"  # 3 was accepted: year 99999
+        "acme,app,e3,visit,u1,0000-01-01T00:00:00\n"  # 4 was accepted: year 0
+        "acme,app,e4,visit,u1,1989-12-31T23:59:59Z\n"  # 5 before 1990
+        "acme,app,e5,visit,u1,2999-01-01T00:00:00Z\n",  # 6 more than a day ahead
+    )
+    assert counts(import_path(app, f), "events") == {"accepted": 1, "updated": 0, "unchanged": 0, "quarantined": 4}
+    rows = [(r["line"], r["field"], r["reason"]) for r in quarantine(app)]
+    assert [(line, field) for line, field, _ in rows] == [(3, "occurred_at"), (4, "occurred_at"), (5, "occurred_at"),
+                                                          (6, "occurred_at")]  # fmt: skip
+    assert rows[0][2] == "timestamp out of range (1990-01-01 … now + 1 day(s)) (时间超出范围): 99999-01-01T00:00:00"
+
+
+def test_timestamp_bounds_come_from_settings(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", ingest_earliest="2024-06-01", ingest_max_future="P0D")
+    app = bootstrap(settings)
+    f = write(
+        tmp_path / "events.csv",
+        "brand,source,event_id,type,source_customer_id,occurred_at\n"
+        "acme,app,e1,visit,u1,2024-06-01T00:00:00Z\nacme,app,e2,visit,u1,2024-05-31T23:59:59Z\n",
+    )
+    assert counts(import_path(app, f), "events")["quarantined"] == 1
+    assert "2024-06-01 … now + 0 day(s)" in quarantine(app)[0]["reason"]
+
+
+def test_relation_types_are_declared_in_relation_types_csv(app: App, tmp_path: Path) -> None:
+    d = tmp_path / "rt"
+    write(
+        d / "relation_types.csv",
+        "brand,code,name_zh,name_en,field,connection\n"
+        "acme,douyin_fan_group,抖音粉丝群,Douyin fan group,douyin,true\n"
+        "acme,follow,关注,Follow,,false\n"
+        "acme,Fan Club,,,,\n",  # 4 not snake_case
+    )
+    write(
+        d / "relations.csv",
+        "brand,source,field,relation_type,source_customer_id,started_at\n"
+        "acme,douyin,douyin,douyin_fan_group,d1,2024-06-01 10:00:00\n"  # 2 declared: was quarantined
+        "acme,douyin,douyin,follow,d1,2024-06-01 10:00:00\n"  # 3 declared (not a connection)
+        "other,douyin,douyin,follow,d2,2024-06-01 10:00:00\n"  # 4 declared for acme only
+        "acme,wecom,wecom,wecom_friend,w1,2024-06-01 10:00:00\n",  # 5 built-in, pre-declared
+    )
+    report = import_path(app, d).as_json()
+    assert report["relation_types"] == {"accepted": 2, "updated": 0, "unchanged": 0, "quarantined": 1}
+    assert report["relations"] == {"accepted": 3, "updated": 0, "unchanged": 0, "quarantined": 1}
+    rows = {(Path(r["file"]).name, r["line"]): (r["field"], r["reason"]) for r in quarantine(app)}
+    assert rows[("relation_types.csv", 4)] == ("code", "code must be snake_case (e.g. douyin_fan_group): Fan Club")
+    field, reason = rows[("relations.csv", 4)]
+    assert field == "relation_type" and reason.startswith("unknown relation_type 'follow' of brand other: declare it")
+    assert "relation_types.csv (columns brand, code, name_zh, name_en, field, connection)" in reason
+    assert registry.connection_types(app, "acme") == sorted([*RELATION_TYPES, "douyin_fan_group"])
+    assert import_path(app, d).as_json()["relation_types"]["unchanged"] == 2

@@ -13,7 +13,7 @@ import pyarrow as pa
 from siyu.api.schemas.segment import InboxRow, parse_batch
 from siyu.bootstrap import App
 from siyu.identity.service import MAP_TABLE, run_resolve
-from siyu.ingest.importer import Counts, import_file
+from siyu.ingest.importer import Counts, import_file, quarantine
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
 from siyu.lake.views import latest
 
@@ -143,3 +143,20 @@ def test_a_later_identify_and_full_refund_update_the_lake(sqlite_app: App) -> No
     assert (customer["phone"], customer["name"], customer["email"]) == ("138 0013 8000", "李雷", "li@example.com")
     (order,) = _lake(sqlite_app, "orders")
     assert (order["status"], order["refund_fen"], order["amount_fen"]) == ("refunded", 6797, 6797)
+
+
+def test_an_order_with_a_bad_item_line_is_quarantined_whole(sqlite_app: App) -> None:
+    # Stored in the inbox before the door checked quantities (the door now answers 400 for these).
+    products = [{"sku": "A", "price": 5, "quantity": 1}, {"sku": "B", "price": 5, "quantity": 1.5}]
+    properties = {"order_id": "O-9", "total": 10, "products": products}
+    bad = {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "oc-9",
+           "timestamp": "2024-06-18T12:00:00Z", "properties": properties}  # fmt: skip
+    rows = [InboxRow("oc-9", "track", json.dumps(bad))]
+    counts = _load(sqlite_app, rows)
+    assert (counts["orders"].accepted, counts["orders"].quarantined) == (0, 1)  # was: stored as paid
+    assert (counts["order_items"].accepted, counts["order_items"].quarantined) == (0, 2)
+    reasons = {(q["entity"], q["field"]): q["reason"] for q in quarantine(sqlite_app)}
+    item = "item line 2 rejected (商品行无效): qty: must be a non-negative integer, got a decimal: 1.5"
+    assert reasons[("orders", "order_items")] == item
+    assert reasons[("order_items", "order_id")] == f"order rejected: {item}"  # line 1, good on its own
+    assert reasons[("order_items", "qty")] == "must be a non-negative integer, got a decimal: 1.5"

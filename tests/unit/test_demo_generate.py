@@ -41,6 +41,8 @@ def test_deterministic_per_seed(demo: Path, tmp_path: Path) -> None:
 
 def test_headers_follow_the_canonical_schema(demo: Path) -> None:
     for entity in ENTITIES.values():
+        if entity.name == "relation_types":
+            continue  # the demo brand uses only the built-in relation types: nothing to declare
         rows = _read(demo / f"{entity.name}.csv")
         assert rows, entity.name
         assert set(rows[0]) <= set(entity.column_names), entity.name

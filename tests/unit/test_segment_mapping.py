@@ -26,6 +26,7 @@ from siyu.api.schemas.segment import (
     parse_message,
     to_inbox_rows,
 )
+from siyu.api.schemas.segment_values import MessageValueError
 from siyu.ingest.schema import ENTITIES
 from siyu.ingest.segment import segment_to_canonical
 from siyu.ingest.validate import validate
@@ -107,7 +108,8 @@ def test_every_entity_has_exactly_the_canonical_columns(con: ibis.BaseBackend) -
     tables = _map(con, _messages([{"type": "track", "userId": "u1", "event": "Signed In"}]))
     assert set(tables) == {"customers", "identities", "orders", "order_items", "events"}
     for entity, table in tables.items():
-        assert table.column_names == [*ENTITIES[entity].column_names, "_line"]
+        rejected = ["_rejected"] if entity in ("orders", "order_items") else []  # an order is kept or rejected whole
+        assert table.column_names == [*ENTITIES[entity].column_names, "_line", *rejected]
         assert all(pa.types.is_string(table.schema.field(c).type) for c in ENTITIES[entity].column_names)
         assert table.schema.field("_line").type == pa.int64()
 
@@ -384,6 +386,55 @@ def test_occurred_at_timestamp_skew_corrected_original_or_received(con: ibis.Bas
     ]
 
 
+def test_clock_skew_correction_only_when_sane_and_in_bounds(con: ibis.BaseBackend) -> None:
+    def track(event: str, **times: str) -> dict[str, Any]:
+        return {"type": "track", "userId": "u1", "event": event, **times}
+
+    rows = run(
+        con,
+        [
+            # Before: 4:00 − (0001-01-01 − 9999-12-31) = about year 12026, which broke the customer view.
+            track("A", originalTimestamp="9999-12-31T00:00:00Z", sentAt="0001-01-01T00:00:00Z"),
+            # A phone reset to 1970 with a sane 2 s delay: the correction is what fixes it.
+            track("B", originalTimestamp="1970-01-01T00:05:00Z", sentAt="1970-01-01T00:05:02Z"),
+            # Sent 40 days after it happened: too long a delay to trust; originalTimestamp is in bounds.
+            track("C", originalTimestamp="2024-05-01T00:00:00Z", sentAt="2024-06-10T00:00:00Z"),
+            # Negative delay and an original out of bounds: when the server got it.
+            track("D", originalTimestamp="1970-01-01T00:00:00Z", sentAt="1969-12-31T00:00:00Z"),
+            track("E", originalTimestamp="2024-06-25T00:00:00Z"),  # a week ahead of receipt, no sentAt
+        ],
+    )
+    assert [e["occurred_at"] for e in rows["events"]] == [
+        "2024-06-18T04:00:00.000000Z",
+        "2024-06-18T03:59:58.000000Z",
+        "2024-05-01T00:00:00.000000Z",
+        "2024-06-18T04:00:00.000000Z",
+        "2024-06-18T04:00:00.000000Z",
+    ]
+
+
+def test_traits_in_context_fill_the_profile_under_top_level_traits(con: ibis.BaseBackend) -> None:
+    rows = run(
+        con,
+        [
+            # RudderStack's SDKs send identify traits in context.traits only.
+            {"type": "identify", "userId": "u1", "context": {"traits": {"phone": "13800000001", "email": "a@x.cn"}}},
+            # Both: the top-level trait wins, context fills what the top level lacks.
+            {"type": "identify", "userId": "u2", "traits": {"phone": "13800000002"},
+             "context": {"traits": {"phone": "13900000000", "city": "杭州"}}},
+            # A track's context.traits are the user's too (Segment spec); a group's traits are not.
+            {"type": "track", "userId": "u3", "event": "A", "context": {"traits": {"email": "c@x.cn"}}},
+            {"type": "group", "userId": "u4", "groupId": "g", "traits": {"email": "g@x.cn"}},
+        ],
+    )  # fmt: skip
+    assert rows["customers"] == [
+        _base(source_customer_id="u1", phone="13800000001", email="a@x.cn", _line=1),
+        _base(source_customer_id="u2", phone="13800000002", city="杭州", _line=2),
+        _base(source_customer_id="u3", email="c@x.cn", _line=3),
+        _base(source_customer_id="u4", _line=4),
+    ]
+
+
 # -- orders ---------------------------------------------------------------------------------------
 
 ORDER = {
@@ -441,14 +492,46 @@ def test_order_revenue_when_no_total_and_last_completion_wins(con: ibis.BaseBack
     assert [(o["order_id"], o["amount_fen"], o["_line"]) for o in rows["orders"]] == [("O-2", "1250", 2)]
     assert rows["order_items"] == []  # the last completion listed no products
     rows = run(con, [first])
-    assert rows["orders"][0]["amount_fen"] == "1001"  # half a fen rounds away from zero
+    assert rows["orders"][0]["amount_fen"] == "1000.5"  # never rounded: the importer rejects half a fen
+
+
+def test_sub_fen_and_huge_amounts_are_never_rounded_or_overflowed(con: ibis.BaseBackend) -> None:
+    tiny = {**ORDER, "properties": {"order_id": "O-4", "total": 0.001}}
+    huge = {**ORDER, "properties": {"order_id": "O-5", "total": 100000000000000000000, "points_used": 1e30}}
+    rows = run(con, [tiny, huge])
+    # 0.001 yuan = 0.1 fen: passed on as 0.1 for the importer to reject, not paid as 0 fen.
+    assert [(o["order_id"], o["amount_fen"], o.get("points_used")) for o in rows["orders"]] == [
+        ("O-4", "0.1", None),
+        ("O-5", "100000000000000000000", "1e30"),  # beyond int64 fen: passed on, no overflow; quarantined
+    ]
+    lake = Lake()
+    lake.add(con, _map(con, _messages([tiny, huge])))
+    assert "orders" not in lake.tables or lake.tables["orders"].num_rows == 0
 
 
 def test_money_that_is_not_a_number_is_passed_on_for_the_importer_to_reject(con: ibis.BaseBackend) -> None:
     bad = {**ORDER, "properties": {"order_id": "O-3", "total": "lots", "products": [{"sku": "A", "quantity": 1.5}]}}
     rows = run(con, [bad])
     assert rows["orders"][0]["amount_fen"] == "lots"
-    assert rows["order_items"] == [_base(order_id="O-3", line_no="1", sku="A", qty="1.5", _line=1)]
+    why = "order rejected: " + QTY_15.replace("line 2", "line 1")
+    assert rows["order_items"] == [_base(order_id="O-3", line_no="1", sku="A", qty="1.5", _line=1, _rejected=why)]
+
+
+QTY_15 = "item line 2 rejected (商品行无效): qty: must be a non-negative integer, got a decimal: 1.5"
+
+
+@pytest.mark.parametrize("quantity", [-3, 1.5, 0])
+def test_an_order_with_a_bad_item_line_is_rejected_whole(con: ibis.BaseBackend, quantity: float) -> None:
+    products = [{"sku": "A", "price": 10, "quantity": 1}, {"sku": "B", "price": 5, "quantity": quantity}]
+    order = {**ORDER, "properties": {"order_id": "O-6", "total": 15, "products": products}}
+    rows = run(con, [order])
+    reason = rows["orders"][0]["_rejected"]
+    assert reason.startswith("item line 2 rejected (商品行无效): qty: ")
+    assert [i.get("_rejected") for i in rows["order_items"]] == [f"order rejected: {reason}"] * 2
+    lake = Lake()
+    lake.add(con, _map(con, _messages([order])))
+    # Before: the order was stored as paid (15 yuan) with line 1 only; now neither the order nor a line is.
+    assert lake.tables["orders"].num_rows == 0 and lake.tables["order_items"].num_rows == 0
 
 
 def _refund(order_id: str, message_id: str, **properties: Any) -> dict[str, Any]:
@@ -559,6 +642,54 @@ def test_bad_messages_are_rejected_with_their_place(message: dict[str, Any], whe
         parse_batch(orjson.dumps({"batch": [message]}))
     error = caught.value.errors()[0]
     assert error["loc"] == where and says in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "says"),
+    [
+        ({"timestamp": "9999-12-31T00:00:00Z"}, "batch.0.timestamp", "out of range (1990-01-01 … now + 1 day(s))"),
+        ({"timestamp": "1989-12-31T23:59:59Z"}, "batch.0.timestamp", "out of range"),
+        ({"properties": {"deep": json.loads('{"a":' * 40 + "1" + "}" * 40)}}, "batch.0.properties", "deeper than 32"),
+        ({"properties": {"blob": "x" * 40_000}}, "batch.0.", "larger than 32 KB"),
+        ({"event": "Order Completed", "properties": {"total": 0.001}}, "batch.0.properties.total", "fen"),
+        ({"event": "order_completed", "properties": {"total": 1e20}}, "batch.0.properties.total", "too large"),
+        ({"event": "Order Refunded", "properties": {"revenue": -5}}, "batch.0.properties.revenue", "non-negative"),
+        ({"event": "Order Completed", "properties": {"points_used": True}}, "batch.0.properties.points_used", "int"),
+        *[
+            ({"event": "Order Completed", "properties": {"products": [{"price": 1}, {"quantity": q}]}},
+             "batch.0.properties.products.1.quantity", "positive integer")
+            for q in (-3, 1.5, 0, "two")
+        ],
+    ],
+)  # fmt: skip
+def test_values_the_door_refuses(message: dict[str, Any], field: str, says: str) -> None:
+    body = orjson.dumps({"batch": [{"type": "track", "userId": "u1", "event": "A", **message}]})
+    with pytest.raises(MessageValueError) as caught:
+        parse_batch(body)
+    assert caught.value.errors[0]["field"] == field and says in caught.value.errors[0]["reason"]
+
+
+def test_json_nested_as_deep_as_orjson_allows_is_refused_not_a_crash() -> None:
+    # 255–1024 levels parse, but could not be written back as JSON (orjson's limit is 254): it was a 500.
+    for depth in (300, 1000):
+        body = ('{"userId": "u1", "event": "A", "properties": ' + '{"a":' * depth + "1" + "}" * depth + "}").encode()
+        with pytest.raises(MessageValueError, match="deeper than 32"):
+            parse_message("track", body)
+    with pytest.raises(ValidationError, match="recursion limit"):  # beyond orjson's own limit: invalid JSON
+        parse_message("track", b'{"userId": "u1", "event": "A", "properties": ' + b'{"a":' * 2000 + b"1}")
+
+
+def test_timestamps_must_be_iso_strings_not_numbers() -> None:
+    # pydantic would read 1718683200 as a date; the mapping stored the receive time instead.
+    with pytest.raises(ValidationError, match="ISO-8601"):
+        parse_message("track", b'{"userId": "u1", "event": "A", "timestamp": 1718683200}')
+    with pytest.raises(ValidationError, match="ISO-8601"):
+        parse_batch(orjson.dumps({"batch": [], "sentAt": 1718683200000}))
+    order = {
+        "event": "Order Completed",
+        "properties": {"total": 64.97, "products": [{"price": 19.99, "quantity": 3.0}]},
+    }
+    assert parse_message("track", orjson.dumps({"userId": "u1", **order}))  # exact money and whole counts pass
 
 
 def test_broken_json_is_a_validation_error() -> None:

@@ -3,8 +3,10 @@ lifecycle stage and predicted CLV — each only where it has been computed."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 
 from siyu.bootstrap import App
@@ -14,10 +16,33 @@ from siyu.metrics.layers import LAYERS_TABLE
 from siyu.metrics.rfm import RFM_TABLE
 
 NODE = ["brand", "source", "source_customer_id"]
+# What Python's datetime can hold (years 1–9999), a day inside each end so no time zone overflows.
+_FIRST, _LAST = datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)
 
 
-def _rows(app: App, expr: ir.Table) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = app.engine.to_arrow(expr).to_pylist()
+def representable(expr: ir.Table) -> ir.Table:
+    """`expr` with every timestamp or date Python cannot represent shown as NULL.
+
+    The lake may hold such a value from before the import bounds existed; reading it into Python
+    raises, so one bad event would make the whole customer view fail for good."""
+    values: dict[str, ir.Value] = {}
+    for name, dtype in expr.schema().items():
+        column = expr[name]
+        if dtype.is_timestamp():
+            naive = not dtype.timezone
+            lo, hi = (ibis.literal(d.replace(tzinfo=None) if naive else d, type=dtype) for d in (_FIRST, _LAST))
+            values[name] = ibis.ifelse(column.between(lo, hi), column, ibis.null(dtype))
+        elif dtype.is_date():
+            lo, hi = ibis.literal(date(1, 1, 1)), ibis.literal(date(9999, 12, 31))
+            values[name] = ibis.ifelse(column.between(lo, hi), column, ibis.null(dtype))
+        else:
+            values[name] = column
+    return expr.select(**values)
+
+
+def rows_of(app: App, expr: ir.Table) -> list[dict[str, Any]]:
+    """The rows of `expr` as Python values (see `representable`)."""
+    rows: list[dict[str, Any]] = app.engine.to_arrow(representable(expr)).to_pylist()
     return rows
 
 
@@ -26,7 +51,7 @@ def _latest_of(app: App, name: str, brand: str, customer_id: str, order: str) ->
     if table is None:
         return None
     mine = table.filter((table.brand == brand) & (table.customer_id == customer_id))
-    rows = _rows(app, mine.order_by(mine[order].desc()).limit(1))
+    rows = rows_of(app, mine.order_by(mine[order].desc()).limit(1))
     return rows[0] if rows else None
 
 
@@ -36,7 +61,7 @@ def customer_profile(app: App, brand: str, customer_id: str, records: ir.Table, 
     layers = app.engine.table(LAYERS_TABLE)
     if layers is not None:
         mine = layers.filter((layers.brand == brand) & (layers.customer_id == customer_id))
-        out["layer_history"] = _rows(
+        out["layer_history"] = rows_of(
             app, mine.select("grain", "period", "period_end", "layer").order_by(["grain", "period_end"])
         )
     orders = latest(app.engine, "orders")
@@ -52,12 +77,12 @@ def customer_profile(app: App, brand: str, customer_id: str, records: ir.Table, 
             "store_code",
             "coupon_code",
         )
-        out["recent_orders"] = _rows(app, mine.order_by(mine.paid_at.desc()).select(*cols).limit(recent))
+        out["recent_orders"] = rows_of(app, mine.order_by(mine.paid_at.desc()).select(*cols).limit(recent))
     events = latest(app.engine, "events")
     if events is not None:
         mine = events.semi_join(records, NODE)
         cols = ("source", "event_id", "field", "type", "occurred_at", "properties")
-        out["recent_events"] = _rows(app, mine.order_by(mine.occurred_at.desc()).select(*cols).limit(recent))
+        out["recent_events"] = rows_of(app, mine.order_by(mine.occurred_at.desc()).select(*cols).limit(recent))
     rfm = _latest_of(app, RFM_TABLE, brand, customer_id, "computed_at")
     out["rfm"] = (
         {

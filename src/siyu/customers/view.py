@@ -12,6 +12,7 @@ import ibis.expr.types as ir
 from siyu.audiences.customer import customer_lights, customer_tags
 from siyu.bootstrap import App
 from siyu.core.errors import NotFoundError, SiyuError
+from siyu.customers.profile import rows_of
 from siyu.identity.normalise import mask_value, normalise_phone
 from siyu.identity.service import MAP_TABLE, NothingToResolveError, identifiers
 from siyu.ingest.schema import PAID_STATUSES
@@ -90,7 +91,7 @@ def customer_view(app: App, key: str, brand: str | None = None, mask: bool = Tru
         rows = member_table.semi_join(records, NODE).select(
             "source", "member_no", "program", "tier", "points_balance", "joined_at", "left_at"
         )
-        memberships = app.engine.to_arrow(rows.order_by("joined_at")).to_pylist()
+        memberships = rows_of(app, rows.order_by("joined_at"))
         for m in memberships:
             m["member_no"] = mask_value("member_no", m["member_no"]) if mask else m["member_no"]
 
@@ -136,5 +137,5 @@ def _order_summary(app: App, records: ir.Table) -> dict[str, Any]:
         first_paid_at=paid.paid_at.min(),
         last_paid_at=paid.paid_at.max(),
     )
-    row = app.engine.to_arrow(summary).to_pylist()[0]
+    row = rows_of(app, summary)[0]
     return {k: (int(v) if k.endswith(("count", "_fen")) else v) for k, v in row.items()} if row["count"] else empty

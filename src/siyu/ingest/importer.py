@@ -27,8 +27,8 @@ from siyu.engine.connect import Engine
 from siyu.ingest import registry
 from siyu.ingest.landed import LandedKeys
 from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
-from siyu.ingest.schema import ENTITIES, IMPORT_ORDER, Entity
-from siyu.ingest.validate import explain, row_hash, validate
+from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
+from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.lake.views import latest
 from siyu.store.models import ImportJob, QuarantineRow
 
@@ -178,11 +178,13 @@ def check(app: App, raw: RawFile, brand: str | None) -> Checked:
     default_zone = ibis.literal(app.settings.timezone)
     zone = source.brand.substitute(zones, else_=default_zone) if zones else default_zone
     # One pass over every row: typed values, validity and content hash, straight to Arrow.
-    checked_rows = validate(source, entity, zone, brand)
+    # One `now` for both passes, so explain() finds the problem validate() saw.
+    rules = Rules(app.settings.time_bounds, utc_now(), registry.declared_relation_types(app))
+    checked_rows = validate(source, entity, zone, brand, rules)
     checked = ibis.memtable(engine.to_arrow(checked_rows.mutate(_row_hash=row_hash(checked_rows, entity.column_names))))
     good, bad = _split_duplicates(engine, entity, checked)
     bad_lines = checked.filter(~checked._valid).select("_line")
-    explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand)
+    explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand, rules)
     bad = pa.concat_tables([engine.to_arrow(explained), bad]).sort_by("_line")
     return Checked(good, bad, ignored, (source, checked))
 
@@ -197,8 +199,8 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
     if checked.ignored:
         warnings.append(f"{raw.path.name}: ignored unknown column(s): {', '.join(checked.ignored)} (忽略未知列)")
 
-    if entity.name == "fields":
-        counts, more = registry.apply_fields(app, engine.to_arrow(good.drop("_valid")))
+    if entity.name in DECLARATIONS:  # declarations go to the store, not the lake
+        counts, more = registry.apply_declarations(app, entity.name, engine.to_arrow(good.drop("_valid")))
         warnings += more
         new_rows = None
     else:

@@ -85,6 +85,7 @@ def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
             lambda entity: latest(app.engine, entity),
             # Parse the JSON payloads once for all five output tables, not once per table.
             materialise=lambda table: app.engine.materialise(table, "segment_parsed"),
+            bounds=app.settings.time_bounds,
         )
         return {entity: app.engine.to_arrow(expr) for entity, expr in mapped.items()}
     finally:

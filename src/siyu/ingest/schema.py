@@ -54,16 +54,21 @@ ORDER_STATUSES = (
 # Statuses of an order that was paid (a purchase unless fully refunded).
 PAID_STATUSES = ("paid", "shipped", "completed", "partially_refunded", "refunded")
 
-RELATION_TYPES = (
-    "follow_store",  # 关注店铺
-    "follow_live",  # 关注直播间
-    "group_member",  # 群成员 (WeCom / Tmall group chat)
-    "exclusive_cs",  # 专属客服
-    "wecom_friend",  # 企业微信好友
-    "official_account_follow",  # 公众号关注
-    "subscription",  # 订阅 (mini-program subscription messages, newsletter)
-    "fan",  # 粉丝 (Douyin follow)
-)
+# Built-in relation types (关系类型), pre-declared for every brand: code → (name_zh, name_en). They
+# all count as a connection for the basic layer. A brand declares its own (or renames a built-in,
+# or marks it as not a connection) in `relation_types.csv`; see `siyu.ingest.registry`.
+BUILTIN_RELATION_TYPES: dict[str, tuple[str, str]] = {
+    "follow_store": ("关注店铺", "Store follow"),
+    "follow_live": ("关注直播间", "Live room follow"),
+    "group_member": ("群成员", "Group chat member"),  # WeCom / Tmall group chat
+    "exclusive_cs": ("专属客服", "Exclusive service"),
+    "wecom_friend": ("企业微信好友", "WeCom friend"),
+    "official_account_follow": ("公众号关注", "Official account follow"),
+    "subscription": ("订阅", "Subscription"),  # mini-program subscription messages, newsletter
+    "fan": ("粉丝", "Fan"),  # Douyin follow
+}
+RELATION_TYPES = tuple(BUILTIN_RELATION_TYPES)
+RELATION_TYPE_COLUMNS = ("brand", "code", "name_zh", "name_en", "field", "connection")
 
 # Event types with a meaning in siyu; other snake_case types are accepted and kept as they are.
 EVENT_TYPES = (
@@ -131,6 +136,20 @@ ENTITIES: dict[str, Entity] = {
                 _opt("name_en"),
                 _opt("platform"),
             ),
+        ),
+        Entity(
+            "relation_types",
+            key=("brand", "code"),
+            columns=(
+                _req("brand"),
+                _req("code"),
+                _opt("name_zh"),
+                _opt("name_en"),
+                _opt("field"),  # the field (场域) the type belongs to, for people reading it
+                _opt("connection", choices=("true", "false")),  # counts for the basic layer; empty = true
+            ),
+            field_columns=("field",),
+            extra_checks=("code_format",),
         ),
         Entity(
             "customers",
@@ -213,6 +232,7 @@ ENTITIES: dict[str, Entity] = {
                 _req("amount_fen", Kind.FEN),
             ),
             depends_on=("orders",),
+            extra_checks=("qty_positive",),
         ),
         Entity(
             "relations",
@@ -220,16 +240,16 @@ ENTITIES: dict[str, Entity] = {
             columns=(
                 *_BASE,
                 _req("field"),
-                _req("relation_type", choices=RELATION_TYPES),
+                _req("relation_type"),  # built-in or declared in relation_types.csv
                 _req("source_customer_id"),
                 _req("started_at", Kind.TIMESTAMP),
                 _opt("ended_at", Kind.TIMESTAMP),
                 _opt("staff_code"),
                 _opt("ended_by"),
             ),
-            depends_on=("customers", "fields"),
+            depends_on=("customers", "fields", "relation_types"),
             field_columns=("field",),
-            extra_checks=("ended_not_before_started",),
+            extra_checks=("relation_type_declared", "ended_not_before_started"),
         ),
         Entity(
             "events",
@@ -253,6 +273,7 @@ ENTITIES: dict[str, Entity] = {
 # Import order for a folder: every entity after the ones it depends on.
 IMPORT_ORDER = (
     "fields",
+    "relation_types",
     "customers",
     "identities",
     "memberships",
@@ -262,3 +283,6 @@ IMPORT_ORDER = (
     "events",
 )
 assert set(IMPORT_ORDER) == set(ENTITIES)
+# Entities that declare things (names, flags) in the store rather than rows in the lake.
+DECLARATIONS = ("fields", "relation_types")
+assert ENTITIES["relation_types"].column_names == RELATION_TYPE_COLUMNS

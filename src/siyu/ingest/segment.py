@@ -14,14 +14,17 @@ never added to a stored total.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from siyu.ingest.bounds import TimeBounds
 from siyu.ingest.readers import RawFile
 from siyu.ingest.schema import ENTITIES, IMPORT_ORDER, Kind
+from siyu.ingest.validate import REJECTED, first_problem
 
 Existing = Callable[[str], ir.Table | None]
 
@@ -41,6 +44,7 @@ ORDER_COMPLETED = "order_completed"
 ORDER_REFUNDED = "order_refunded"
 PERSON_KINDS = ("identify", "track", "page", "screen", "group")
 EVENT_KINDS = ("track", "page", "screen", "group")
+CONTEXT_TRAIT_KINDS = ("identify", "track", "page", "screen")  # whose context.traits are the user's
 
 # Identify traits → customers columns, first present wins (snake and camel spellings).
 TRAITS: dict[str, tuple[str, ...]] = {
@@ -63,6 +67,11 @@ GENDERS = {
     **dict.fromkeys(("female", "f", "woman", "女"), "female"),
 }
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
+# How long a client may hold a message before sending it (offline mobile queues) for its clock-skew
+# correction to be trusted.
+MAX_CLIENT_DELAY = timedelta(days=30)
+MAX_FEN = 10**15  # as the importer: fen and counts have at most 15 digits
+FEN_DECIMAL = "decimal(38, 6)"  # fen computed exactly, before the check that they are whole
 _CJK = "[\u3400-\u9fff]"
 
 
@@ -98,21 +107,26 @@ def _decimal(text: ir.StringValue) -> ir.DecimalValue:
     return text.try_cast("decimal(38, 6)")
 
 
-def _fen(amount: ir.DecimalValue) -> ir.StringValue:
-    """Yuan (exact decimal) → integer fen as text, rounded half away from zero."""
-    return (amount * 100).round(0).cast("int64").cast("string")
+def _fen_text(fen: ir.DecimalValue) -> ir.StringValue:
+    """A fen amount as canonical text: the integer when exact and in range, else the decimal as
+    written (e.g. `0.1` for 0.001 yuan), which the importer quarantines: money is never rounded."""
+    ok = (fen == fen.round(0)) & (fen.abs() < MAX_FEN)
+    # CASE is evaluated lazily: the int64 cast never sees an out-of-range value.
+    written = fen.cast("string").re_replace(r"[.]?0+$", "")  # 1000.500000 → 1000.5
+    return ibis.ifelse(ok, fen.cast("int64").cast("string"), written)
 
 
 def _fen_or_raw(text: ir.StringValue) -> ir.StringValue:
-    """Fen from a yuan amount; a value that is not a number is passed on for the importer to reject."""
+    """Fen from a yuan amount, exact to the fen; a value that is not a number is passed on as is."""
     amount = _decimal(text)
-    return ibis.ifelse(amount.isnull(), text, _fen(amount))
+    small = amount.abs() < MAX_FEN  # yuan × 100 must not overflow the decimal either
+    return ibis.ifelse(amount.notnull() & small, _fen_text(amount * 100), text)
 
 
 def _count_or_raw(text: ir.StringValue) -> ir.StringValue:
     """A whole count as text ("3", also from 3.0); anything else passed on for the importer to reject."""
     number = _decimal(text)
-    whole = number.notnull() & (number == number.round(0))
+    whole = number.notnull() & (number == number.round(0)) & (number.abs() < MAX_FEN)
     return ibis.ifelse(whole, number.cast("int64").cast("string"), text)
 
 
@@ -131,7 +145,37 @@ def snake_case(name: ir.StringValue) -> ir.StringValue:
 # -- the parsed batch -----------------------------------------------------------------------------
 
 
-def parse(messages: ir.Table) -> ir.Table:
+def occurred_at(
+    timestamp: ir.StringValue,
+    original: ir.StringValue,
+    sent: ir.StringValue,
+    received: ir.TimestampValue,
+    bounds: TimeBounds,
+) -> ir.TimestampValue:
+    """When a message happened (docs/segment-mapping.md "occurred_at").
+
+    An explicit `timestamp` is used as sent (the API refused it out of bounds; an older inbox row
+    out of bounds is quarantined by the importer). Else Segment's clock-skew correction
+    `receivedAt − (sentAt − originalTimestamp)`, but only when the client's own delay
+    `sentAt − originalTimestamp` is sane (0 … MAX_CLIENT_DELAY): the client clock may be off by
+    years (a phone reset to 1970) and the correction fixes that, but a negative or huge delay
+    means one of the two is garbage. Else `originalTimestamp` when within the bounds; else
+    `receivedAt`. The result is then always within [receivedAt − MAX_CLIENT_DELAY, receivedAt].
+    """
+    sent_ts, original_ts = sent.try_cast("timestamp('UTC')"), original.try_cast("timestamp('UTC')")
+    sane = (original_ts <= sent_ts) & (original_ts >= sent_ts - ibis.interval(days=MAX_CLIENT_DELAY.days))
+    earliest = ibis.literal(bounds.earliest.astimezone(UTC), type="timestamp('UTC')")
+    ahead = ibis.interval(seconds=int(bounds.max_future.total_seconds()))
+    plausible = (original_ts >= earliest) & (original_ts <= received + ahead)
+    return ibis.coalesce(
+        timestamp.try_cast("timestamp('UTC')"),
+        ibis.ifelse(sane, received - (sent_ts - original_ts), ibis.null("timestamp('UTC')")),
+        ibis.ifelse(plausible, original_ts, ibis.null("timestamp('UTC')")),
+        received,
+    )
+
+
+def parse(messages: ir.Table, bounds: TimeBounds = TimeBounds()) -> ir.Table:
     """One row per message, every value the mapping needs extracted once into its own column.
 
     Customers values are `c_<column>` (profile ones only for identify), order values `o_<name>`;
@@ -139,15 +183,8 @@ def parse(messages: ir.Table) -> ir.Table:
     """
     j = messages.payload.cast("json")
     user_id, anonymous_id = _scalar(j["userId"]), _scalar(j["anonymousId"])
-    sent, original = _scalar(j["sentAt"]), _scalar(j["originalTimestamp"])
-    sent_ts, original_ts = sent.try_cast("timestamp('UTC')"), original.try_cast("timestamp('UTC')")
-    # Segment: an explicit timestamp is used as is; else the client clock is corrected by
-    # receivedAt - (sentAt - originalTimestamp); else originalTimestamp; else receivedAt.
-    occurred = ibis.coalesce(
-        _scalar(j["timestamp"]).try_cast("timestamp('UTC')"),
-        messages.received_at - (sent_ts - original_ts),
-        original_ts,
-        messages.received_at,
+    occurred = occurred_at(
+        _scalar(j["timestamp"]), _scalar(j["originalTimestamp"]), _scalar(j["sentAt"]), messages.received_at, bounds
     )
     top = messages.select(
         "inbox_id",
@@ -165,6 +202,7 @@ def parse(messages: ir.Table) -> ir.Table:
         category_json=_raw_json(j["category"]),
         group_json=_raw_json(j["groupId"]),
         traits=j["traits"],
+        context_traits=j["context"]["traits"],
         properties=j["properties"],
         context=j["context"],
         occurred_at=_iso(occurred),
@@ -189,10 +227,14 @@ def parse(messages: ir.Table) -> ir.Table:
     )
 
 
-def _output(table: ir.Table, entity: str, values: dict[str, ir.Value], line: ir.Value) -> ir.Table:
-    """Exactly the entity's canonical columns as text (missing ones NULL), plus `_line`."""
+def _output(
+    table: ir.Table, entity: str, values: dict[str, ir.Value], line: ir.Value, rejected: ir.Value | None = None
+) -> ir.Table:
+    """Exactly the entity's canonical columns as text (missing ones NULL), plus `_line` (and, for
+    orders and their items, `_rejected`: why the importer must quarantine the row, or NULL)."""
     columns = {c: values.get(c, ibis.null(str)).cast("string") for c in ENTITIES[entity].column_names}
-    return table.select(**columns, _line=line.cast("int64"))
+    extra = {} if rejected is None else {REJECTED: rejected.cast("string")}
+    return table.select(**columns, _line=line.cast("int64"), **extra)
 
 
 def as_text(table: ir.Table, entity: str) -> dict[str, ir.StringValue]:
@@ -211,8 +253,8 @@ def as_text(table: ir.Table, entity: str) -> dict[str, ir.StringValue]:
 # -- customers and identities ---------------------------------------------------------------------
 
 
-def _profile(p: ir.Table) -> dict[str, ir.Value]:
-    t = p.traits
+def _profile_values(t: ir.JSONValue) -> dict[str, ir.Value]:
+    """Customers columns from one traits object."""
     values: dict[str, ir.Value] = {c: _get(t, *names) for c, names in TRAITS.items()}
     first, last = _get(t, "firstName", "first_name"), _get(t, "lastName", "last_name")
     chinese = ibis.coalesce(first, "").re_search(_CJK) | ibis.coalesce(last, "").re_search(_CJK)
@@ -225,7 +267,7 @@ def _profile(p: ir.Table) -> dict[str, ir.Value]:
     birthday = _get(t, "birthday").replace("/", "-")
     created = _get(t, "createdAt", "created_at").try_cast("timestamp('UTC')")
     address = t["address"]
-    values |= {
+    return values | {
         "name": ibis.coalesce(_get(t, "name"), joined),
         "gender": ibis.ifelse(gender.isnull(), ibis.null(str), gender.lower().substitute(GENDERS, else_="unknown")),
         "birthday": ibis.ifelse(birthday.re_search(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"), birthday.substr(0, 10), None),
@@ -233,8 +275,23 @@ def _profile(p: ir.Table) -> dict[str, ir.Value]:
         "city": ibis.coalesce(_get(address, "city"), _get(t, "city")),
         "created_at": _iso(created),
     }
+
+
+def _profile(p: ir.Table) -> dict[str, ir.Value]:
+    """The person's traits: an identify's `traits`, merged over `context.traits` (top-level wins per
+    column). Segment lets any call carry the user's traits in `context.traits`, and some SDKs put
+    identify traits only there (RudderStack); `group` traits describe the group, never the person."""
+    own = _profile_values(p.traits)
+    from_context = _profile_values(p.context_traits)
     is_identify = p.kind == "identify"
-    return {c: ibis.ifelse(is_identify, v, ibis.null(str)) for c, v in values.items()}
+    reads_context = p.kind.isin(CONTEXT_TRAIT_KINDS)
+    return {
+        c: ibis.coalesce(
+            ibis.ifelse(is_identify, own[c], ibis.null(str)),
+            ibis.ifelse(reads_context, from_context[c], ibis.null(str)),
+        )
+        for c in own
+    }
 
 
 def _customer_rows(t: ir.Table, customer: ir.StringValue, values: dict[str, ir.Value]) -> ir.Table:
@@ -363,10 +420,14 @@ def _refund_amounts(t: ir.Table) -> ir.Table:
     items = t.mutate(_product=t.props["products"].array).unnest("_product")
     price = _decimal(_get(items._product, "price"))
     qty = ibis.coalesce(_decimal(_get(items._product, "quantity")), ibis.literal(1).cast("decimal(38, 6)"))
-    per_event = items.group_by(event).aggregate(_products=(price * qty).sum())
+    large = (price.abs() >= MAX_FEN) | (qty.abs() >= MAX_FEN)
+    per_event = items.group_by(event).aggregate(_products=ibis.ifelse(large, MAX_FEN, price * qty).sum())
     t = t.left_join(per_event.view(), event)
     amount = ibis.coalesce(_decimal(_get(t.props, "total")), _decimal(_get(t.props, "revenue")), t._products)
-    out = t.select(*event, order_id=_order_id(t.props), refund=(amount * 100).round(0).cast("int64"))
+    # Exact fen, never rounded (a sub-fen refund makes the order's refund_fen a decimal the importer
+    # quarantines); an absurd amount is capped where it is still rejected, not overflowed.
+    fen = ibis.ifelse(amount.abs() >= MAX_FEN, ibis.literal(MAX_FEN).cast(FEN_DECIMAL), amount * 100)
+    out = t.select(*event, order_id=_order_id(t.props), refund=fen.cast(FEN_DECIMAL))
     return out.view()
 
 
@@ -410,6 +471,8 @@ def orders(p: ir.Table, existing: Existing) -> ir.Table:
         },
         done.inbox_id,
     )
+    rejected = _rejected_orders(_item_lines(p))
+    completed = completed.left_join(rejected, key).drop(*[f"{k}_right" for k in key])
     refunds = _refunds(p, existing)
     refunded_here = p.filter((p.kind == "track") & (p.event_name == ORDER_REFUNDED))
     refunded_here = refunded_here.select("brand", "source", "inbox_id", order_id=refunded_here.o_order_id)
@@ -419,6 +482,7 @@ def orders(p: ir.Table, existing: Existing) -> ir.Table:
     if old is not None:
         old_text = old.select(**as_text(old, "orders"))
         reopened = old_text.join(touched.anti_join(completed.view(), key).view(), key)
+        reopened = reopened.mutate(**{REJECTED: ibis.null(str)})
         base = completed.union(reopened.select(*completed.columns), distinct=False)
         previous = old_text.select(*key, _old_refund=old_text.refund_fen).semi_join(base.view(), key)
         base = base.left_join(previous.view(), key).drop(*[f"{k}_right" for k in key])
@@ -427,28 +491,32 @@ def orders(p: ir.Table, existing: Existing) -> ir.Table:
     totals = refunds.semi_join(base.view(), key)
     totals = totals.group_by(key).aggregate(_full=totals.refund.isnull().any(), _partial=totals.refund.sum())
     out = base.left_join(totals.view(), key).drop(*[f"{k}_right" for k in key])
-    amount = out.amount_fen.try_cast("int64")
-    refund = ibis.coalesce(ibis.ifelse(out._full, amount, out._partial), out._old_refund.try_cast("int64"))
+    amount = out.amount_fen.try_cast("int64").cast(FEN_DECIMAL)
+    refund = ibis.coalesce(
+        ibis.ifelse(out._full, amount, out._partial), out._old_refund.try_cast("int64").cast(FEN_DECIMAL)
+    )
     status = ibis.cases(
         (refund.isnull() | (refund == 0), out.status),
         (refund >= amount, "refunded"),
         else_="partially_refunded",
     )
     values = {c: out[c] for c in ENTITIES["orders"].column_names} | {
-        "refund_fen": ibis.coalesce(refund.cast("string"), out.refund_fen),
+        "refund_fen": ibis.coalesce(_fen_text(refund), out.refund_fen),
         "status": status,
     }
-    return _output(out, "orders", values, out._line)
+    return _output(out, "orders", values, out._line, out[REJECTED])
 
 
-def order_items(p: ir.Table) -> ir.Table:
-    """The `products` of each order's last `Order Completed`, one line each (line_no from 1)."""
+def _item_lines(p: ir.Table) -> ir.Table:
+    """The `products` of each order's last `Order Completed`, one line each (line_no from 1), as
+    canonical text plus `_line`."""
     done = _completed(p)
     items = done.mutate(_product=done.properties["products"].array).unnest("_product", offset="_offset")
     product = items._product
     price = _decimal(_get(product, "price"))
     qty_text = ibis.coalesce(_get(product, "quantity"), ibis.literal("1"))
     qty = _decimal(qty_text)
+    computable = (price.abs() < MAX_FEN) & (qty.abs() < MAX_FEN)  # no decimal overflow
     values = {
         "brand": items.brand,
         "source": items.source,
@@ -459,16 +527,42 @@ def order_items(p: ir.Table) -> ir.Table:
         "category": _get(product, "category"),
         "qty": _count_or_raw(qty_text),
         "price_fen": _fen_or_raw(_get(product, "price")),
-        "amount_fen": _fen(price * qty),
+        "amount_fen": ibis.ifelse(computable, _fen_text(price * qty * 100), ibis.null(str)),
     }
     return _output(items, "order_items", values, items.inbox_id)
+
+
+def _rejected_orders(lines: ir.Table) -> ir.Table:
+    """brand, source, order_id, `_rejected` of orders with an item line the importer would reject:
+    "item line N rejected: <field>: <reason>" for the first such line. An order is accepted or
+    quarantined whole: a paid order missing some of its lines would overstate nothing visibly but
+    be wrong everywhere its items are used (categories, RFM by product)."""
+    field, reason = first_problem(lines, ENTITIES["order_items"], ibis.literal("UTC"))
+    line_no = lines.line_no.try_cast("int64")
+    why = "item line " + lines.line_no + " rejected (商品行无效): " + field + ": " + reason
+    bad = lines.mutate(_why=why, _n=line_no).filter(reason.notnull())
+    return bad.group_by(list(ENTITIES["orders"].key)).aggregate(_rejected=bad._why.first(order_by=bad._n))
+
+
+def order_items(p: ir.Table) -> ir.Table:
+    """Item lines (see `_item_lines`); every line of a rejected order is rejected with it."""
+    lines = _item_lines(p)
+    key = list(ENTITIES["orders"].key)
+    marked = lines.left_join(_rejected_orders(lines), key).drop(*[f"{k}_right" for k in key])
+    rejected = ibis.ifelse(marked._rejected.isnull(), ibis.null(str), "order rejected: " + marked._rejected)
+    return _output(marked, "order_items", {c: marked[c] for c in ENTITIES["order_items"].column_names},
+                   marked._line, rejected)  # fmt: skip
 
 
 # -- the whole batch ------------------------------------------------------------------------------
 
 
 def segment_to_canonical(
-    messages: ir.Table, existing: Existing, *, materialise: Callable[[ir.Table], ir.Table] | None = None
+    messages: ir.Table,
+    existing: Existing,
+    *,
+    materialise: Callable[[ir.Table], ir.Table] | None = None,
+    bounds: TimeBounds = TimeBounds(),
 ) -> dict[str, ir.Table]:
     """Canonical text tables (plus `_line` = inbox id) for one batch of Segment inbox messages.
 
@@ -476,8 +570,9 @@ def segment_to_canonical(
     `customers` (profile merge), `orders` (refunds of earlier orders) and `events` (earlier refund
     events, so refund totals stay exact when a batch is mapped again). `materialise`, if given,
     computes the parsed batch once (e.g. `Engine.materialise`) so the five outputs share it.
+    `bounds` are the import bounds (`Settings.time_bounds`) the clock-skew rule keeps to.
     """
-    p = parse(messages)
+    p = parse(messages, bounds)
     if materialise is not None:
         p = materialise(p)
     return {

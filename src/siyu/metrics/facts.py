@@ -7,7 +7,8 @@ rows a metric needs pay for the join.
 
 - purchases: paid orders not fully refunded (DESIGN §4) paid since `since`, with the brand-local
   purchase day and the net paid amount (amount − refund, fen)
-- memberships, relations: validity intervals [joined_at, left_at), [started_at, ended_at)
+- memberships, relations: validity intervals [joined_at, left_at), [started_at, ended_at); only
+  relations of a type that counts as a connection (`registry.connection_types`)
 - visits_between(start, end): `visit` events in a field
 - attributed: purchases attributed to another customer's share (last click within the window wins;
   clicks on one's own share never count, so self-purchases are excluded)
@@ -30,6 +31,7 @@ from siyu.brands.settings import BrandSettings
 from siyu.core.errors import SiyuError
 from siyu.engine.adapter import utc_to_local
 from siyu.identity.service import MAP_TABLE
+from siyu.ingest import registry
 from siyu.ingest.schema import PAID_STATUSES
 from siyu.lake.views import current
 
@@ -119,7 +121,9 @@ class Facts:
 
     @cached_property
     def relations(self) -> ir.Table:
-        table = self._resolved("relations")
+        """Relations of the types that count as a connection (built-in or declared so)."""
+        types = registry.connection_types(self.app, self.brand.code)
+        table = self._resolved("relations", lambda t: t.relation_type.isin(types))
         if table is None:
             return self._empty({"customer_id": "string", "field": "string", "started_at": "timestamp('UTC')",
                                 "ended_at": "timestamp('UTC')"})  # fmt: skip

@@ -57,6 +57,21 @@ class Field(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RelationType(Base):
+    """A relation type (关系类型) a brand declared in `relation_types.csv`: its own (`douyin_fan_group`)
+    or a built-in renamed or marked as not a connection. Built-ins need no row (ingest/schema.py)."""
+
+    __tablename__ = "relation_types"
+    brand: Mapped[str] = mapped_column(String(64), ForeignKey("brands.code"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str | None] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    field: Mapped[str | None] = mapped_column(String(64))
+    # Whether holding it makes a customer "basic" (FAST+ 基础层) and counts for Connection.
+    connection: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ImportJob(Base):
     """One file imported. Its quarantine rows count only once the job is `committed`."""
 

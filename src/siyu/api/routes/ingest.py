@@ -20,6 +20,7 @@ MAX_ROWS = 10_000
 
 class EntityName(StrEnum):
     fields = "fields"
+    relation_types = "relation_types"
     customers = "customers"
     identities = "identities"
     memberships = "memberships"
@@ -71,10 +72,12 @@ def ingest_rows(
     state: StateDep,
     app: ComputeDep,
 ) -> dict[str, Any]:
-    """Validated like a file import. Every row gets an outcome: `accepted` (new key), `updated`
-    (known key, new content), `unchanged`, or `rejected` with the offending field and reason. The
-    answer comes after the rows are durable in the inbox; the loader moves them into the lake.
-    Rows without `brand` / `source` take the key's brand and source."""
+    """Validated like a file import, and money / counts (`*_fen`, `qty`, `points_used`, …) must be
+    JSON integers (`true` or `"7"` are rejected). Every row gets an outcome: `accepted` (new key),
+    `updated` (known key, new content), `unchanged`, or `rejected` with the offending field and
+    reason. The answer comes after the rows are durable in the inbox; the loader moves them into
+    the lake (declarations — `fields`, `relation_types` — into the store). Rows without `brand` /
+    `source` take the key's brand and source."""
     if len(rows) > MAX_ROWS:
         raise ApiError(
             413, "payload_too_large", f"{len(rows)} rows: at most {MAX_ROWS} per request (单次最多 {MAX_ROWS} 行)"

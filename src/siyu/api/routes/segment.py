@@ -17,6 +17,7 @@ from siyu.api.deps import IngestKey, StateDep
 from siyu.api.errors import ApiError
 from siyu.api.gzip import GzipRoute
 from siyu.api.schemas import segment
+from siyu.api.schemas.segment_values import MessageValueError
 from siyu.core.clock import utc_now
 from siyu.ingest import inbox
 
@@ -33,10 +34,13 @@ def _invalid(exc: ValidationError) -> ApiError:
 
 async def _accept(request: Request, key: IngestKey, state: StateDep, kind: str | None) -> dict[str, Any]:
     body = await request.body()
+    bounds = state.app.settings.time_bounds
     try:
-        rows = segment.parse_batch(body) if kind is None else segment.parse_message(kind, body)
+        rows = segment.parse_batch(body, bounds) if kind is None else segment.parse_message(kind, body, bounds)
     except ValidationError as exc:
         raise _invalid(exc) from None
+    except MessageValueError as exc:  # values the door refuses: too deep, too big, out of range, not money
+        raise ApiError(400, "invalid_request", str(exc), exc.errors[:20]) from None
     except ValueError as exc:  # JSON that is not even JSON
         raise ApiError(400, "invalid_json", f"body is not JSON: {exc} (请求体不是 JSON)") from None
     messages = [inbox.Message(r.message_id, r.payload) for r in rows]

@@ -2,8 +2,10 @@
 
 Lenient like Segment: unknown fields are allowed and kept; `userId` / `anonymousId` may be
 strings or numbers (numbers become strings); `messageId` is optional (`message_id()` derives a
-stable one). Validation is by type only (pydantic-core, no Python per field) plus one check that
-a person is named, so a 100-message batch validates in well under a millisecond.
+stable one). Validation is by type (pydantic-core, no Python per field) plus one check that a
+person is named, then the few value checks that keep out what would break later
+(`segment_values`: nesting, size, time bounds, order money), so a 100-message batch validates in
+about a millisecond.
 
 The request path stores each validated message as JSON in the inbox (`to_inbox_rows`); the
 mapping to canonical rows happens later, in `siyu.ingest.segment`. See docs/segment-mapping.md.
@@ -12,12 +14,16 @@ mapping to canonical rows happens later, in `siyu.ingest.segment`. See docs/segm
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+
+from siyu.api.schemas.segment_values import MessageValueError, depth_problems, size_problems, value_problems
+from siyu.core.clock import utc_now
+from siyu.ingest.bounds import TimeBounds
 
 # Fields a client may set differently when it retries the same message; not part of its identity.
 _TRANSPORT_FIELDS = ("sentAt", "receivedAt", "writeKey")
@@ -27,15 +33,26 @@ _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId", "messageId")
 JSONObject = dict[str, Any]
 
 
+def _iso_text(value: Any) -> Any:
+    # Segment's timestamps are ISO-8601 strings. pydantic would read a number as epoch seconds or
+    # milliseconds (guessing which by size) while the mapping could not read it at all: refuse it.
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO-8601 string such as 2024-06-18T12:00:00+08:00, not a number (须为 ISO-8601)")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
 class SegmentMessage(BaseModel):
     """Fields common to every Segment message (the spec's "common fields")."""
 
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     message_id: str | None = Field(None, alias="messageId", description="client id of the message; derived if absent")
-    timestamp: datetime | None = Field(None, description="when it happened (ISO-8601); naive = UTC")
-    original_timestamp: datetime | None = Field(None, alias="originalTimestamp")
-    sent_at: datetime | None = Field(None, alias="sentAt", description="client clock when sent (skew correction)")
+    timestamp: IsoTime | None = Field(None, description="when it happened (ISO-8601); naive = UTC")
+    original_timestamp: IsoTime | None = Field(None, alias="originalTimestamp")
+    sent_at: IsoTime | None = Field(None, alias="sentAt", description="client clock when sent (skew correction)")
     context: JSONObject | None = None
     integrations: JSONObject | None = None
 
@@ -109,7 +126,7 @@ class Batch(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     batch: list[Message]
-    sent_at: datetime | None = Field(None, alias="sentAt")
+    sent_at: IsoTime | None = Field(None, alias="sentAt")
     context: JSONObject | None = None
     integrations: JSONObject | None = None
 
@@ -189,26 +206,57 @@ def _loads(body: bytes, adapter: TypeAdapter[Any]) -> Any:
         raise
 
 
-def parse_batch(body: bytes) -> list[InboxRow]:
-    """Validate a `/v1/batch` body and return its inbox rows; raises `pydantic.ValidationError`."""
+def _check_depth(messages: Any, places: list[str]) -> None:
+    """Before anything walks the JSON recursively (pydantic, orjson.dumps): refuse deep nesting."""
+    if isinstance(messages, list) and (problems := depth_problems(messages, places)):
+        raise MessageValueError(problems)
+
+
+def _checked_rows(
+    data: Sequence[Mapping[str, Any]],
+    models: Sequence[SegmentMessage],
+    places: Sequence[str],
+    bounds: TimeBounds,
+    now: datetime | None,
+    **batch: Any,
+) -> list[InboxRow]:
+    latest = bounds.latest(now or utc_now())
+    problems = [
+        p
+        for raw, model, place in zip(data, models, places, strict=True)
+        for p in value_problems(raw, model.timestamp, place, bounds, latest)
+    ]
+    if problems:
+        raise MessageValueError(problems)
+    rows = to_inbox_rows(data, **batch)
+    if problems := size_problems([r.payload for r in rows], places):
+        raise MessageValueError(problems)
+    return rows
+
+
+def parse_batch(body: bytes, bounds: TimeBounds = TimeBounds(), now: datetime | None = None) -> list[InboxRow]:
+    """Validate a `/v1/batch` body and return its inbox rows; raises `pydantic.ValidationError` for a
+    bad shape, `MessageValueError` for values the door refuses (`segment_values`)."""
     data = _loads(body, BatchAdapter)
+    messages = data.get("batch") if isinstance(data, dict) else None
+    _check_depth(messages, [f"batch.{i}." for i in range(len(messages or []))])
+    if isinstance(data, dict) and isinstance(data.get("context"), dict | list):
+        _check_depth([{"context": data["context"]}], [""])  # the batch's context
     batch = BatchAdapter.validate_python(data)
     sent_at = data.get("sentAt") if isinstance(data.get("sentAt"), str) else None
-    return to_inbox_rows(data["batch"], context=batch.context, sent_at=sent_at)
+    places = [f"batch.{i}." for i in range(len(batch.batch))]
+    return _checked_rows(data["batch"], batch.batch, places, bounds, now, context=batch.context, sent_at=sent_at)
 
 
-def parse_message(kind: str, body: bytes) -> list[InboxRow]:
+def parse_message(
+    kind: str, body: bytes, bounds: TimeBounds = TimeBounds(), now: datetime | None = None
+) -> list[InboxRow]:
     """Validate the body of `/v1/<kind>` (one message; `type` may be omitted) and return its inbox row."""
     model = SINGLE_MODELS[kind]
     adapter = _SINGLE_ADAPTERS[kind]
     data = _loads(body, adapter)
-    model.model_validate(data)
+    _check_depth([data], [""])
+    message = model.model_validate(data)
     if isinstance(data, dict) and "type" not in data:
         data["type"] = kind
-    return to_inbox_rows([data])
-
-
-def batch_inbox_rows(batch: Batch) -> list[InboxRow]:
-    """`to_inbox_rows` for a `Batch` model (e.g. one FastAPI validated)."""
-    sent_at = batch.sent_at.isoformat() if batch.sent_at else None
-    return to_inbox_rows(batch.batch, context=batch.context, sent_at=sent_at)
+    return _checked_rows([data], [message], [""], bounds, now)
