@@ -13,7 +13,8 @@ import pyarrow as pa
 from siyu.api.schemas.segment import InboxRow, parse_batch
 from siyu.bootstrap import App
 from siyu.identity.service import MAP_TABLE, run_resolve
-from siyu.ingest.importer import Counts, import_file, quarantine
+from siyu.ingest.counts import Counts
+from siyu.ingest.importer import import_file, quarantine
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
 from siyu.lake.views import latest
 

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import console, err_console, get_app, print_json, progress, user_errors
-from siyu.ingest.importer import STATUSES, ImportReport, entity_files, import_path, quarantine
+from siyu.ingest.counts import STATUSES
+from siyu.ingest.importer import ImportReport, entity_files, import_path, quarantine
 
 quarantine_app = typer.Typer(help="Rows rejected by imports, with file, line, field and reason. 隔离区")
 

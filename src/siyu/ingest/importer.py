@@ -25,6 +25,7 @@ from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError, UnreadableFileError
 from siyu.engine.connect import Engine
 from siyu.ingest import registry
+from siyu.ingest.counts import Counts
 from siyu.ingest.landed import LandedKeys
 from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
@@ -33,22 +34,6 @@ from siyu.lake.views import latest
 from siyu.store.models import ImportJob, QuarantineRow
 
 Progress = Callable[[str], None]
-STATUSES = ("accepted", "updated", "unchanged", "quarantined")
-
-
-@dataclass
-class Counts:
-    accepted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-
-    def add(self, other: Counts) -> None:
-        for name in STATUSES:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in STATUSES}
 
 
 @dataclass

@@ -39,8 +39,9 @@ from siyu.events import subscriptions
 from siyu.events.dispatch import Handler, run_handlers
 from siyu.identity.service import run_resolve
 from siyu.ingest import inbox
+from siyu.ingest.counts import Counts
 from siyu.ingest.dead_letters import LoadStepError
-from siyu.ingest.importer import Counts, import_file
+from siyu.ingest.importer import import_file
 from siyu.ingest.isolation import canonical_probe, canonical_table, culprits, messages_table, segment_probe, stage
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
 from siyu.lake.views import latest

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
+from siyu.ingest.counts import Counts
 from siyu.ingest.schema import BUILTIN_RELATION_TYPES
 from siyu.store.models import Base, Brand, Field, RelationType
 
@@ -63,7 +64,6 @@ def declaration_outcomes(app: App, entity: str, rows: list[dict[str, Any]]) -> l
 
 def apply_declarations(app: App, entity: str, rows: pa.Table) -> tuple[Any, list[str]]:
     """Upsert the declarations of `fields.csv` or `relation_types.csv`; returns (Counts, warnings)."""
-    from siyu.ingest.importer import Counts
 
     declared = _DECLARED[entity]
     counts = Counts()
