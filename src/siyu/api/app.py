@@ -118,4 +118,5 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
 def from_environment() -> FastAPI:
     """The uvicorn factory of `siyu serve`: settings from the environment (`SIYU_*`)."""
     app = bootstrap()
+    app.settings.require_own_pii_key()  # also when uvicorn is started by hand, not by `siyu serve`
     return create_app(app, run_loader=app.settings.api_loader)

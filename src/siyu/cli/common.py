@@ -38,7 +38,8 @@ def fail(error: SiyuError) -> None:
     """Print a user error without a traceback (unless --debug) and exit with its code."""
     if state["debug"]:
         raise error
-    err_console.print(f"[bold red]error[/] [dim]({error.code})[/]: {error.message}", highlight=False)
+    # soft_wrap: one line whatever the width, so a log or a script sees the whole message on it
+    err_console.print(f"[bold red]error[/] [dim]({error.code})[/]: {error.message}", highlight=False, soft_wrap=True)
     raise typer.Exit(error.exit_code)
 
 
