@@ -22,6 +22,7 @@ from pydantic.json_schema import models_json_schema
 import siyu
 from siyu.api import errors
 from siyu.api.deps import ApiState, EnginePool
+from siyu.api.gzip import BodyLimitMiddleware
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
 from siyu.api.routes import audiences, ingest, loyalty, ops, read, segment
@@ -96,7 +97,8 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
 
     api.state.siyu = state
     errors.install(api)
-    api.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+    api.add_middleware(BodyLimitMiddleware)
+    api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
     for module in (ops, segment, ingest, read, audiences, loyalty):
         api.include_router(module.router)
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from siyu.api.deps import ReadKey, StateDep, require
 from siyu.api.errors import ApiError
+from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
 from siyu.api.schemas.loyalty import (
     COUPONS_SHOWN,
@@ -61,7 +62,7 @@ from siyu.loyalty.models import Coupon, CouponTemplate, LoyaltyAccount, MallRede
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program, programs_of_brand
 
-router = APIRouter(tags=["loyalty 会员中台"])
+router = APIRouter(tags=["loyalty 会员中台"], route_class=GzipRoute)
 LoyaltyKey = Annotated[KeyInfo, Depends(require("loyalty"))]
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
 
