@@ -41,6 +41,7 @@ STATUS = {
     # or the program's current state refuses the request, 422 for a request that can never succeed.
     "unknown_program": 404,
     "not_a_member": 404,
+    "unknown_customer": 404,
     "unknown_reward": 404,
     "insufficient_points": 409,
     "idempotency_conflict": 409,

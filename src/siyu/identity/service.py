@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError
+from siyu.engine.connect import Engine
 from siyu.identity.normalise import load_blocklist
 from siyu.identity.resolve import extract_identifiers, resolve
 from siyu.ingest.schema import ENTITIES
@@ -125,6 +126,15 @@ def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
         new_customers=int(stats.get("new_customers", 0)),
         junk_identifiers=result.junk,
     )
+
+
+def is_customer(engine: Engine, brand: str, customer_id: str) -> bool:
+    """Whether `customer_id` is a customer of `brand` in the current One-ID map."""
+    table = engine.table(MAP_TABLE)
+    if table is None:
+        return False
+    found = table.filter((table.brand == brand) & (table.customer_id == customer_id)).select("customer_id").limit(1)
+    return engine.to_arrow(found).num_rows > 0
 
 
 def export_map(app: App, path: Path) -> int:

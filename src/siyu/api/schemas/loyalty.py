@@ -85,7 +85,7 @@ class CouponBrief(_Out):
 
 class MemberPublic(BaseModel):
     program: str
-    member_no: str
+    member_no: str = Field(description="masked (`M01***41`) unless the key has `pii`")
     customer_id: str
     tier: str | None
     tier_name_zh: str | None
@@ -104,7 +104,7 @@ class MemberCreate(BaseModel):
 class Enrolled(BaseModel):
     program: str
     customer_id: str
-    member_no: str
+    member_no: str = Field(description="masked unless the key has `pii`")
     created: bool
 
 
