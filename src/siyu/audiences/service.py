@@ -32,8 +32,9 @@ from siyu.audiences.text import text_to_json
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
+from siyu.core.output import atomic_output, output_format
 
-FORMATS = ("csv", "parquet")
+FORMATS = {".csv": "csv", ".parquet": "parquet"}  # export extension → format
 RuleInput = dict[str, Any] | str
 
 
@@ -214,62 +215,60 @@ def export_audience(
     allow_unmasked: bool = False,
     as_of: date | None = None,
     actor: str = "system",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write the audience (customer_id, name, phone, email, city, tier) as CSV or Parquet, streamed
     from the engine. PII is masked unless `unmasked` is asked *and* the caller is allowed
     (`allow_unmasked`: the API grants it by key scope; the CLI to the workspace's operator).
-    Every export is recorded (who, when, rows, unmasked)."""
-    fmt = file_format or ("parquet" if path.suffix == ".parquet" else "csv")
-    if fmt not in FORMATS:
-        raise AudienceError(f"format {fmt!r}: use csv or parquet (导出格式)")
+    The format is the extension's; an existing file is replaced only with `force`; the file appears
+    complete or not at all (`siyu.core.output`). Every export is recorded (who, when, rows, unmasked)."""
+    fmt = output_format(path, FORMATS, file_format)
     if unmasked and not allow_unmasked:
         raise PiiNotAllowedError("unmasked PII export was asked but not allowed for this caller (无权导出明文个人信息)")
     started = time.perf_counter()
-    with compiled_audience(app, brand, code, rule, as_of) as (ctx, expr):
+    with atomic_output(path, force=force) as tmp, compiled_audience(app, brand, code, rule, as_of) as (ctx, expr):
         reader = app.engine.batches(profile_columns(ctx, expr, unmasked=unmasked), rows=200_000)
-        path.parent.mkdir(parents=True, exist_ok=True)
         rows = 0
         writer: Any = None
         try:
             for batch in reader:
                 if writer is None:
                     writer = (
-                        pq.ParquetWriter(path, batch.schema)
-                        if fmt == "parquet"
-                        else pacsv.CSVWriter(path, batch.schema)
+                        pq.ParquetWriter(tmp, batch.schema) if fmt == "parquet" else pacsv.CSVWriter(tmp, batch.schema)
                     )
                 writer.write_batch(batch)
                 rows += batch.num_rows
             if writer is None:
                 empty = reader.schema.empty_table()
-                (pq.write_table if fmt == "parquet" else pacsv.write_csv)(empty, path)
+                (pq.write_table if fmt == "parquet" else pacsv.write_csv)(empty, tmp)
         finally:
             if writer is not None:
                 writer.close()
-        with app.store.unit_of_work() as session:
-            session.add(
-                AudienceExport(
-                    brand=brand,
-                    audience_code=code,
-                    actor=actor,
-                    at=utc_now(),
-                    path=str(path),
-                    file_format=fmt,
-                    rows=rows,
-                    unmasked=unmasked,
-                )
+        day, columns = ctx.as_of, list(reader.schema.names)
+    with app.store.unit_of_work() as session:  # once the file is in place
+        session.add(
+            AudienceExport(
+                brand=brand,
+                audience_code=code,
+                actor=actor,
+                at=utc_now(),
+                path=str(path),
+                file_format=fmt,
+                rows=rows,
+                unmasked=unmasked,
             )
-        return {
-            "brand": brand,
-            "audience": code,
-            "as_of": ctx.as_of.isoformat(),
-            "path": str(path),
-            "format": fmt,
-            "rows": rows,
-            "unmasked": unmasked,
-            "columns": list(reader.schema.names),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        )
+    return {
+        "brand": brand,
+        "audience": code,
+        "as_of": day.isoformat(),
+        "path": str(path),
+        "format": fmt,
+        "rows": rows,
+        "unmasked": unmasked,
+        "columns": columns,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def reach_counts(
