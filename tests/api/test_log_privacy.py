@@ -178,6 +178,7 @@ def test_the_server_log_carries_no_personal_data(served: dict[str, Any]) -> None
         ("/api/v1/loyalty/demo_club/coupons/K7QX2P/redeem", {"program": "demo_club", "code": "K7QX2P"},
          "/api/v1/loyalty/demo_club/coupons/K7Q***2P/redeem"),  # a coupon code is a bearer code
         ("/api/v1/metrics/fast", {}, None),
+        ("/api/v1/loyalty/demo_club/points/123456/reverse", {"program": "demo_club", "txn_id": "123456"}, None),
         ("/v1/batch", {}, None),
     ],
 )  # fmt: skip

@@ -24,7 +24,7 @@ access_log = logging.getLogger("siyu.api.access")
 error_log = logging.getLogger("siyu.api")
 
 PHONE = re.compile(r"\+?[\d\s().\-]{7,}")  # a phone in any format: 7+ digits after dropping separators
-MEMBER_NO = re.compile(r"[A-Za-z]{0,4}[\-_]?\d{5,}[A-Za-z\d\-_]*")  # M013632841, VIP-20240088
+MEMBER_NO = re.compile(r"[A-Za-z]{1,4}[\-_]?\d{5,}[A-Za-z\d\-_]*")  # M013632841, VIP-20240088 (not txn ids)
 ONE_ID = re.compile(r"c[0-9a-f]{15}")  # a One-ID customer id: pseudonymous, kept for tracing
 IDENTIFYING = {"customer_id", "code"}  # path parameters that may hold a phone, member number or coupon code
 
