@@ -59,8 +59,11 @@ tiers:
 points:
   expiry: {policy: never}
 """
-# What must never be logged: any mainland mobile number, any e-mail address, the member number.
-PERSONAL = re.compile(r"1[3-9]\d{9}|[\w.+-]+@[\w-]+\.[\w.-]+|" + MEMBER_NO)
+# What must never be logged: any mainland mobile number (a whole word: a request id's hex digits may
+# hold a run of 11 digits), any e-mail address, the test's own values anywhere.
+PERSONAL = re.compile(
+    r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])|[\w.+-]+@[\w-]+\.[\w.-]+|" + "|".join((PHONE, PHONE_2, MEMBER_NO))
+)
 
 
 @pytest.fixture
