@@ -328,7 +328,7 @@ def siyu(args: argparse.Namespace) -> dict[str, Any]:
     if args.store_url:
         store_url, drop = _fresh_database(args.store_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIYU_")}
-    env |= {"SIYU_HOME": str(home), "SIYU_DATABASE_URL": store_url, "SIYU_API_RATE_LIMIT": "1000000"}
+    env |= {"SIYU_HOME": str(home), "SIYU_DATABASE_URL": store_url, "SIYU_API_RATE_LIMIT": "1000000", "SIYU_ENV": "dev"}
     siyu_cli = [sys.executable, "-m", "siyu"]
     try:
         created = subprocess.run(

@@ -8,7 +8,15 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from siyu.core.errors import SiyuError
 from siyu.ingest.bounds import EARLIEST, MAX_FUTURE, TimeBounds
+
+DEV_PII_KEY = "siyu-dev-key"  # published in this repository: fine for a demo, never for real customers
+
+
+class DefaultPiiKeyError(SiyuError):
+    code = "default_pii_key"
+    exit_code = 2
 
 
 class Settings(BaseSettings):
@@ -28,7 +36,8 @@ class Settings(BaseSettings):
     # One-ID: a strong identifier value shared by more source customers than this is junk.
     identity_max_share: int = 50
     identity_blocklist: Path | None = Field(default=None, description="Extra placeholder blocklist file")
-    pii_key: str = Field(default="siyu-dev-key", description="Key for PII hashes; set it in production")
+    env: str = Field(default="production", description="`dev` lets servers run with the development PII key")
+    pii_key: str = Field(default=DEV_PII_KEY, description="Key for PII hashes; set it in production")
     # HTTP API and the inbox loader (siyu serve / siyu worker).
     api_loader: bool = Field(default=True, description="Run the inbox loader inside each `siyu serve` process")
     api_rate_limit: int = Field(default=1000, description="Requests per second per API key (per process)")
@@ -65,6 +74,16 @@ class Settings(BaseSettings):
     @property
     def time_bounds(self) -> TimeBounds:
         return TimeBounds(self.ingest_earliest, self.ingest_max_future)
+
+    def require_own_pii_key(self) -> None:
+        """Servers refuse the published development key outside `SIYU_ENV=dev`: hashes made with it
+        (One-ID merge records) can be reversed by anyone who reads this repository."""
+        if self.pii_key == DEV_PII_KEY and self.env != "dev":
+            raise DefaultPiiKeyError(
+                "SIYU_PII_KEY is the published development key; set your own, e.g. "
+                'export SIYU_PII_KEY=$(python -c "import secrets; print(secrets.token_hex(32))") '
+                "(keep it: hashes depend on it), or SIYU_ENV=dev for a local trial (请设置 SIYU_PII_KEY)"
+            )
 
     @property
     def lake_dir(self) -> Path:

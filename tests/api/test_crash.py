@@ -272,6 +272,7 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path, crash_store_url: st
         "SIYU_LOADER_BATCH_MESSAGES": "200",
         "SIYU_LOADER_RESOLVE_EVERY": "0.5",
         "SIYU_API_RATE_LIMIT": "100000",
+        "SIYU_PII_KEY": "crash-test-pii-key",  # servers refuse the development key
     }
     created = subprocess.run(
         _siyu("keys", "create", "--brand", "demo", "--scope", "ingest", "--source", "app", "--json"),

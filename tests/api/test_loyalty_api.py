@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 
 from api.conftest import KeyMaker, bearer, running
 from siyu.bootstrap import App
+from siyu.identity.service import MAP_TABLE
 from siyu.loyalty import points as ledger
 from siyu.loyalty.accounts import account_of
 from siyu.loyalty.programs import do_apply_program, load_program
@@ -69,11 +71,24 @@ class Api:
             self.ok(self.post("/members", key, {"customer_id": customer_id}), 201)
 
 
+def one_id(app: App, customers: dict[str, list[str]]) -> None:
+    """The One-ID map as `siyu resolve` leaves it, for hand-named customers ({brand: [customer_id]}):
+    the API enrols only customers of the key's brand found there."""
+    rows = [
+        {"brand": brand, "source": "crm", "source_customer_id": customer, "customer_id": customer}
+        for brand, ids in customers.items()
+        for customer in ids
+    ]
+    stamp = pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * len(rows), pa.timestamp("us", tz="UTC"))
+    app.lake.overwrite(MAP_TABLE, pa.Table.from_pylist(rows).append_column("resolved_at", stamp))
+
+
 @pytest.fixture
 def api(app: App, tmp_path: Path) -> Iterator[Api]:
     path = tmp_path / "shop_club.yaml"
     path.write_text(PROGRAM, encoding="utf-8")
     do_apply_program(app.store, path, actor="test", at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    one_id(app, {"shop": [f"c{i}" for i in range(1, 10)], "other": ["o1"]})
     with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield Api(client)
 
@@ -109,7 +124,8 @@ def test_points_balance_history_redeem(app: App, api: Api, make_key: KeyMaker) -
     ]
 
     joined = api.ok(api.post("/members", pos, {"customer_id": "c1"}), 201)
-    assert joined == {"program": "shop_club", "customer_id": "c1", "member_no": "shop-c1", "created": True}
+    # Member numbers are masked without `pii`, by the customer 360's rule.
+    assert joined == {"program": "shop_club", "customer_id": "c1", "member_no": "sho***c1", "created": True}
     assert api.ok(api.post("/members", pos, {"customer_id": "c1"}))["created"] is False  # 200: a member already
     # Attaching another customer to c1's member number would pool points with c1: admin only.
     hijack = api.post("/members", pos, {"customer_id": "c9", "member_no": "shop-c1"})
@@ -121,7 +137,7 @@ def test_points_balance_history_redeem(app: App, api: Api, make_key: KeyMaker) -
     e2 = earn(app, "c1", 300, "o2")
     e3 = earn(app, "c1", 200, "o3")
     assert api.ok(api.get("/members/c1", read)) == {
-        "program": "shop_club", "member_no": "shop-c1", "customer_id": "c1", "tier": "member",
+        "program": "shop_club", "member_no": "sho***c1", "customer_id": "c1", "tier": "member",
         "tier_name_zh": "会员", "tier_name_en": "Member", "growth": 0,
         "points": {"balance": 1000, "debt": 0, "expiring": [
             {"points": 500, "expires_at": "2099-06-30T16:00:00Z"},
@@ -329,3 +345,42 @@ def test_points_mall(app: App, api: Api, make_key: KeyMaker) -> None:
     api.ok(api.post("/mall/mug/redeem", pos, {"customer_id": "c5", "idempotency_key": "s-c5"}), 201)
     problem(api.post("/mall/mug/redeem", pos, {"customer_id": "c6", "idempotency_key": "s-c6"}), 409, "out_of_stock")
     assert (mugs_left(), api.balance(read, "c6")) == (0, 500)
+
+
+def test_enrol_only_customers_of_the_keys_brand(app: App, api: Api, make_key: KeyMaker, tmp_path: Path) -> None:
+    """`customer_id` must be a One-ID customer of the key's brand: made-up ids and another brand's
+    customers are 404 `unknown_customer`, and nothing is created."""
+    pos = make_key("shop", "loyalty")
+    problem(api.post("/members", pos, {"customer_id": "not-a-real-customer"}), 404, "unknown_customer")
+    problem(api.post("/members", pos, {"customer_id": "o1"}), 404, "unknown_customer")  # brand `other`'s
+    # In a group program both brands' keys see the program; each enrols only its own brand's customers.
+    group = PROGRAM.replace("shop_club", "pair_club").replace("level: brand", "level: group\ngroup: pair")
+    path = tmp_path / "pair_club.yaml"
+    path.write_text(group.replace("brands: [shop]", "brands: [shop, other]"), encoding="utf-8")
+    do_apply_program(app.store, path, actor="test", at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    other = make_key("other", "loyalty")
+    pair = "/api/v1/loyalty/pair_club/members"
+    refused = api.client.post(pair, json={"customer_id": "c1"}, headers=bearer(other))
+    problem(refused, 404, "unknown_customer")
+    assert "not a customer of brand other" in refused.json()["detail"]
+    assert api.ok(api.client.post(pair, json={"customer_id": "o1"}, headers=bearer(other)), 201)["created"]
+    with app.store.unit_of_work() as session:
+        assert account_of(session, "shop_club", brand="shop", customer_id="not-a-real-customer") is None
+        assert account_of(session, "shop_club", brand="shop", customer_id="o1") is None
+        assert account_of(session, "pair_club", brand="other", customer_id="c1") is None
+        assert account_of(session, "pair_club", brand="other", customer_id="o1") is not None
+
+
+def test_member_numbers_are_masked_without_pii(api: Api, make_key: KeyMaker) -> None:
+    pos, read = make_key("shop", "loyalty"), make_key("shop", "read")
+    pii_read, pii_pos = make_key("shop", "read,pii"), make_key("shop", "loyalty,pii")
+    assert api.ok(api.post("/members", pos, {"customer_id": "c2", "member_no": "M013632841"}), 201)["member_no"] == (
+        "M01***41"
+    )
+    assert api.ok(api.get("/members/c2", read))["member_no"] == "M01***41"
+    assert api.ok(api.get("/members/c2", pii_read))["member_no"] == "M013632841"
+    assert api.ok(api.post("/members", pii_pos, {"customer_id": "c2"}))["member_no"] == "M013632841"
+    # A numeric member number masks like a phone, as in the customer 360.
+    assert api.ok(api.post("/members", pos, {"customer_id": "c3", "member_no": "13632841"}), 201)["member_no"] == (
+        "136****2841"
+    )

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from browser import browser
 from siyu.metrics.labels import LAYER_NAMES, METRIC_NAMES, PRIVATE_LAYERS, RANK, RFM_GROUPS, bilingual
 from siyu.report.diagnosis import diagnose
 from siyu.report.html import SECTIONS, render_report, write_report
@@ -384,37 +384,6 @@ def test_diagnosis_explains_changes_and_survives_zeros() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and Path("/usr/bin/chromium").exists():
-        found = "/usr/bin/chromium"
-    if found is None:
-        # Not a skip: an unchecked browser rendering must not look like a pass.
-        pytest.fail("chromium is not installed: run `bash scripts/chromium.sh`")
-    return found
-
-
-def _browser(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir(exist_ok=True)
-    cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=10000",
-        *args,
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("report")
@@ -425,7 +394,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _dom(path: Path, tmp_path: Path) -> str:
-    dom = _browser(["--dump-dom", path.resolve().as_uri()], tmp_path).stdout
+    dom = browser(["--dump-dom", path.resolve().as_uri()], tmp_path).stdout
     assert "</html>" in dom
     return dom
 
@@ -464,7 +433,7 @@ def test_browser_draws_empty_report(rendered: dict[str, Path], tmp_path: Path) -
 
 def test_screenshot(rendered: dict[str, Path], tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    _browser([f"--screenshot={shot}", "--window-size=1280,4000", rendered["full"].resolve().as_uri()], tmp_path)
+    browser([f"--screenshot={shot}", "--window-size=1280,4000", rendered["full"].resolve().as_uri()], tmp_path)
     assert shot.exists()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000

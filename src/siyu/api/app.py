@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,6 +23,7 @@ from pydantic.json_schema import models_json_schema
 import siyu
 from siyu.api import errors
 from siyu.api.deps import ApiState, EnginePool
+from siyu.api.gzip import BodyLimitMiddleware
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
 from siyu.api.routes import audiences, ingest, loyalty, ops, read, segment
@@ -41,6 +43,9 @@ siyu 私域 HTTP API.
 Keys: `siyu keys create --brand B --scope ingest|read|loyalty|admin [--source S]`. Send `Authorization: Bearer <key>`
 (or, Segment style, the key as the HTTP Basic user name). Errors are RFC 9457 `application/problem+json`.
 """
+
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 
 def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
@@ -83,7 +88,9 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
         docs_url=None,  # served below from local files: the default loads Swagger UI from a CDN
         redoc_url=None,
     )
-    api.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    # Swagger UI 5 and ReDoc 2 as installed by the fastapi-offline package: they read the OpenAPI 3.1
+    # FastAPI writes (the older Swagger UI of swagger-ui-bundle 1.1 does not), and nothing loads from a CDN.
+    api.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
     @api.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -92,12 +99,23 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
             title="siyu 私域 API — docs",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @api.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="siyu 私域 API — reference",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
         )
 
     api.state.siyu = state
     errors.install(api)
-    api.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+    api.add_middleware(BodyLimitMiddleware)
+    api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
     for module in (ops, segment, ingest, read, audiences, loyalty):
         api.include_router(module.router)
 
@@ -119,4 +137,5 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
 def from_environment() -> FastAPI:
     """The uvicorn factory of `siyu serve`: settings from the environment (`SIYU_*`)."""
     app = bootstrap()
+    app.settings.require_own_pii_key()  # also when uvicorn is started by hand, not by `siyu serve`
     return create_app(app, run_loader=app.settings.api_loader)

@@ -6,8 +6,6 @@ input, `errors: [{"field", "reason"}]` naming the offending field.
 
 from __future__ import annotations
 
-import logging
-import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.core.errors import SiyuError
 
-log = logging.getLogger("siyu.api")
 MEDIA_TYPE = "application/problem+json"
+REQUEST_ID = "siyu.request_id"  # the ASGI scope key siyu.api.telemetry sets for every request
 TYPE_BASE = "https://siyu.dev/problems/"
 
 # Domain error code → HTTP status; anything else a user did wrong is 400.
@@ -42,6 +40,7 @@ STATUS = {
     # or the program's current state refuses the request, 422 for a request that can never succeed.
     "unknown_program": 404,
     "not_a_member": 404,
+    "unknown_customer": 404,
     "unknown_reward": 404,
     "insufficient_points": 409,
     "idempotency_conflict": 409,
@@ -90,6 +89,7 @@ def problem(
     instance: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
@@ -100,6 +100,8 @@ def problem(
     }
     if instance:
         body["instance"] = instance
+    if request_id:
+        body["request_id"] = request_id  # = the X-Request-Id header: what to quote to whoever reads the log
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
@@ -111,33 +113,40 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "")
 
 
+def internal_error(instance: str, request_id: str) -> JSONResponse:
+    """The answer to an unexpected error (logged by siyu.api.telemetry, by type and request id)."""
+    detail = f"internal error; quote request id {request_id} to the operator (服务器内部错误, 请求编号 {request_id})"
+    return problem(500, "internal_error", detail, instance, request_id=request_id)
+
+
+def _id(request: Request) -> str | None:
+    return request.scope.get(REQUEST_ID)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.message, request.url.path, exc.errors, exc.headers)
+        return problem(exc.status, exc.code, exc.message, request.url.path, exc.errors, exc.headers, _id(request))
 
     @app.exception_handler(SiyuError)
     async def _domain(request: Request, exc: SiyuError) -> JSONResponse:
         wait = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(wait)} if wait is not None else None
-        return problem(STATUS.get(exc.code, 400), exc.code, exc.message, request.url.path, headers=headers)
+        status = STATUS.get(exc.code, 400)
+        return problem(status, exc.code, exc.message, request.url.path, headers=headers, request_id=_id(request))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field(tuple(e.get("loc", ()))), "reason": str(e.get("msg", ""))} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
-        return problem(422, "invalid_request", detail or "invalid request", request.url.path, errors)
+        return problem(
+            422, "invalid_request", detail or "invalid request", request.url.path, errors, None, _id(request)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
-        return problem(exc.status_code, code, str(exc.detail), request.url.path, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        # The type and route only: exception messages may quote request data (PII).
-        trace = "".join(traceback.format_tb(exc.__traceback__))
-        log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path, trace)
-        return problem(500, "internal_error", "internal error; see the server log (服务器内部错误)", request.url.path)
+        headers = getattr(exc, "headers", None)
+        return problem(exc.status_code, code, str(exc.detail), request.url.path, None, headers, _id(request))

@@ -37,9 +37,10 @@ from siyu.audiences.text import text_to_json
 from siyu.bootstrap import App
 from siyu.config import Settings
 from siyu.core.errors import NotFoundError
+from siyu.core.output import atomic_output, output_format
 from siyu.store.uow import UnitOfWork
 
-FORMATS = ("csv", "parquet")
+FORMATS = {".csv": "csv", ".parquet": "parquet"}  # export extension → format
 RuleInput = dict[str, Any] | str
 
 
@@ -282,38 +283,33 @@ def export_audience(
     unmasked: bool = False,
     allow_unmasked: bool = False,
     as_of: date | None = None,
+    force: bool = False,
 ) -> Iterator[ExportedFile]:
     """Write the audience (customer_id, name, phone, email, city, tier) as CSV or Parquet, streamed
     from the engine, and yield what was written. PII is masked unless `unmasked` is asked *and* the
     caller is allowed (`allow_unmasked`: the API grants it by key scope; the CLI to the workspace's
     operator). Every export is recorded: callers record it inside the block; the file appears at
-    `path` only when the block ends without an error — an export that was not recorded did not happen:
+    `path` only when the block ends without an error — an export that was not recorded did not happen.
+    The format is the extension's; an existing file is replaced only with `force` (siyu.core.output):
 
         with export_audience(app, …) as export, app.store.begin(actor) as uow:
             do_record_export(uow, export)
     """
-    fmt = file_format or ("parquet" if path.suffix == ".parquet" else "csv")
-    if fmt not in FORMATS:
-        raise AudienceError(f"format {fmt!r}: use csv or parquet (导出格式)")
+    fmt = output_format(path, FORMATS, file_format)
     if unmasked and not allow_unmasked:
         raise PiiNotAllowedError("unmasked PII export was asked but not allowed for this caller (无权导出明文个人信息)")
     started = time.perf_counter()
     doc = None if rule is None else parse_input(rule, rule_limits(app.settings))[0]
     # written beside the target and moved into place once recorded
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_output(path, force=force) as partial:
         with compiled_audience(app, brand, code, rule, as_of) as (ctx, expr):
             reader = app.engine.batches(profile_columns(ctx, expr, unmasked=unmasked), rows=200_000)
-            path.parent.mkdir(parents=True, exist_ok=True)
             rows = _write(reader, partial, fmt)
             exported = ExportedFile(
                 brand=brand, audience=code, rule=doc, as_of=ctx.as_of, path=path, file_format=fmt, rows=rows,
                 columns=list(reader.schema.names), unmasked=unmasked, seconds=round(time.perf_counter() - started, 3),
             )  # fmt: skip
         yield exported
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _write(reader: Any, path: Path, fmt: str) -> int:

@@ -118,10 +118,13 @@ def preview_command(
 @audience_app.command("export")
 def export_command(
     brand: BrandOpt,
-    out: Annotated[Path, typer.Option("--out", help="File to write (.csv or .parquet)")],
+    out: Annotated[Path, typer.Option("--out", help="File to write: .csv or .parquet (the format)")],
     code: CodeArg = None,
     rule: RuleOpt = None,
-    file_format: Annotated[str | None, typer.Option("--format", help="csv | parquet (default: from --out)")] = None,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv | parquet; must agree with --out's extension")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists")] = False,
     unmasked: Annotated[
         bool, typer.Option("--unmasked", help="Write phone, e-mail and name in clear (recorded with --by)")
     ] = False,
@@ -132,7 +135,8 @@ def export_command(
     """Export customer_id, name, phone, email, city, tier; PII masked unless --unmasked.
 
     The local operator may ask for clear PII (the workspace is theirs); every export is logged with
-    who, when, rows and whether it was unmasked. Example: siyu audience export vip --brand demo --out vip.csv
+    who, when, rows and whether it was unmasked. An existing file is replaced only with --force, and
+    the file appears only once complete. Example: siyu audience export vip --brand demo --out vip.csv
     """
     with user_errors():
         app = get_app()
@@ -145,6 +149,7 @@ def export_command(
                 unmasked=unmasked,
                 allow_unmasked=unmasked,
                 as_of=_day(as_of),
+                force=force,
                 **_target(code, rule),
             ) as exported,
             app.store.begin(cli_actor(by)) as uow,

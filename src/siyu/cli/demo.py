@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import console, get_app, progress, user_errors
+from siyu.cli.report import check_out as check_report_out
 from siyu.cli.report import write as write_report_for
 from siyu.core.money import format_fen
+from siyu.core.output import OutputError
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 
@@ -27,6 +29,9 @@ def demo_command(
         Path | None,
         typer.Option("--report", help="Health report to write (default $SIYU_HOME/report-demo-<month>.html)"),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a non-empty --out folder and replace a --report file")
+    ] = False,
 ) -> None:
     """Generate a synthetic brand, import it and resolve One-ID (演示品牌).
 
@@ -44,6 +49,13 @@ def demo_command(
     from siyu.demo.loyalty import run as run_loyalty
 
     with user_errors():
+        # Files at paths a person named are replaced only with --force (the workspace's own always are).
+        if out is not None and not force and out.is_dir() and any(out.iterdir()):
+            raise OutputError(f"{out} is not empty: pass --force to write the demo files into it (目录非空)")
+        if out is not None and out.exists() and not out.is_dir():
+            raise OutputError(f"{out} is a file: --out names a folder for the demo's CSV files (请指定目录)")
+        if report_out is not None:
+            check_report_out(report_out, force=force)
         app = get_app()
         out_dir = out or app.settings.home / "demo"
         started = time.perf_counter()
@@ -106,7 +118,9 @@ def demo_command(
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
     month = summary.last_full_month
-    report_path = write_report_for("demo", month, report_out or app.settings.home / f"report-demo-{month}.html")
+    report_path = write_report_for(
+        "demo", month, report_out or app.settings.home / f"report-demo-{month}.html", force=force or report_out is None
+    )
     console.print(f"files 文件: {out_dir}  ·  try: siyu metrics fast --brand demo --period {month}")
     console.print(f"[bold]health report 健康度报告 ({month}):[/] {report_path}")
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import console, get_app, print_json, progress, user_errors
+from siyu.core.output import check_output, output_format
 from siyu.identity.service import export_map, run_resolve
 
 
@@ -17,6 +18,7 @@ def resolve_command(
     export: Annotated[
         Path | None, typer.Option(help="Write the identity map CSV (source, source_customer_id, customer_id)")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --export file if it exists")] = False,
     max_share: Annotated[
         int | None,
         typer.Option(help="A value shared by more source customers than this is junk (default 50)"),
@@ -35,6 +37,9 @@ def resolve_command(
     Example: siyu resolve --json --export identity_map.csv
     """
     with user_errors():
+        if export:  # refused now, not after the work
+            output_format(export, {".csv": "csv"})
+            check_output(export, force=force)
         app = get_app()
         with progress(not as_json) as bar:
             task = bar.add_task("One-ID 身份识别", total=1)
@@ -45,7 +50,7 @@ def resolve_command(
                 from siyu.loyalty.sync import sync_all
 
                 synced = {code: r.as_dict() for code, r in sync_all(app, actor="cli:resolve").items()}
-        exported = export_map(app, export) if export else None
+        exported = export_map(app, export, force=force) if export else None
     if as_json:
         print_json({**outcome.as_json(), "loyalty": synced} if synced else outcome.as_json())
         return

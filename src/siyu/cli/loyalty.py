@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from siyu.cli import loyalty_coupons
-from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.cli.common import console, get_app, print_json, progress, user_errors
 from siyu.core.clock import utc_now
 from siyu.core.dates import parse_date
 from siyu.loyalty.errors import NotMemberError
@@ -99,8 +99,14 @@ def sync_command(program: ProgramOpt, at: AtOpt = None, as_json: JsonOpt = False
 
     with user_errors():
         app = get_app()
-        with console.status("syncing 同步中…") as status:
-            result = sync(app, program, at=_at(at), actor=_actor(), progress=lambda m: status.update(m))
+        with progress(not as_json) as bar:
+            task = bar.add_task("sync 同步", total=1)
+
+            def note(message: str) -> None:
+                bar.update(task, description=f"sync 同步: {message}")
+
+            result = sync(app, program, at=_at(at), actor=_actor(), progress=note)
+            bar.update(task, description="sync 同步", completed=1)
     _print_counts("sync 同步", result.as_dict(), as_json)
 
 

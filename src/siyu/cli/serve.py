@@ -33,7 +33,8 @@ def serve_command(
     import uvicorn
 
     with user_errors():
-        get_app()  # fail here, with a clear message, if the store or workspace is unusable
+        # Fail here, with one clear line, if the store or workspace is unusable or the PII key is the default.
+        get_app().settings.require_own_pii_key()
     os.environ["SIYU_API_LOADER"] = "true" if loader else "false"
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
@@ -73,6 +74,7 @@ def worker_command(
     with user_errors():
         app = get_app()
         settings = app.settings
+        settings.require_own_pii_key()
         loaded = {"messages": 0, "batches": 0}
 
         def report(result: LoadResult) -> None:

@@ -21,6 +21,8 @@ from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError
+from siyu.core.output import atomic_output, output_format
+from siyu.engine.connect import Engine
 from siyu.events.catalogue import MAX_KEYS, IdentityResolved
 from siyu.identity.normalise import load_blocklist
 from siyu.identity.resolve import extract_identifiers, resolve
@@ -151,8 +153,19 @@ def resolved_events(run_id: int, new_customers: pa.Table, merges: pa.Table) -> l
     ]
 
 
-def export_map(app: App, path: Path) -> int:
-    """Write the identity map as CSV (source, source_customer_id, customer_id, brand)."""
+def is_customer(engine: Engine, brand: str, customer_id: str) -> bool:
+    """Whether `customer_id` is a customer of `brand` in the current One-ID map."""
+    table = engine.table(MAP_TABLE)
+    if table is None:
+        return False
+    found = table.filter((table.brand == brand) & (table.customer_id == customer_id)).select("customer_id").limit(1)
+    return bool(engine.to_arrow(found).num_rows > 0)
+
+
+def export_map(app: App, path: Path, *, force: bool = False) -> int:
+    """Write the identity map as CSV (source, source_customer_id, customer_id, brand); an existing
+    file is replaced only with `force` (see siyu.core.output)."""
+    output_format(path, {".csv": "csv"})
     table = app.engine.table(MAP_TABLE)
     if table is None:
         raise NothingToResolveError("no identity map yet: run `siyu resolve` first (尚未运行 One-ID)")
@@ -161,6 +174,6 @@ def export_map(app: App, path: Path) -> int:
             ["brand", "source", "source_customer_id"]
         )
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(data, path)
+    with atomic_output(path, force=force) as tmp:
+        pacsv.write_csv(data, tmp)
     return int(data.num_rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.loyalty.audit import audit
-from siyu.loyalty.errors import NotMemberError
+from siyu.loyalty.errors import NotMemberError, UnknownCustomerError
 from siyu.loyalty.models import AccountLink, LoyaltyAccount, TierChange
 from siyu.loyalty.program import Program
 
@@ -18,6 +19,10 @@ from siyu.loyalty.program import Program
 def utc(value: dt.datetime) -> dt.datetime:
     """SQLite hands back naive datetimes for timezone-aware columns; everything stored is UTC."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# (brand, customer_id) → whether it is a One-ID customer of that brand (identity.service.is_customer)
+IsCustomer = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True)
@@ -150,3 +155,31 @@ def do_enrol(
         new={"member_no": number, "via": via, "tier": account.tier},
     )
     return Enrolment(account.id, number, created)
+
+
+def do_enrol_customer(
+    session: Session,
+    program: Program,
+    is_customer: IsCustomer,
+    *,
+    brand: str,
+    customer_id: str,
+    at: dt.datetime,
+    actor: str,
+    via: str,
+    member_no: str | None = None,
+) -> Enrolment:
+    """Enrol one customer that a caller names (API, CLI; idempotent). The id must be a One-ID
+    customer of `brand` — else anyone could open accounts for made-up ids, or for another brand's
+    customers — so it is looked up unless the customer is linked already. Bulk enrolment (sync,
+    migration) takes its customers from the identity map itself."""
+    if account_of(session, program.program, brand=brand, customer_id=customer_id) is None and not is_customer(
+        brand, customer_id
+    ):
+        raise UnknownCustomerError(
+            f"{customer_id!r} is not a customer of brand {brand} (未找到客户): enrol One-ID customer ids, "
+            "as given by GET /api/v1/customers or `siyu customer show`"
+        )
+    return do_enrol(
+        session, program, brand=brand, customer_id=customer_id, at=at, actor=actor, via=via, member_no=member_no
+    )

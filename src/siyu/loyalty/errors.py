@@ -20,6 +20,13 @@ class NotMemberError(LoyaltyError):
     exit_code = 3
 
 
+class UnknownCustomerError(LoyaltyError):
+    """An id named for enrolment that is not a One-ID customer of the brand."""
+
+    code = "unknown_customer"
+    exit_code = 3
+
+
 class UnknownRewardError(LoyaltyError):
     code = "unknown_reward"
     exit_code = 3

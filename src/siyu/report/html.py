@@ -23,6 +23,7 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
+from siyu.core.output import atomic_output, output_format
 from siyu.metrics.labels import METRIC_NAMES, bilingual
 from siyu.report.charts import Charts
 from siyu.report.diagnosis import DASH, diagnose
@@ -122,9 +123,14 @@ def _json_meta(charts: int, brand: str, period: str) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def write_report(data: dict[str, Any], path: Path) -> Path:
-    """Render the report and write it as UTF-8 to `path` (parent folders created); returns `path`."""
+REPORT_FORMATS = {".html": "html", ".htm": "html"}
+
+
+def write_report(data: dict[str, Any], path: Path, *, force: bool = False) -> Path:
+    """Render the report and write it as UTF-8 to `path` (parent folders created; an existing file
+    replaced only with `force`, see siyu.core.output); returns `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(data), encoding="utf-8")
+    output_format(path, REPORT_FORMATS)
+    with atomic_output(path, force=force) as tmp:
+        tmp.write_text(render_report(data), encoding="utf-8")
     return path

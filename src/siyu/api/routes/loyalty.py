@@ -18,8 +18,9 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.api.deps import ReadKey, StateDep, require
+from siyu.api.deps import ComputeDep, ReadKey, StateDep, require
 from siyu.api.errors import ApiError
+from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
 from siyu.api.schemas.loyalty import (
     COUPONS_SHOWN,
@@ -52,16 +53,18 @@ from siyu.api.schemas.loyalty import (
 )
 from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
+from siyu.identity.normalise import mask_value
+from siyu.identity.service import is_customer
 from siyu.loyalty import coupons as wallet
 from siyu.loyalty import mall
 from siyu.loyalty import points as ledger
-from siyu.loyalty.accounts import account_by_member_no, account_of, do_enrol, linked_customers, utc
+from siyu.loyalty.accounts import account_by_member_no, account_of, do_enrol_customer, linked_customers, utc
 from siyu.loyalty.errors import NotMemberError, UnknownProgramError
 from siyu.loyalty.models import Coupon, CouponTemplate, LoyaltyAccount, MallRedemption, PointsTxn
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program, programs_of_brand
 
-router = APIRouter(tags=["loyalty 会员中台"])
+router = APIRouter(tags=["loyalty 会员中台"], route_class=GzipRoute)
 LoyaltyKey = Annotated[KeyInfo, Depends(require("loyalty"))]
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
 
@@ -105,6 +108,11 @@ def _member(session: Session, program: Program, key: KeyInfo, customer_id: str) 
             f"(非会员); enrol with POST /api/v1/loyalty/{program.program}/members"
         )
     return account
+
+
+def _member_no(number: str, key: KeyInfo) -> str:
+    """Member numbers leave the API masked unless the key has `pii`: the customer 360's rule."""
+    return number if key.allows("pii") else mask_value("member_no", number)
 
 
 def _customer_of(session: Session, account_id: int, key: KeyInfo) -> str | None:
@@ -161,7 +169,7 @@ def member(program: ProgramCode, customer_id: CustomerId, key: ReadKey, state: S
         tier = spec.tier(account.tier)
         return MemberPublic(
             program=spec.program,
-            member_no=account.member_no,
+            member_no=_member_no(account.member_no, key),
             customer_id=customer_id,
             tier=account.tier,
             tier_name_zh=tier.name_zh if tier else None,
@@ -201,8 +209,11 @@ def points_history(
     status_code=201,
     responses={200: {"description": "already a member 已是会员"}},
 )
-def enrol(program: ProgramCode, body: MemberCreate, key: LoyaltyKey, state: StateDep, response: Response) -> Enrolled:
-    """Idempotent: 201 when the customer joined now, 200 when they were a member already."""
+def enrol(
+    program: ProgramCode, body: MemberCreate, key: LoyaltyKey, state: StateDep, compute: ComputeDep, response: Response
+) -> Enrolled:
+    """Idempotent: 201 when the customer joined now, 200 when they were a member already; 404
+    `unknown_customer` unless `customer_id` is a One-ID customer of the key's brand."""
     with state.app.store.write_unit() as session:
         spec = _program(session, program, key)
         if "api" not in spec.enrolment:
@@ -223,12 +234,14 @@ def enrol(program: ProgramCode, body: MemberCreate, key: LoyaltyKey, state: Stat
                 f"member_no {body.member_no!r} already belongs to a member; linking to it needs an admin key "
                 "(关联已有会员需要管理员密钥)",
             )
-        done = do_enrol(
-            session, spec, brand=key.brand, customer_id=body.customer_id, at=utc_now(), actor=_actor(key),
-            via="api", member_no=body.member_no,
+        done = do_enrol_customer(
+            session, spec, lambda brand, customer: is_customer(compute.engine, brand, customer),
+            brand=key.brand, customer_id=body.customer_id, at=utc_now(), actor=_actor(key), via="api",
+            member_no=body.member_no,
         )  # fmt: skip
     response.status_code = 201 if done.created else 200
-    return Enrolled(program=spec.program, customer_id=body.customer_id, member_no=done.member_no, created=done.created)
+    shown = _member_no(done.member_no, key)
+    return Enrolled(program=spec.program, customer_id=body.customer_id, member_no=shown, created=done.created)
 
 
 # --- points --------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ IdempotencyKey = Annotated[
     str,
     Field(min_length=1, max_length=200, pattern=ID_PATTERN, description="unique per request; a retry reuses it"),
 ]
-Points = Annotated[int, Field(gt=0, le=MAX_POINTS)]
+# Strict: `true`, "7" or 7.0 are refused (422), not read as 1 or 7 — points and fen are integers.
+Points = Annotated[int, Field(strict=True, gt=0, le=MAX_POINTS)]
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
 OrderId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
 Code64 = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
@@ -84,7 +85,7 @@ class CouponBrief(_Out):
 
 class MemberPublic(BaseModel):
     program: str
-    member_no: str
+    member_no: str = Field(description="masked (`M01***41`) unless the key has `pii`")
     customer_id: str
     tier: str | None
     tier_name_zh: str | None
@@ -103,7 +104,7 @@ class MemberCreate(BaseModel):
 class Enrolled(BaseModel):
     program: str
     customer_id: str
-    member_no: str
+    member_no: str = Field(description="masked unless the key has `pii`")
     created: bool
 
 
@@ -139,6 +140,7 @@ class PointsRedeem(BaseModel):
 
 class PointsAdjust(BaseModel):
     points: int = Field(
+        strict=True,
         ge=-MAX_POINTS,
         le=MAX_POINTS,
         description="signed, not 0: + credits a new lot, − spends",
@@ -192,7 +194,7 @@ class IssueResult(BaseModel):
 
 class CouponRedeem(BaseModel):
     order_id: OrderId
-    amount_fen: int = Field(ge=0, le=MAX_FEN, description="order amount before this coupon, in fen")
+    amount_fen: int = Field(strict=True, ge=0, le=MAX_FEN, description="order amount before this coupon, in fen")
     channel: Code64 | None = None
     store_code: Code64 | None = None
     other_codes: list[Code32] = Field(
@@ -231,7 +233,7 @@ class RewardsPublic(BaseModel):
 
 class MallRedeem(BaseModel):
     customer_id: Code64
-    quantity: int = Field(1, ge=1, le=1000)
+    quantity: int = Field(1, strict=True, ge=1, le=1000)
     idempotency_key: IdempotencyKey
 
 
