@@ -12,6 +12,7 @@ from rich.table import Table
 from siyu.cli.common import console, get_app, progress, user_errors
 from siyu.cli.report import check_out as check_report_out
 from siyu.cli.report import write as write_report_for
+from siyu.metrics.materialise import materialise_for_report
 from siyu.core.money import format_fen
 from siyu.core.output import OutputError
 from siyu.identity.service import run_resolve
@@ -118,6 +119,9 @@ def demo_command(
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
     month = summary.last_full_month
+    # Reads never write: the layers, RFM and lifecycle the report, audiences and the customer view
+    # read are stored by this job (what `siyu metrics materialise` does), not by the report.
+    materialise_for_report(app, "demo", month)
     report_path = write_report_for(
         "demo", month, report_out or app.settings.home / f"report-demo-{month}.html", force=force or report_out is None
     )
