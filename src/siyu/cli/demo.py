@@ -12,11 +12,11 @@ from rich.table import Table
 from siyu.cli.common import console, get_app, progress, user_errors
 from siyu.cli.report import check_out as check_report_out
 from siyu.cli.report import write as write_report_for
-from siyu.metrics.materialise import materialise_for_report
 from siyu.core.money import format_fen
 from siyu.core.output import OutputError
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
+from siyu.metrics.materialise import materialise_for_report
 
 
 def demo_command(
