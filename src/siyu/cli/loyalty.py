@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from siyu.cli import loyalty_coupons
-from siyu.cli.common import console, get_app, print_json, progress, user_errors
+from siyu.cli.common import cli_actor, console, get_app, print_json, progress, user_errors
 from siyu.core.clock import utc_now
 from siyu.core.dates import parse_date
 from siyu.loyalty.errors import NotMemberError
@@ -267,7 +267,8 @@ def points_adjust(
 
     with user_errors():
         app = get_app()
-        with app.store.write_unit() as session:
+        with app.store.begin(cli_actor()) as uow:
+            session = uow.session
             account_id = _account_id(session, program, member_no, customer, brand)
             posted = do_adjust(
                 session,
@@ -275,8 +276,8 @@ def points_adjust(
                 account_id,
                 points,
                 key=key or f"cli-adjust:{account_id}:{points}:{reason}",
-                at=utc_now(),
-                actor=_actor(),
+                at=uow.now,
+                actor=str(uow.actor),
                 reason=reason,
             )
     data = {"txn_id": posted.txn_id, "points": posted.points, "balance": posted.balance, "replayed": posted.replayed}

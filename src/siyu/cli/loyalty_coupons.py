@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.cli.common import console, get_app, print_json, user_errors
+from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.clock import utc_now
 from siyu.core.dates import parse_date
 from siyu.core.errors import UnreadableFileError
@@ -104,7 +104,8 @@ def issue_command(
     with user_errors():
         app, at, actor = get_app(), utc_now(), _actor()
         if file is None and audience is None:
-            with app.store.write_unit() as session:
+            with app.store.begin(cli_actor()) as uow:
+                session = uow.session
                 spec = load_program(session, program)
                 account_id = _account(session, program, member_no, customer, brand)
                 one = coupons.do_issue_coupon(
@@ -164,10 +165,11 @@ def redeem_command(
 ) -> None:
     """Redeem a coupon on an order (核销). Example: siyu loyalty coupons redeem --program demo_club
     --code ABCD2345EFGH --order-id O1 --brand demo --amount-fen 25000"""
-    with user_errors(), get_app().store.write_unit() as session:
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        session = uow.session
         used = coupons.do_redeem_coupon(
             session, load_program(session, program), code, order_id=order_id, brand=brand, channel=channel,
-            store=store, amount_fen=amount_fen, at=utc_now(), actor=_actor(), other_codes=other or (),
+            store=store, amount_fen=amount_fen, at=uow.now, actor=str(uow.actor), other_codes=other or (),
         )  # fmt: skip
     if as_json:
         print_json(dataclasses.asdict(used))
@@ -184,9 +186,10 @@ def void_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Void a coupon (作废): it can no longer be used."""
-    with user_errors(), get_app().store.write_unit() as session:
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        session = uow.session
         coupons.do_void_coupon(
-            session, load_program(session, program), code, at=utc_now(), actor=_actor(), reason=reason
+            session, load_program(session, program), code, at=uow.now, actor=str(uow.actor), reason=reason
         )
     print_json({"code": code, "status": "voided"}) if as_json else console.print(f"voided 已作废 {code}")
 
@@ -291,11 +294,12 @@ def mall_redeem_command(
 ) -> None:
     """Redeem points for a reward (积分兑换). Example: siyu loyalty mall redeem --program demo_club
     --reward mug --member-no M001 --key mug-M001-1"""
-    with user_errors(), get_app().store.write_unit() as session:
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        session = uow.session
         spec = load_program(session, program)
         account_id = _account(session, program, member_no, customer, brand)
         order = mall.do_mall_redeem(
-            session, spec, reward, account_id, key=key, at=utc_now(), actor=_actor(), quantity=quantity
+            session, spec, reward, account_id, key=key, at=uow.now, actor=str(uow.actor), quantity=quantity
         )
     if as_json:
         print_json(_order_dict(order))
@@ -314,9 +318,10 @@ def mall_cancel_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a redemption (取消兑换): points back to their lots, stock restored, unused coupon voided."""
-    with user_errors(), get_app().store.write_unit() as session:
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        session = uow.session
         order = mall.do_mall_cancel(
-            session, load_program(session, program), redemption_id, at=utc_now(), actor=_actor()
+            session, load_program(session, program), redemption_id, at=uow.now, actor=str(uow.actor)
         )
     if as_json:
         print_json(_order_dict(order))

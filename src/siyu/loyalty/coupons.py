@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from siyu.core.actor import Actor
+from siyu.events.catalogue import CouponIssued
 from siyu.loyalty.accounts import require_account, utc
 from siyu.loyalty.audit import audit
 from siyu.loyalty.errors import CouponError, IdempotencyConflictError, LimitError, NotMemberError, StockError
@@ -24,6 +26,7 @@ from siyu.loyalty.models import AccountLink, Coupon, CouponTemplate
 from siyu.loyalty.program import CouponSpec, Program
 from siyu.loyalty.programs import load_program
 from siyu.store.db import Store
+from siyu.store.uow import UnitOfWork
 
 VIAS = ("single", "bulk", "guide", "api", "mall", "tier")
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes are read out and typed at the till
@@ -263,6 +266,46 @@ def do_issue_coupon(
     return _issued(coupon, False)
 
 
+def do_issue_many(
+    uow: UnitOfWork,
+    program: Program,
+    template: str,
+    account_ids: Sequence[int],
+    *,
+    key: str,
+    via: str = "bulk",
+    guide: str | None = None,
+    keep_codes: bool = False,
+) -> BulkIssue:
+    """Issue a template to each of `account_ids` in this unit of work. Each account's key is
+    `{key}:{account_id}`, so a rerun (or a rerun with a longer list) replays what was issued and
+    issues only the rest. Out of stock or over the limit skips an account, not the call; what was
+    newly issued is announced as one `CouponIssued` event."""
+    result = BulkIssue()
+    new: list[tuple[int, str]] = []
+    for account_id in dict.fromkeys(account_ids):
+        try:
+            issued = do_issue_coupon(
+                uow.session, program, template, account_id,
+                key=f"{key}:{account_id}", at=uow.now, actor=str(uow.actor), via=via, guide=guide,
+            )  # fmt: skip
+        except (StockError, LimitError, NotMemberError) as skip:
+            # raised before anything was written for this account: the others go on
+            result.skipped[skip.code] = result.skipped.get(skip.code, 0) + 1
+            continue
+        if issued.replayed:
+            result.replayed += 1
+        else:
+            result.issued += 1
+            new.append((account_id, issued.code))
+        if keep_codes:
+            result.codes.append(issued.code)
+    if new:
+        brand = program.brands[0] if len(program.brands) == 1 else None
+        uow.emit(CouponIssued(brand, program.program, template, tuple(a for a, _ in new), tuple(c for _, c in new)))
+    return result
+
+
 def do_issue_bulk(
     store: Store,
     program_code: str,
@@ -277,30 +320,21 @@ def do_issue_bulk(
     chunk: int = 1000,
     keep_codes: bool = False,
 ) -> BulkIssue:
-    """Issue a template to many accounts (批量发券), `chunk` accounts per transaction. Each account's
-    key is `{key}:{account_id}`, so a rerun after a crash or with a longer list replays what was
-    issued and issues only the rest. Out of stock or over the limit skips an account, not the run."""
+    """A bulk issue job (批量发券): `do_issue_many` over `chunk` accounts per unit of work, so a big
+    list does not hold one transaction; a rerun after a crash replays the chunks already done."""
     result = BulkIssue()
     ids = list(dict.fromkeys(account_ids))
     for i in range(0, len(ids), chunk):
-        with store.write_unit() as session:
-            program = load_program(session, program_code)
-            for account_id in ids[i : i + chunk]:
-                try:
-                    issued = do_issue_coupon(
-                        session, program, template, account_id,
-                        key=f"{key}:{account_id}", at=at, actor=actor, via=via, guide=guide,
-                    )  # fmt: skip
-                except (StockError, LimitError, NotMemberError) as skip:
-                    # raised before anything was written for this account: the chunk goes on
-                    result.skipped[skip.code] = result.skipped.get(skip.code, 0) + 1
-                    continue
-                if issued.replayed:
-                    result.replayed += 1
-                else:
-                    result.issued += 1
-                if keep_codes:
-                    result.codes.append(issued.code)
+        with store.begin(Actor.parse(actor), now=at) as uow:
+            program = load_program(uow.session, program_code)
+            part = do_issue_many(
+                uow, program, template, ids[i : i + chunk], key=key, via=via, guide=guide, keep_codes=keep_codes
+            )
+        result.issued += part.issued
+        result.replayed += part.replayed
+        result.codes += part.codes
+        for code, n in part.skipped.items():
+            result.skipped[code] = result.skipped.get(code, 0) + n
     return result
 
 

@@ -11,15 +11,16 @@ runs in one store transaction and is audited as `api-key:<id>`. Writes carry an 
 from __future__ import annotations
 
 import dataclasses
+from contextlib import AbstractContextManager
 from itertools import groupby
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.api.deps import ComputeDep, ReadKey, StateDep, require
-from siyu.api.errors import ApiError
+from siyu.api.deps import ApiState, ComputeDep, ReadKey, StateDep, require
+from siyu.api.errors import REQUEST_ID, ApiError
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
 from siyu.api.schemas.loyalty import (
@@ -51,8 +52,9 @@ from siyu.api.schemas.loyalty import (
     TierPublic,
     TxnPublic,
 )
-from siyu.core.clock import utc_now
+from siyu.core.actor import Actor
 from siyu.core.errors import NotFoundError
+from siyu.events.catalogue import PointsChanged
 from siyu.identity.normalise import mask_value
 from siyu.identity.service import is_customer
 from siyu.loyalty import coupons as wallet
@@ -63,6 +65,7 @@ from siyu.loyalty.errors import NotMemberError, UnknownProgramError
 from siyu.loyalty.models import Coupon, CouponTemplate, LoyaltyAccount, MallRedemption, PointsTxn
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program, programs_of_brand
+from siyu.store.uow import UnitOfWork
 
 router = APIRouter(tags=["loyalty 会员中台"], route_class=GzipRoute)
 LoyaltyKey = Annotated[KeyInfo, Depends(require("loyalty"))]
@@ -88,8 +91,14 @@ CREATED: dict[int | str, dict[str, Any]] = {
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _actor(key: KeyInfo) -> str:
-    return f"api-key:{key.id}"
+def _unit(state: ApiState, key: KeyInfo, request: Request) -> AbstractContextManager[UnitOfWork]:
+    """The request's one unit of work: its actor is the key, its request id the X-Request-Id."""
+    return state.app.store.begin(Actor.api_key(key.id), request_id=request.scope.get(REQUEST_ID))
+
+
+def _points_changed(uow: UnitOfWork, spec: Program, posted: ledger.Posted, brand: str) -> None:
+    if not posted.replayed:
+        uow.emit(PointsChanged(brand, spec.program, (posted.account_id,), posted.kind))
 
 
 def _program(session: Session, code: str, key: KeyInfo) -> Program:
@@ -210,11 +219,18 @@ def points_history(
     responses={200: {"description": "already a member 已是会员"}},
 )
 def enrol(
-    program: ProgramCode, body: MemberCreate, key: LoyaltyKey, state: StateDep, compute: ComputeDep, response: Response
+    request: Request,
+    program: ProgramCode,
+    body: MemberCreate,
+    key: LoyaltyKey,
+    state: StateDep,
+    compute: ComputeDep,
+    response: Response,
 ) -> Enrolled:
     """Idempotent: 201 when the customer joined now, 200 when they were a member already; 404
     `unknown_customer` unless `customer_id` is a One-ID customer of the key's brand."""
-    with state.app.store.write_unit() as session:
+    with _unit(state, key, request) as uow:
+        session = uow.session
         spec = _program(session, program, key)
         if "api" not in spec.enrolment:
             raise ApiError(
@@ -236,7 +252,7 @@ def enrol(
             )
         done = do_enrol_customer(
             session, spec, lambda brand, customer: is_customer(compute.engine, brand, customer),
-            brand=key.brand, customer_id=body.customer_id, at=utc_now(), actor=_actor(key), via="api",
+            brand=key.brand, customer_id=body.customer_id, at=uow.now, actor=str(uow.actor), via="api",
             member_no=body.member_no,
         )  # fmt: skip
     response.status_code = 201 if done.created else 200
@@ -254,6 +270,7 @@ def enrol(
     responses=CREATED,
 )
 def redeem_points(
+    request: Request,
     program: ProgramCode,
     customer_id: CustomerId,
     body: PointsRedeem,
@@ -262,13 +279,15 @@ def redeem_points(
     response: Response,
 ) -> Posting:
     """Spend points first-to-expire; 409 `insufficient_points` (nothing changes) when the balance is short."""
-    with state.app.store.write_unit() as session:
+    with _unit(state, key, request) as uow:
+        session = uow.session
         spec = _program(session, program, key)
         account = _member(session, spec, key, customer_id)
         posted = ledger.do_redeem(
-            session, spec, account.id, body.points, key=body.idempotency_key, at=utc_now(), actor=_actor(key),
+            session, spec, account.id, body.points, key=body.idempotency_key, at=uow.now, actor=str(uow.actor),
             brand=key.brand, order_id=body.order_id, reason=body.reason,
         )  # fmt: skip
+        _points_changed(uow, spec, posted, key.brand)
     return _posting(posted, response)
 
 
@@ -279,6 +298,7 @@ def redeem_points(
     responses=CREATED,
 )
 def adjust_points(
+    request: Request,
     program: ProgramCode,
     customer_id: CustomerId,
     body: PointsAdjust,
@@ -287,13 +307,15 @@ def adjust_points(
     response: Response,
 ) -> Posting:
     """A signed manual correction with a reason: + credits a new lot, − spends and never overdraws."""
-    with state.app.store.write_unit() as session:
+    with _unit(state, key, request) as uow:
+        session = uow.session
         spec = _program(session, program, key)
         account = _member(session, spec, key, customer_id)
         posted = ledger.do_adjust(
-            session, spec, account.id, body.points, key=body.idempotency_key, at=utc_now(), actor=_actor(key),
+            session, spec, account.id, body.points, key=body.idempotency_key, at=uow.now, actor=str(uow.actor),
             reason=body.reason,
         )  # fmt: skip
+        _points_changed(uow, spec, posted, key.brand)
     return _posting(posted, response)
 
 
@@ -304,10 +326,17 @@ def adjust_points(
     responses=CREATED,
 )
 def reverse_points(
-    program: ProgramCode, txn_id: TxnId, body: PointsReverse, key: AdminKey, state: StateDep, response: Response
+    request: Request,
+    program: ProgramCode,
+    txn_id: TxnId,
+    body: PointsReverse,
+    key: AdminKey,
+    state: StateDep,
+    response: Response,
 ) -> Posting:
     """Undo all or part of an earning, redemption or adjustment of a member of the key's brand."""
-    with state.app.store.write_unit() as session:
+    with _unit(state, key, request) as uow:
+        session = uow.session
         spec = _program(session, program, key)
         txn = session.get(PointsTxn, txn_id)
         if txn is None or txn.program != spec.program or _customer_of(session, txn.account_id, key) is None:
@@ -315,9 +344,10 @@ def reverse_points(
                 f"no points transaction {txn_id} of a brand {key.brand} member in program {spec.program!r} (未找到流水)"
             )
         posted = ledger.do_reverse(
-            session, spec, txn_id, key=body.idempotency_key, at=utc_now(), actor=_actor(key), points=body.points,
+            session, spec, txn_id, key=body.idempotency_key, at=uow.now, actor=str(uow.actor), points=body.points,
             reason=body.reason,
         )  # fmt: skip
+        _points_changed(uow, spec, posted, key.brand)
     return _posting(posted, response)
 
 
@@ -344,42 +374,42 @@ def _issued_coupons(session: Session, program: str, key: str, members: dict[str,
     responses={200: {"description": "nothing new: replayed or all skipped"}},
 )
 def issue_coupons(
-    program: ProgramCode, body: CouponsIssue, key: LoyaltyKey, state: StateDep, response: Response
+    request: Request, program: ProgramCode, body: CouponsIssue, key: LoyaltyKey, state: StateDep, response: Response
 ) -> IssueResult:
     """One coupon of `template` to each member among `customer_ids` (the key's brand). Idempotent:
     each customer's coupon is keyed `{idempotency_key}:{account}`, so a retry, or a retry with a
     longer list, replays what was issued and issues only the rest. Customers who are not members,
     have reached the template's per-customer limit, or come after the stock ran out are skipped."""
-    with state.app.store.unit_of_work() as session:
-        spec = _program(session, program, key)
-        if session.get(CouponTemplate, (spec.program, body.template)) is None:
+    with _unit(state, key, request) as uow:
+        spec = _program(uow.session, program, key)
+        if uow.session.get(CouponTemplate, (spec.program, body.template)) is None:
             known = ", ".join(c.code for c in spec.coupons) or "none"
             raise NotFoundError(f"no coupon template {body.template!r} in program {spec.program!r}; known: {known}")
-        members = wallet.accounts_of_customers(session, spec.program, key.brand, body.customer_ids)
-    outcome = wallet.do_issue_bulk(
-        state.app.store, spec.program, body.template, list(members.values()), key=body.idempotency_key,
-        at=utc_now(), actor=_actor(key), via="guide" if body.guide else "api", guide=body.guide,
-    )  # fmt: skip
+        members = wallet.accounts_of_customers(uow.session, spec.program, key.brand, body.customer_ids)
+        outcome = wallet.do_issue_many(
+            uow, spec, body.template, list(members.values()), key=body.idempotency_key,
+            via="guide" if body.guide else "api", guide=body.guide,
+        )  # fmt: skip
+        issued = _issued_coupons(uow.session, spec.program, body.idempotency_key, members)
     skipped = dict(outcome.skipped)
     if outside := len(set(body.customer_ids)) - len(members):
         skipped["not_a_member"] = skipped.get("not_a_member", 0) + outside
-    with state.app.store.unit_of_work() as session:
-        issued = _issued_coupons(session, spec.program, body.idempotency_key, members)
     response.status_code = 201 if outcome.issued else 200
     return IssueResult(issued=outcome.issued, replayed=outcome.replayed, skipped=skipped, coupons=issued)
 
 
 @router.post("/api/v1/loyalty/{program}/coupons/{code}/redeem", summary="Redeem a coupon on an order 核销")
 def redeem_coupon(
-    program: ProgramCode, code: CouponCode, body: CouponRedeem, key: LoyaltyKey, state: StateDep
+    request: Request, program: ProgramCode, code: CouponCode, body: CouponRedeem, key: LoyaltyKey, state: StateDep
 ) -> CouponRedeemed:
     """Use a coupon on an order of the key's brand and get the discount. Idempotent by order: the
     same coupon on the same order again replays; on another order it is refused (409)."""
-    with state.app.store.write_unit() as session:
+    with _unit(state, key, request) as uow:
+        session = uow.session
         spec = _program(session, program, key)
         used = wallet.do_redeem_coupon(
             session, spec, code, order_id=body.order_id, brand=key.brand, channel=body.channel,
-            store=body.store_code, amount_fen=body.amount_fen, at=utc_now(), actor=_actor(key),
+            store=body.store_code, amount_fen=body.amount_fen, at=uow.now, actor=str(uow.actor),
             other_codes=body.other_codes,
         )  # fmt: skip
     return CouponRedeemed.model_validate(used)
@@ -410,15 +440,22 @@ def mall_rewards(program: ProgramCode, key: ReadKey, state: StateDep) -> Rewards
     responses=CREATED,
 )
 def mall_redeem(
-    program: ProgramCode, reward: RewardCode, body: MallRedeem, key: LoyaltyKey, state: StateDep, response: Response
+    request: Request,
+    program: ProgramCode,
+    reward: RewardCode,
+    body: MallRedeem,
+    key: LoyaltyKey,
+    state: StateDep,
+    response: Response,
 ) -> MallOrderPublic:
     """Points debited, stock taken and (coupon rewards) the coupon issued together, or nothing:
     409 `insufficient_points`, `out_of_stock` or `limit_reached`."""
-    with state.app.store.write_unit() as session:
+    with _unit(state, key, request) as uow:
+        session = uow.session
         spec = _program(session, program, key)
         account = _member(session, spec, key, body.customer_id)
         order = mall.do_mall_redeem(
-            session, spec, reward, account.id, key=body.idempotency_key, at=utc_now(), actor=_actor(key),
+            session, spec, reward, account.id, key=body.idempotency_key, at=uow.now, actor=str(uow.actor),
             quantity=body.quantity,
         )  # fmt: skip
     response.status_code = 200 if order.replayed else 201
@@ -428,10 +465,13 @@ def mall_redeem(
 @router.post(
     "/api/v1/loyalty/{program}/mall/redemptions/{redemption_id}/cancel", summary="Cancel a redemption 取消兑换"
 )
-def mall_cancel(program: ProgramCode, redemption_id: RedemptionId, key: LoyaltyKey, state: StateDep) -> MallOrderPublic:
+def mall_cancel(
+    request: Request, program: ProgramCode, redemption_id: RedemptionId, key: LoyaltyKey, state: StateDep
+) -> MallOrderPublic:
     """Points back to their lots (original expiry), stock restored, an unused coupon voided; a
     used coupon refuses (409 `coupon_not_usable`). Cancelling again replays."""
-    with state.app.store.write_unit() as session:
+    with _unit(state, key, request) as uow:
+        session = uow.session
         spec = _program(session, program, key)
         found = session.get(MallRedemption, redemption_id)
         customer = _customer_of(session, found.account_id, key) if found and found.program == spec.program else None
@@ -440,5 +480,5 @@ def mall_cancel(program: ProgramCode, redemption_id: RedemptionId, key: LoyaltyK
                 f"no mall redemption {redemption_id} of a brand {key.brand} member in program {spec.program!r} "
                 "(兑换记录不存在)"
             )
-        order = mall.do_mall_cancel(session, spec, redemption_id, at=utc_now(), actor=_actor(key))
+        order = mall.do_mall_cancel(session, spec, redemption_id, at=uow.now, actor=str(uow.actor))
     return _mall_order(order, customer)
