@@ -143,6 +143,9 @@ def decode(type_: str, payload: dict[str, Any]) -> DomainEvent:
     """An event from its outbox row (lists back to tuples; unknown keys of newer writers ignored)."""
     cls = CATALOGUE[type_]
     known = {f.name for f in fields(cls)}
-    values = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-              for k, v in payload.items() if k in known}  # fmt: skip
+    values: dict[str, Any] = {
+        k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+        for k, v in payload.items()
+        if k in known
+    }
     return cls(**values)

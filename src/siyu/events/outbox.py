@@ -17,7 +17,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, and_, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from siyu.events.catalogue import DomainEvent, decode
@@ -77,7 +92,7 @@ def _visible_horizon(session: Session) -> Any:
 def append(session: Session, event: DomainEvent, *, at: dt.datetime, request_id: str | None) -> None:
     payload = json.dumps(event.payload(), ensure_ascii=False, sort_keys=True, default=str)
     session.execute(
-        OutboxEvent.__table__.insert().values(
+        insert(OutboxEvent).values(
             txid=_current_txid(session), type=event.type, brand=event.brand, payload=payload, at=at,
             request_id=request_id,
         )
@@ -116,7 +131,7 @@ def lease(session: Session, name: str, owner: str, at: dt.datetime, until: dt.da
     if session.get(EventConsumer, name) is None:
         session.add(EventConsumer(name=name, txid=0, event_id=0, handled=0))
         session.flush()
-    taken = session.execute(
+    taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(EventConsumer)
         .where(
             EventConsumer.name == name,
