@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import ibis
 import ibis.expr.types as ir
 
-from siyu.audiences.rules import Window, check_day
+from siyu.audiences.ranges import check_day
+from siyu.audiences.rules import Window
 from siyu.bootstrap import App
 from siyu.brands.settings import BrandSettings, brand_settings
 from siyu.identity.service import MAP_TABLE

@@ -38,3 +38,14 @@ class MissingDataError(SiyuError):
 class PiiNotAllowedError(SiyuError):
     code = "pii_not_allowed"
     exit_code = 4
+
+
+def rule_error(path: str, en: str, zh: str) -> RuleError:
+    """A RuleError at `path` whose message says what to fix in English, then in Chinese."""
+    return RuleError(path, f"{en} ({zh})")
+
+
+def short_value(value: object) -> str:
+    """A value for a message: never a whole page of it."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "a huge number"
+    return text if len(text) <= 60 else text[:57] + "..."

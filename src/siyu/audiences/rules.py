@@ -13,21 +13,30 @@ is an object whose *kind key* says what it tests (see docs/audiences.md for ever
 Validation is structural and needs no data; what needs the store or the lake (does the tag exist,
 was the period's layer computed) is checked when the rule is compiled, with the same node paths.
 Every error names the offending node, e.g. `all[2].any[0].op`. The rule's size is checked first
-(`siyu.audiences.limits`), and every number and date has a range the engine can compute with, so a
-rule that validates compiles without overflow.
+(`siyu.audiences.limits`), and every number and date has a range the engine can compute with
+(`siyu.audiences.ranges`), so a rule that validates compiles without overflow.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from siyu.audiences.errors import RuleError
+from siyu.audiences.errors import rule_error, short_value
 from siyu.audiences.labels import CHANNELS, LAYER_CHANGES
 from siyu.audiences.limits import RuleLimits, check_size
+from siyu.audiences.ranges import (
+    MAX_LAST_DAYS,
+    MAX_TIMES,
+    MAX_WINDOW_DAYS,
+    check_day,
+    check_fen,
+    check_number,
+    check_period,
+    check_whole,
+)
 from siyu.clv.service import STAGES
 from siyu.ingest.schema import IDENTIFIER_TYPES, RELATION_TYPES
 from siyu.metrics.labels import LAYERS, RFM_GROUPS
@@ -63,17 +72,6 @@ _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _CODE = re.compile(r"^[\w\-.]{1,64}$")
 # Event property keys become JSON paths in the engine's SQL: plain names only.
 PROPERTY_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_PERIOD_YEAR = re.compile(r"^\s*([0-9]{4})")
-
-# Ranges of the numbers in a rule (beyond them the engine's integer types overflow, or dates leave
-# the calendar): money in fen is an int64, counts an int32, windows at most about ten years.
-MAX_FEN = 2**63 - 1
-MAX_INT = 2**63 - 1
-MAX_TIMES = 2**31 - 1
-MAX_LAST_DAYS = 3_660
-MAX_WINDOW_DAYS = 36_500  # an RFM window, as `siyu metrics rfm --window-days` takes
-MAX_NUMBER = 1e18  # |x| of a decimal number compared with a metric
-FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -162,10 +160,6 @@ def join_path(path: str, part: str | int) -> str:
     return f"{path}.{part}" if path else part
 
 
-def _fail(path: str, en: str, zh: str) -> RuleError:
-    return RuleError(path, f"{en} ({zh})")
-
-
 def parse_rule(doc: Any, path: str = "", limits: RuleLimits | None = None, *, count_chars: bool = True) -> Node:
     """Validate a rule document (already parsed from JSON) into nodes; raises RuleError. The size
     limits are checked first (`count_chars=False` when the caller measured the rule's text)."""
@@ -175,13 +169,13 @@ def parse_rule(doc: Any, path: str = "", limits: RuleLimits | None = None, *, co
 
 def _parse(doc: Any, path: str) -> Node:
     if not isinstance(doc, dict) or not doc:
-        raise _fail(path, "a rule node must be a non-empty JSON object", "规则节点必须是非空对象")
+        raise rule_error(path, "a rule node must be a non-empty JSON object", "规则节点必须是非空对象")
     combinators = [k for k in ("all", "any", "not") if k in doc]
     if combinators:
         key = combinators[0]
         if len(doc) != 1:
             extra = sorted(set(doc) - {key})
-            raise _fail(
+            raise rule_error(
                 join_path(path, extra[0]),
                 f"'{key}' stands alone; unexpected key {extra[0]!r}",
                 f"'{key}' 节点不能有其他键",
@@ -191,13 +185,13 @@ def _parse(doc: Any, path: str) -> Node:
             return Not(_parse(doc["not"], here), here)
         children = doc[key]
         if not isinstance(children, list) or not children:
-            raise _fail(here, f"'{key}' needs a non-empty list of conditions", f"'{key}' 需要非空条件列表")
+            raise rule_error(here, f"'{key}' needs a non-empty list of conditions", f"'{key}' 需要非空条件列表")
         return Group(key, tuple(_parse(c, join_path(here, i)) for i, c in enumerate(children)), here)
     kinds = [k for k in doc if k in KINDS]
     if len(kinds) != 1:
         known = ", ".join(["all", "any", "not", *KINDS])
         what = "no condition kind" if not kinds else f"several condition kinds ({', '.join(kinds)})"
-        raise _fail(path, f"{what}: a leaf has exactly one of {known}", "叶子节点须且仅须有一种条件类型")
+        raise rule_error(path, f"{what}: a leaf has exactly one of {known}", "叶子节点须且仅须有一种条件类型")
     return _leaf(kinds[0], doc, path)
 
 
@@ -206,7 +200,7 @@ def _leaf(kind_name: str, doc: dict[str, Any], path: str) -> Leaf:
     allowed = {kind_name, "op", "value", *kind.params, *(WINDOW_KEYS if kind.window else ())}
     for key in doc:
         if key not in allowed:
-            raise _fail(
+            raise rule_error(
                 join_path(path, key),
                 f"unknown key {key!r} for a {kind_name!r} condition; allowed: {', '.join(sorted(allowed))}",
                 "该条件不支持此键",
@@ -224,11 +218,13 @@ def _leaf(kind_name: str, doc: dict[str, Any], path: str) -> Leaf:
         subject = doc[kind_name]
         here = join_path(path, kind_name)
         if not isinstance(subject, str) or not subject:
-            raise _fail(here, f"{kind_name!r} needs a name", "需要名称")
+            raise rule_error(here, f"{kind_name!r} needs a name", "需要名称")
         if kind.subjects is not None and subject not in kind.subjects:
-            raise _fail(here, f"unknown {kind_name} {_short(subject)}; known: {', '.join(kind.subjects)}", "未知名称")
+            raise rule_error(
+                here, f"unknown {kind_name} {short_value(subject)}; known: {', '.join(kind.subjects)}", "未知名称"
+            )
         if kind.subjects is None and not _CODE.match(subject):
-            raise _fail(here, f"invalid {kind_name} code {_short(subject)}", "代码格式无效")
+            raise rule_error(here, f"invalid {kind_name} code {short_value(subject)}", "代码格式无效")
         vtype = kind.subjects[subject] if kind.subjects is not None else "any"
         if "value" not in doc and op is None:
             op = "exists"
@@ -237,11 +233,11 @@ def _leaf(kind_name: str, doc: dict[str, Any], path: str) -> Leaf:
     # The kind key holds the value.
     vtype = kind.value_type or "any"
     if "value" in doc:
-        raise _fail(join_path(path, "value"), f"put the value in {kind_name!r} itself", "值应写在条件键中")
+        raise rule_error(join_path(path, "value"), f"put the value in {kind_name!r} itself", "值应写在条件键中")
     default = "in" if isinstance(doc[kind_name], list) else ">=" if vtype == "fen" else "="
     op, value = _op_value(vtype, op if op is not None else default, doc[kind_name], True, path, kind_name)
     if kind_name in ("layer_change", "reachable", "consent") and op != "=":
-        raise _fail(join_path(path, "op"), f"{kind_name!r} takes no op", "此条件不支持 op")
+        raise rule_error(join_path(path, "op"), f"{kind_name!r} takes no op", "此条件不支持 op")
     return Leaf(kind_name, None, op, value, path, window, params)
 
 
@@ -259,20 +255,20 @@ def _op_value(vtype: str, op: Any, value: Any, has_value: bool, path: str, value
     if op is None:
         op = "in" if isinstance(value, list) else "="
     if op not in ops:
-        raise _fail(
+        raise rule_error(
             join_path(path, "op"), f"op {op!r} is not allowed here; use one of {', '.join(ops)}", "不支持的运算符"
         )
     if op in NO_VALUE_OPS:
         if has_value:
-            raise _fail(here, f"op {op!r} takes no value", "此运算符不需要值")
+            raise rule_error(here, f"op {op!r} takes no value", "此运算符不需要值")
         return op, None
     if not has_value:
-        raise _fail(here, f"op {op!r} needs a value", "缺少值")
+        raise rule_error(here, f"op {op!r} needs a value", "缺少值")
     if op in LIST_OPS:
         if not isinstance(value, list) or not value:
-            raise _fail(here, f"op {op!r} needs a non-empty list", "需要非空列表")
+            raise rule_error(here, f"op {op!r} needs a non-empty list", "需要非空列表")
         if op == "between" and len(value) != 2:
-            raise _fail(here, "'between' needs [low, high]", "between 需要 [下限, 上限]")
+            raise rule_error(here, "'between' needs [low, high]", "between 需要 [下限, 上限]")
         return op, [_scalar(_compared(vtype, op), v, join_path(here, i)) for i, v in enumerate(value)]
     return op, _scalar(_compared(vtype, op), value, here)
 
@@ -282,156 +278,108 @@ def _compared(vtype: str, op: str) -> str:
     return "number" if vtype == "any" and op in ORDERED else vtype
 
 
-def _number(value: Any, path: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(path, f"expected a number, got {_short(value)}", "需要数字")
-    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
-        raise _fail(path, f"a whole number must fit in 64 bits (int64), got {_short(value)}", "整数超出 64 位范围")
-    if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= MAX_NUMBER):
-        raise _fail(path, f"a decimal number must be finite and within ±{MAX_NUMBER:.0e}", "数值超出范围")
-    return value
-
-
 def _scalar(vtype: str, value: Any, path: str) -> Any:
     if isinstance(value, (list, dict)) or value is None:
-        raise _fail(path, "expected a single value", "需要单个值")
+        raise rule_error(path, "expected a single value", "需要单个值")
     if vtype == "fen":
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEN:
-            raise _fail(
-                path,
-                f"money is a whole number of fen (分) from 0 to {MAX_FEN:,} (int64), got {_short(value)}",
-                "金额须为整数分",
-            )
-        return value
+        return check_fen(value, path)
     if vtype == "number":
-        return _number(value, path)
+        return check_number(value, path)
     if vtype == "date":
         return check_day(value, path)
     if vtype in CHOICES:
         if value not in CHOICES[vtype]:
-            raise _fail(path, f"unknown {vtype} {_short(value)}; known: {', '.join(CHOICES[vtype])}", "未知取值")
+            raise rule_error(
+                path, f"unknown {vtype} {short_value(value)}; known: {', '.join(CHOICES[vtype])}", "未知取值"
+            )
         return value
     if vtype == "any" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _number(value, path)
+        return check_number(value, path)
     return str(value)
-
-
-def check_day(value: Any, path: str) -> date:
-    """A date of a rule (YYYY-MM-DD, or a `date`) within the years 1900–2999."""
-    try:
-        day = value if isinstance(value, date) else date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise _fail(path, f"expected a date YYYY-MM-DD, got {_short(value)}", "日期格式错误") from exc
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise _fail(path, f"a date from {FIRST_DAY} to {LAST_DAY}, got {day}", "日期超出范围")
-    return day
-
-
-def _short(value: Any) -> str:
-    """A value for a message: never a whole page of it."""
-    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "a huge number"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _window(doc: dict[str, Any], path: str) -> Window | None:
     last = doc.get("last_days")
     start, end = (_scalar("date", doc[k], join_path(path, k)) if k in doc else None for k in ("from", "to"))
     if last is not None:
-        _whole(last, 1, MAX_LAST_DAYS, join_path(path, "last_days"), "last_days", "天数")
+        check_whole(last, 1, MAX_LAST_DAYS, join_path(path, "last_days"), "last_days", "天数")
         if start or end:
-            raise _fail(
+            raise rule_error(
                 join_path(path, "last_days"), "use last_days or from/to, not both", "last_days 与 from/to 不能同时使用"
             )
     if start and end and start > end:
-        raise _fail(join_path(path, "to"), f"'to' {end} is before 'from' {start}", "结束日期早于开始日期")
+        raise rule_error(join_path(path, "to"), f"'to' {end} is before 'from' {start}", "结束日期早于开始日期")
     if last is None and start is None and end is None:
         return None
     return Window(last, start, end)
 
 
-def _whole(value: Any, lo: int, hi: int, path: str, name: str, zh: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _fail(
-            path,
-            f"{name} must be a whole number from {lo} to {hi:,}, got {_short(value)}",
-            f"{zh}须为 {lo}–{hi} 的整数",
-        )
-
-
 def _check_params(kind: str, params: dict[str, Any], path: str) -> None:
     for key in ("min_times", "max_times"):
         if key in params:
-            _whole(params[key], 0, MAX_TIMES, join_path(path, key), key, "次数")
+            check_whole(params[key], 0, MAX_TIMES, join_path(path, key), key, "次数")
     if (
         params.get("min_times") is not None
         and params.get("max_times") is not None
         and params["min_times"] > params["max_times"]
     ):
-        raise _fail(join_path(path, "max_times"), "max_times is below min_times", "最大次数小于最小次数")
+        raise rule_error(join_path(path, "max_times"), "max_times is below min_times", "最大次数小于最小次数")
     for key in ("field", "source", "store_code"):
         v = params.get(key)
         if v is not None and not (
             isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(x, str) for x in v))
         ):
-            raise _fail(join_path(path, key), f"{key} must be a code or a list of codes", "须为代码或代码列表")
+            raise rule_error(join_path(path, key), f"{key} must be a code or a list of codes", "须为代码或代码列表")
     if "active" in params and not isinstance(params["active"], bool):
-        raise _fail(join_path(path, "active"), "active must be true or false", "active 须为布尔值")
+        raise rule_error(join_path(path, "active"), "active must be true or false", "active 须为布尔值")
     if "window_days" in params:
-        _whole(params["window_days"], 0, MAX_WINDOW_DAYS, join_path(path, "window_days"), "window_days", "窗口天数")
+        check_whole(
+            params["window_days"], 0, MAX_WINDOW_DAYS, join_path(path, "window_days"), "window_days", "窗口天数"
+        )
     if "as_of" in params:
         params["as_of"] = _scalar("date", params["as_of"], join_path(path, "as_of"))
     if "state" in params and params["state"] not in CONSENT_STATES:
-        raise _fail(join_path(path, "state"), f"state must be one of {', '.join(CONSENT_STATES)}", "授权状态无效")
+        raise rule_error(join_path(path, "state"), f"state must be one of {', '.join(CONSENT_STATES)}", "授权状态无效")
     for key in ("from", "to"):
         if key in params:
             params[key] = _scalar("layer", params[key], join_path(path, key))
     if "grain" in params and params["grain"] not in ("month", "week", "quarter", "year"):
-        raise _fail(join_path(path, "grain"), "grain must be month, week, quarter or year", "周期粒度无效")
+        raise rule_error(join_path(path, "grain"), "grain must be month, week, quarter or year", "周期粒度无效")
     if "period" in params:
-        _period(params["period"], join_path(path, "period"))
+        check_period(params["period"], join_path(path, "period"))
     if "properties" in params:
         _properties(params["properties"], join_path(path, "properties"))
 
 
-def _period(label: Any, path: str) -> None:
-    """The label itself is read when the rule compiles (it depends on the grain); here only what
-    keeps it within the calendar."""
-    if not isinstance(label, str):
-        raise _fail(path, "period is a label such as 2024-06", "周期格式错误")
-    year = _PERIOD_YEAR.match(label)
-    if year and not FIRST_DAY.year <= int(year[1]) <= LAST_DAY.year:
-        raise _fail(path, f"a period from {FIRST_DAY.year} to {LAST_DAY.year}, got {_short(label)}", "周期超出范围")
-
-
 def _properties(props: Any, path: str) -> None:
     if not isinstance(props, dict):
-        raise _fail(path, "properties is an object of simple values", "properties 须为简单键值对象")
+        raise rule_error(path, "properties is an object of simple values", "properties 须为简单键值对象")
     for key, value in props.items():
         here = join_path(path, key) if PROPERTY_KEY.match(key) else path
         if not PROPERTY_KEY.match(key):
-            raise _fail(
+            raise rule_error(
                 here,
-                f"property name {_short(key)}: letters, digits and _ only, starting with a letter or _, "
+                f"property name {short_value(key)}: letters, digits and _ only, starting with a letter or _, "
                 "at most 64 characters",
                 "属性名只能包含字母、数字和下划线",
             )
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            _number(value, here)
+            check_number(value, here)
         elif not isinstance(value, (str, bool)):
-            raise _fail(here, "a property value is a string, a number or true / false", "属性值须为简单值")
+            raise rule_error(here, "a property value is a string, a number or true / false", "属性值须为简单值")
 
 
 def _did(doc: dict[str, Any], path: str, window: Window | None, params: dict[str, Any]) -> Leaf:
     event = doc["did"]
     if not isinstance(event, str) or not _SNAKE.match(event):
-        raise _fail(
+        raise rule_error(
             join_path(path, "did"),
-            f"an event type is a snake_case name, got {_short(event)}",
+            f"an event type is a snake_case name, got {short_value(event)}",
             "事件类型须为 snake_case",
         )
     if "op" in doc or "value" in doc:
         key = "op" if "op" in doc else "value"
-        raise _fail(
+        raise rule_error(
             join_path(path, key),
             "'did' counts with min_times / max_times, not op / value",
             "行为条件用 min_times / max_times",
@@ -445,18 +393,20 @@ def _bought(doc: dict[str, Any], path: str, window: Window | None, params: dict[
     if items is True:
         items = {}
     if not isinstance(items, dict):
-        raise _fail(here, '\'bought\' is true or an item filter such as {"category": "面霜"}', "购买条件格式错误")
+        raise rule_error(here, '\'bought\' is true or an item filter such as {"category": "面霜"}', "购买条件格式错误")
     for key, v in items.items():
         if key not in ITEM_KEYS:
-            raise _fail(
+            raise rule_error(
                 join_path(here, key), f"unknown item filter {key!r}; use {', '.join(ITEM_KEYS)}", "未知商品筛选"
             )
         if key.endswith("_fen"):
             _scalar("fen", v, join_path(here, key))
         elif not (isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(x, str) for x in v))):
-            raise _fail(join_path(here, key), f"{key} must be a value or a list of values", "须为值或值列表")
+            raise rule_error(join_path(here, key), f"{key} must be a value or a list of values", "须为值或值列表")
     if "op" in doc:
-        raise _fail(join_path(path, "op"), "'bought' counts with min_times / max_times, not op", "购买条件用 min_times")
+        raise rule_error(
+            join_path(path, "op"), "'bought' counts with min_times / max_times, not op", "购买条件用 min_times"
+        )
     return Leaf("bought", None, ">=", dict(items), path, window, params)
 
 

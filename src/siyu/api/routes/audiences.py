@@ -26,7 +26,7 @@ from siyu.api.deps import AudienceDep, ComputeDep, ReadKey, require
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
 from siyu.audiences import service, snapshots, tag_manual, tags
-from siyu.audiences.rules import check_day
+from siyu.audiences.ranges import check_day
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.core.dates import parse_date

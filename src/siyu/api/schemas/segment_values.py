@@ -44,7 +44,7 @@ class MessageValueError(ValueError):
 
 @lru_cache(maxsize=4096)  # a source sends few distinct event names, over and over
 def snake_case(name: str) -> str:
-    """As `siyu.ingest.segment.snake_case` (the mapping compares event names this way)."""
+    """As `siyu.ingest.segment_events.snake_case` (the mapping compares event names this way)."""
     s = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
     return re.sub("[^a-z0-9]+", "_", s).strip("_")
 
