@@ -14,16 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from api.conftest import bearer, running, serving
+from api.conftest import bearer, new_key, running, serving
 from siyu.api.app import create_app
-from siyu.api.keys import create_key, parse_scopes
 from siyu.bootstrap import App
 
 AS_OF = {"as_of": "2024-06-30"}
 
 
 def key(app: App, brand: str = "au", scopes: str = "read") -> dict[str, str]:
-    return bearer(create_key(app, brand, parse_scopes([scopes]))[0])
+    return bearer(new_key(app, brand, scopes))
 
 
 def tuned(app: App, **settings: Any) -> App:

@@ -20,8 +20,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from api.conftest import bearer, free_port
-from siyu.api.keys import create_key, parse_scopes
+from api.conftest import bearer, free_port, new_key
 from siyu.api.telemetry import loggable_path
 from siyu.bootstrap import bootstrap
 from siyu.config import Settings
@@ -79,7 +78,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
     (tmp_path / "pv_club.yaml").write_text(PROGRAM, encoding="utf-8")
     do_apply_program(app.store, tmp_path / "pv_club.yaml", actor="test", at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     sync(app, "pv_club", actor="test")
-    keys = {scope: create_key(app, "pv", parse_scopes([scope]), None)[0] for scope in ("read", "read,pii", "admin,pii")}
+    keys = {scope: new_key(app, "pv", scope) for scope in ("read", "read,pii", "admin,pii")}
     app.store.engine.dispose()
 
     port = free_port()

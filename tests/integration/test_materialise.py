@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from fixtures.fast_brand import write_brand
 from siyu.bootstrap import App, with_own_engine
-from siyu.brands.settings import update_brand
+from siyu.brands.settings import do_update_brand
+from siyu.core.actor import Actor
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.metrics.fast import BadOptionError, FastMetrics
@@ -78,12 +79,14 @@ def test_layers_are_stored_once_and_read_while_fresh(fx: App) -> None:
 def test_changed_inputs_make_stored_layers_stale(fx: App) -> None:
     materialise_layers(fx, "fx", "2024-06", "2024-06")
     # A settings change: reviews no longer count, so J is no longer KOC (test_same_numbers_on_every_store).
-    update_brand(fx, "fx", koc_reviews=False)
+    with fx.store.begin(Actor.user("tests")) as uow:
+        do_update_brand(uow, "fx", koc_reviews=False)
     m = FastMetrics(fx, "fx")
     read = m.fast(m.period("2024-06"))
     assert read["layers"]["koc"] == 1 and read["layers_materialised_at"] is None
     # A lake change (One-ID rewrites the identity map): stale as well, until the job runs again.
-    update_brand(fx, "fx", koc_reviews=True)
+    with fx.store.begin(Actor.user("tests")) as uow:
+        do_update_brand(uow, "fx", koc_reviews=True)
     run_resolve(fx)
     m = FastMetrics(fx, "fx")
     assert m.fast(m.period("2024-06"))["layers_materialised_at"] is None
