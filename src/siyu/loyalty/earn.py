@@ -19,12 +19,11 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from siyu.bootstrap import App
-from siyu.identity.service import MAP_TABLE
 from siyu.ingest.schema import PAID_STATUSES
 from siyu.lake.views import current
+from siyu.loyalty.linked import NODE, linked_nodes
 from siyu.loyalty.program import EarnRule, Program
 
-NODE = ["brand", "source", "source_customer_id"]
 ACTION_COLUMNS = (
     "account_id",
     "brand",
@@ -102,17 +101,22 @@ def order_actions(
     paid by then.
     """
     orders = current(app, "orders")
-    id_map = app.engine.table(MAP_TABLE)
-    if orders is None or id_map is None or links.num_rows == 0:
-        return pa.table({c: pa.array([], pa.string()) for c in ACTION_COLUMNS})
+    with linked_nodes(app, links) as nodes:
+        if orders is None or nodes is None:
+            return pa.table({c: pa.array([], pa.string()) for c in ACTION_COLUMNS})
+        return _actions(app, program, orders, nodes, done, until)
+
+
+def _actions(
+    app: App, program: Program, orders: ir.Table, nodes: ir.Table, done: pa.Table, until: dt.datetime | None
+) -> pa.Table:
     zone = program.timezone
     o = orders.filter(orders.brand.isin(program.brands), orders.status.isin(PAID_STATUSES), orders.paid_at.notnull())
     if program.start:
         o = o.filter(o.paid_at >= _instant(program.start, zone))
     if until is not None:  # a sync "as of" an instant posts nothing paid after it
         o = o.filter(o.paid_at <= ibis.literal(until, type="timestamp('UTC')"))
-    o = o.join(id_map.select(*NODE, "customer_id"), NODE)
-    o = o.join(ibis.memtable(links), ["brand", "customer_id"])
+    o = o.join(nodes, NODE)
     o = o.filter(o.paid_at >= o.enrolled_at)
     rules = program.points.earn_rules
     o = o.mutate(_order_mult=_multiplier(rules, o, zone, with_category=False))

@@ -38,11 +38,12 @@ from siyu.loyalty.accounts import utc
 from siyu.loyalty.earn import order_actions
 from siyu.loyalty.enrolment import bulk_enrol
 from siyu.loyalty.errors import LoyaltyError
+from siyu.loyalty.linked import links_table
 from siyu.loyalty.lots import proportional
 from siyu.loyalty.models import LoyaltyAccount, LoyaltyProgram, OrderPosting, PointsTxn
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program
-from siyu.loyalty.tiers import evaluate, links_table
+from siyu.loyalty.tiers import evaluate
 
 NODE = ["brand", "source", "source_customer_id"]
 CHUNK = 500

@@ -19,18 +19,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
-from siyu.identity.service import MAP_TABLE
 from siyu.ingest.schema import PAID_STATUSES
 from siyu.lake.views import current
 from siyu.loyalty.accounts import lock_account, utc
 from siyu.loyalty.audit import audit
 from siyu.loyalty.errors import LimitError, StockError
+from siyu.loyalty.linked import NODE, linked_nodes, links_table
 from siyu.loyalty.lots import add_months
-from siyu.loyalty.models import AccountLink, LoyaltyAccount, TierChange
+from siyu.loyalty.models import LoyaltyAccount, TierChange
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program
-
-NODE = ["brand", "source", "source_customer_id"]
 
 
 @dataclass(frozen=True)
@@ -40,28 +38,10 @@ class TierRun:
     downgraded: int
 
 
-def links_table(session: Session, program: str) -> pa.Table:
-    """brand, customer_id, account_id, enrolled_at of every linked customer of the program."""
-    rows = session.execute(
-        select(AccountLink.brand, AccountLink.customer_id, AccountLink.account_id, LoyaltyAccount.enrolled_at)
-        .join(LoyaltyAccount, LoyaltyAccount.id == AccountLink.account_id)
-        .where(AccountLink.program == program)
-    ).all()
-    return pa.table(
-        {
-            "brand": pa.array([r[0] for r in rows], pa.string()),
-            "customer_id": pa.array([r[1] for r in rows], pa.string()),
-            "account_id": pa.array([r[2] for r in rows], pa.int64()),
-            "enrolled_at": pa.array([utc(r[3]) for r in rows], pa.timestamp("us", tz="UTC")),
-        }
-    )
-
-
 def qualifying_values(app: App, program: Program, links: pa.Table, at: dt.datetime) -> dict[int, int]:
     """account_id → growth value or net spend (fen) over the window ending at `at`."""
     orders = current(app, "orders")
-    id_map = app.engine.table(MAP_TABLE)
-    if orders is None or id_map is None or links.num_rows == 0:
+    if orders is None:
         return {}
     start_day = add_months(at.date(), -program.tiers.spend_window_months)
     start = dt.datetime.combine(start_day, at.astimezone(dt.UTC).timetz())
@@ -73,15 +53,18 @@ def qualifying_values(app: App, program: Program, links: pa.Table, at: dt.dateti
         orders.paid_at >= lo,
         orders.paid_at <= hi,
     )
-    o = o.join(id_map.select(*NODE, "customer_id"), NODE).join(ibis.memtable(links), ["brand", "customer_id"])
-    o = o.filter(o.paid_at >= o.enrolled_at)
-    net = (o.amount_fen - o.refund_fen.fill_null(0)).clip(lower=0)
-    spend = o.group_by("account_id").aggregate(net=net.sum())
-    if program.tiers.basis == "spend":
-        value = spend.net
-    else:
-        value = (spend.net.cast("float64") / 100.0 * float(program.growth_per_yuan) + 1e-9).floor()
-    result = app.engine.to_arrow(spend.select("account_id", value=value.cast("int64")))
+    with linked_nodes(app, links) as nodes:
+        if nodes is None:
+            return {}
+        o = o.join(nodes, NODE)
+        o = o.filter(o.paid_at >= o.enrolled_at)
+        net = (o.amount_fen - o.refund_fen.fill_null(0)).clip(lower=0)
+        spend = o.group_by("account_id").aggregate(net=net.sum())
+        if program.tiers.basis == "spend":
+            value = spend.net
+        else:
+            value = (spend.net.cast("float64") / 100.0 * float(program.growth_per_yuan) + 1e-9).floor()
+        result = app.engine.to_arrow(spend.select("account_id", value=value.cast("int64")))
     return dict(zip(result["account_id"].to_pylist(), result["value"].to_pylist(), strict=True))
 
 
