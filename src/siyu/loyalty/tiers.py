@@ -1,6 +1,6 @@
 """Tiers (会员等级): qualifying values computed with Ibis from the lake, changes in the store.
 
-The qualifying value is the growth value (成长值: ⌊net paid yuan × growth_per_yuan⌋) or the net
+The qualifying value is the growth value (成长值: ⌊net paid fen × growth_per_yuan / 100⌋, exact) or the net
 spend in fen, over the trailing `spend_window_months`, from the paid orders of all the account's
 linked customers (refunds deducted). Upgrades apply as soon as an order sync sees them; downgrades
 only in the periodic evaluation (`siyu loyalty tiers evaluate`, run at the end of each
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -59,13 +61,17 @@ def qualifying_values(app: App, program: Program, links: pa.Table, at: dt.dateti
         o = o.join(nodes, NODE)
         o = o.filter(o.paid_at >= o.enrolled_at)
         net = (o.amount_fen - o.refund_fen.fill_null(0)).clip(lower=0)
-        spend = o.group_by("account_id").aggregate(net=net.sum())
-        if program.tiers.basis == "spend":
-            value = spend.net
-        else:
-            value = (spend.net.cast("float64") / 100.0 * float(program.growth_per_yuan) + 1e-9).floor()
-        result = app.engine.to_arrow(spend.select("account_id", value=value.cast("int64")))
-    return dict(zip(result["account_id"].to_pylist(), result["value"].to_pylist(), strict=True))
+        spend = app.engine.to_arrow(o.group_by("account_id").aggregate(net=net.sum().cast("int64")))
+    value = spend["net"] if program.tiers.basis == "spend" else growth(spend["net"], program.growth_per_yuan)
+    return dict(zip(spend["account_id"].to_pylist(), value.to_pylist(), strict=True))
+
+
+def growth(net_fen: pa.Array | pa.ChunkedArray, per_yuan: Fraction) -> pa.Array | pa.ChunkedArray:
+    """成长值 ⌊net_fen × per_yuan / 100⌋ for non-negative net spends, in exact integer arithmetic
+    (Arrow's integer division truncates, which is the floor here; an overflow raises, never wraps).
+    Not in the engine: Ibis compiles `//` to FLOOR(a / b) over doubles."""
+    scaled = pc.multiply_checked(net_fen, per_yuan.numerator)
+    return pc.divide(scaled, 100 * per_yuan.denominator)
 
 
 def do_change_tier(
@@ -134,6 +140,8 @@ def evaluate(
     with app.store.unit_of_work() as session:
         program = load_program(session, program_code)
         links = links_table(session, program_code)
+        if account_ids is not None:  # the sync's upgrades: only the accounts it touched
+            links = links.filter(pc.is_in(links["account_id"], pa.array(sorted(account_ids), pa.int64())))
         accounts: list[Any] = list(
             session.execute(
                 select(
