@@ -44,6 +44,8 @@ ACTION_COLUMNS = (
     "rule_mult_den",
     "bonus",
     "key",
+    "post_order",  # the order itself is not posted yet
+    "post_refund",  # its refund amount is not posted yet
 )
 
 
@@ -107,8 +109,8 @@ def order_actions(
     new amount since), with base points and bonus; sorted by payment time.
 
     `links`: brand, customer_id, account_id, enrolled_at. `done`: key (posted order keys, incl.
-    refund keys) — the anti-join that makes every run post only what is new. `until`: only orders
-    paid by then.
+    refund keys) — the anti-join that makes every run post only what is new; `post_order` and
+    `post_refund` say which part of a row is. `until`: only orders paid by then.
     """
     orders = current(app, "orders")
     with linked_nodes(app, links) as nodes:
@@ -135,7 +137,10 @@ def _actions(
     done_keys = ibis.memtable(done)
     try:
         refund_key = o.key + ":refund:" + o.refund_fen.cast("string")
-        o = o.filter(~o.key.isin(done_keys.key) | ((o.refund_fen > 0) & ~refund_key.isin(done_keys.key)))
+        o = o.mutate(
+            post_order=~o.key.isin(done_keys.key), post_refund=(o.refund_fen > 0) & ~refund_key.isin(done_keys.key)
+        )
+        o = o.filter(o.post_order | o.post_refund)
         o = o.mutate(_order_mult=_multiplier(rules, o, zone, scale=scale, with_category=False))
         items = current(app, "order_items")
         if items is not None:

@@ -201,12 +201,13 @@ def _shared_member_no(app: App, people: ir.Table, ids: ir.Table) -> ir.Table:
 
 def _enrol(
     app: App, program: Program, actor: str, result: SyncResult, progress: Callable[[str], None], at: dt.datetime
-) -> None:
+) -> pa.Table:
+    """Enrol the new candidates; returns the program's links afterwards (see `links_table`)."""
     with app.store.unit_of_work() as session:
         linked = links_table(session, program.program)
     people = _candidates(app, program, linked)
     if people.num_rows == 0:
-        return
+        return linked
     rows = people.to_pylist()
     unknown: Counter[str] = Counter()
     for r in rows:
@@ -222,17 +223,17 @@ def _enrol(
         with app.store.write_unit() as session:
             result.enrolled += bulk_enrol(session, program, rows[start : start + step], actor=actor, at=at)
         progress(f"enrolled {min(start + step, len(rows))}/{len(rows)}")
+    with app.store.unit_of_work() as session:
+        return links_table(session, program.program)
 
 
-def _post_order(
-    session: Any, program: Program, row: dict[str, Any], done: set[str], actor: str, result: SyncResult
-) -> None:
+def _post_order(session: Any, program: Program, row: dict[str, Any], actor: str, result: SyncResult) -> None:
     key = row["key"]
     account = session.get(LoyaltyAccount, row["account_id"])
     at = utc(row["paid_at"])
     where = {"brand": row["brand"], "channel": row["source"], "order_id": row["order_id"]}
     issues: list[str] = []
-    if key not in done:
+    if row["post_order"]:
         if row["points_used"] > 0:
             try:
                 with session.begin_nested():
@@ -299,7 +300,7 @@ def _post_order(
             )
         )
         result.orders += 1
-    if row["refund_fen"] > 0 and f"{key}:refund:{row['refund_fen']}" not in done:
+    if row["post_refund"]:
         _refund(session, program, row, key, at, actor, result)
 
 
@@ -381,18 +382,17 @@ def sync(
     result = SyncResult()
     with app.store.unit_of_work() as session:
         program = load_program(session, program_code)
-    _enrol(app, program, actor, result, progress, at or utc_now())
+    links = _enrol(app, program, actor, result, progress, at or utc_now())
     with app.store.unit_of_work() as session:
-        links = links_table(session, program_code)
-        done = set(session.scalars(select(OrderPosting.key).where(OrderPosting.program == program_code)))
-    done_keys = pa.table({"key": pa.array(sorted(done), pa.string())})
-    actions = order_actions(app, program, links, done_keys, until=at)
+        done = session.scalars(select(OrderPosting.key).where(OrderPosting.program == program_code)).all()
+    actions = order_actions(app, program, links, pa.table({"key": pa.array(done, pa.string())}), until=at)
+    del done
     rows = actions.to_pylist()
     touched: set[int] = set()
     for start in range(0, len(rows), CHUNK):
         with app.store.write_unit() as session:
             for row in rows[start : start + CHUNK]:
-                _post_order(session, program, row, done, actor, result)
+                _post_order(session, program, row, actor, result)
                 touched.add(row["account_id"])
         progress(f"posted {min(start + CHUNK, len(rows))}/{len(rows)} orders")
     if touched:

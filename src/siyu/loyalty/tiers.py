@@ -26,7 +26,7 @@ from siyu.lake.views import current
 from siyu.loyalty.accounts import lock_account, utc
 from siyu.loyalty.audit import audit
 from siyu.loyalty.errors import LimitError, StockError
-from siyu.loyalty.linked import NODE, linked_nodes, links_table
+from siyu.loyalty.linked import NODE, linked_nodes, links_table, rows_of
 from siyu.loyalty.lots import add_months
 from siyu.loyalty.models import LoyaltyAccount, TierChange
 from siyu.loyalty.program import Program
@@ -139,15 +139,14 @@ def evaluate(
     always, downgrades when `downgrade` and the account is out of its protection period."""
     with app.store.unit_of_work() as session:
         program = load_program(session, program_code)
-        links = links_table(session, program_code)
-        if account_ids is not None:  # the sync's upgrades: only the accounts it touched
-            links = links.filter(pc.is_in(links["account_id"], pa.array(sorted(account_ids), pa.int64())))
-        accounts: list[Any] = list(
-            session.execute(
-                select(
-                    LoyaltyAccount.id, LoyaltyAccount.tier, LoyaltyAccount.tier_protected_until, LoyaltyAccount.growth
-                ).where(LoyaltyAccount.program == program_code, LoyaltyAccount.status == "active")
-            ).all()
+        links = links_table(session, program_code, account_ids)  # the sync's upgrades: the accounts it touched
+        query = select(
+            LoyaltyAccount.id, LoyaltyAccount.tier, LoyaltyAccount.tier_protected_until, LoyaltyAccount.growth
+        ).where(LoyaltyAccount.program == program_code, LoyaltyAccount.status == "active")
+        accounts: list[Any] = (
+            list(session.execute(query).all())
+            if account_ids is None
+            else rows_of(session, query, LoyaltyAccount.id, account_ids)
         )
     values = qualifying_values(app, program, links, at)
     up = down = evaluated = 0
