@@ -14,14 +14,23 @@ expiry, each against a baseline measured in the same run on the same server.
    INSERT … SELECT generate_series; then `do_expire` is timed. Baseline: on a copy of points_lots
    (same expiry index), `UPDATE … SET remaining = 0 WHERE expires_at <= :at AND remaining > 0`.
    Afterwards: every due lot is empty, and Σ txns = balance for every account.
+3. sync and tier evaluation over the lake (--phase lake): --members accounts of brand `demo`, each
+   with ten paid orders in 2026 (one order line each, a third of them 面霜 which earn ×2), written
+   straight to the lake with their identity map and memberships; in the store, every account and
+   link, and a posting for every order but the first of 1,000 members (NEW_ORDERS). Timed: `sync`
+   (finds nothing to enrol, posts the 1,000 new orders, upgrades the accounts they moved) and a
+   periodic `tiers evaluate` of every account (seeded at the tier and growth its orders give, except
+   one in 500 a tier below — upgraded, with the tier's coupons — and one in 50 with stale growth). Baseline: one DuckDB
+   `GROUP BY source_customer_id` summing the same orders' Parquet files (read the orders once).
 
 The benchmark creates a database of its own on the server (dropped at the end unless --keep).
 
 Usage: .venv/bin/python benchmarks/bench_loyalty.py [--database-url postgresql://u:pw@host/db]
            [--accounts 10000] [--seconds 20] [--workers 8] [--expiry-accounts 1000000]
-           [--phase tx|expiry|both] [--keep]
---database-url defaults to $SIYU_TEST_POSTGRES_URL.
-Targets (2 cores): ≥ 1,000 ledger tx/s with 8 workers; expiry of 1M accounts ≤ 60 s.
+           [--members 1000000] [--phase tx|expiry|lake|both|all] [--keep]
+--database-url defaults to $SIYU_TEST_POSTGRES_URL; `both` is tx and expiry, `all` adds lake.
+Targets (2 cores): ≥ 1,000 ledger tx/s with 8 workers; expiry of 1M accounts ≤ 60 s; sync and
+tier evaluation over 1M members / 10M orders ≤ 60 s each.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import Engine, create_engine, text
 
 from siyu.loyalty.errors import InsufficientPointsError
@@ -52,6 +62,10 @@ EXPIRY_CODE = "bench_expiry"
 AT = dt.datetime(2027, 3, 1, 2, tzinfo=dt.UTC)  # the expiry run; the ledger phase uses the real clock
 TARGET_TPS = 1_000
 TARGET_EXPIRY_S = 60.0
+TARGET_LAKE_S = 60.0
+ORDERS_PER_MEMBER = 10
+NEW_ORDERS = 1_000  # orders the timed sync finds unposted
+LAKE_AT = dt.datetime(2026, 12, 31, 16, tzinfo=dt.UTC)  # the end of 2026-12-31 local: after every order
 WARMUP = 1.0  # seconds of each phase not counted
 
 
@@ -258,6 +272,190 @@ def expiry_phase(url: str, store: Store, n: int) -> dict[str, float]:
     }
 
 
+# -- phase 3: sync and tier evaluation over the lake -----------------------------------------------
+
+
+def _lake_sql(chunk: tuple[int, int]) -> dict[str, str]:
+    """DuckDB SELECTs of one chunk [lo, hi) of members: customers, identity map, memberships, orders,
+    order lines. Member i: source customer c<i> (phone 139<i>), customer C<i>, member M<i>, joined
+    2025-06-01 + i seconds; order k (0–9) paid on day (7i + 36k) mod 365 of 2026, 100–999 yuan."""
+    from siyu.ingest.schema import ENTITIES, Kind
+
+    lo, hi = chunk
+    people = f"SELECT i FROM range({lo}, {hi}) t(i)"
+    orders = (
+        "SELECT i, k, 'o' || i || '_' || k AS order_id,"
+        " TIMESTAMPTZ '2026-01-01 02:00:00+00' + to_days(CAST((i * 7 + k * 36) % 365 AS INTEGER))"
+        " + to_seconds(CAST(i % 3600 AS BIGINT)) AS paid_at,"
+        " 10000 + (hash(i * 10 + k) % 90000)::BIGINT AS amount_fen"
+        f" FROM range({lo}, {hi}) t(i) CROSS JOIN range(0, {ORDERS_PER_MEMBER}) u(k)"
+    )
+    given: dict[str, tuple[str, dict[str, str]]] = {
+        "customers": (people, {"phone": "'139' || lpad(CAST(i AS VARCHAR), 8, '0')"}),
+        "memberships": (
+            people,
+            {
+                "member_no": "'M' || i",
+                "program": "'demo_club'",
+                "joined_at": "TIMESTAMPTZ '2025-06-01 00:00:00+00' + to_seconds(i)",
+            },
+        ),
+        "orders": (
+            orders,
+            {"order_id": "order_id", "status": "'paid'", "paid_at": "paid_at", "amount_fen": "amount_fen"},
+        ),
+        "order_items": (
+            orders,
+            {
+                "order_id": "order_id",
+                "line_no": "1",
+                "category": "CASE WHEN (i + k) % 3 = 0 THEN '面霜' ELSE '洁面' END",
+                "qty": "1",
+                "amount_fen": "amount_fen",
+            },
+        ),
+    }
+    types = {Kind.TIMESTAMP: "TIMESTAMPTZ", Kind.DATE: "DATE", Kind.FEN: "BIGINT", Kind.INT: "BIGINT"}
+    meta = (
+        "0::BIGINT AS _line, '' AS _row_hash, TIMESTAMPTZ '2027-01-01 00:00:00+00' AS ingested_at,"
+        " 'bench' AS _import_id, 'bench' AS _file"
+    )
+    out = {
+        "identity_map": "SELECT 'demo' AS brand, 'pos' AS source, 'c' || i AS source_customer_id,"
+        f" 'C' || i AS customer_id, TIMESTAMPTZ '2027-01-01 00:00:00+00' AS resolved_at FROM ({people})"
+    }
+    for name, (rows, values) in given.items():
+        values = {"brand": "'demo'", "source": "'pos'", "source_customer_id": "'c' || i", **values}
+        cols = [
+            f"CAST({values.get(c.name, 'NULL')} AS {types.get(c.kind, 'VARCHAR')}) AS {c.name}"
+            for c in ENTITIES[name].columns
+        ]
+        if name == "order_items":
+            cols = [c for c in cols if not c.endswith(" source_customer_id")]
+        out[name] = f"SELECT {', '.join(cols)}, {meta} FROM ({rows})"
+    return out
+
+
+def build_lake(home: Path, n: int) -> None:
+    """Write the members' lake tables in chunks of 200,000 members (2M orders)."""
+    import duckdb
+
+    from siyu.lake.tables import Lake
+
+    lake = Lake(home / "lake")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    step = 200_000
+    for lo in range(0, n, step):
+        for name, sql in _lake_sql((lo, min(n, lo + step))).items():
+            lake.append(name, con.sql(sql).to_arrow_table())
+    con.close()
+
+
+def seed_store(engine: Engine, n: int, values: dict[int, int], tiers: list[tuple[str, int]]) -> None:
+    """Accounts M<i> linked to C<i>, at the tier and growth `values` (account number i → growth)
+    gives, except i % 500 == 1 a tier lower and i % 50 == 2 with growth 0 (an evaluation changes
+    them); postings for every order but k = 0 of every member i % step == 0 (NEW_ORDERS of them)."""
+    step = max(1, n // NEW_ORDERS)
+    case = "CASE " + " ".join(f"WHEN v.g >= {t} THEN '{code}'" for code, t in reversed(tiers)) + " END"
+    lower = (
+        "CASE "
+        + " ".join(
+            f"WHEN v.g >= {t} THEN '{tiers[max(0, k - 1)][0]}'" for k, (code, t) in reversed(list(enumerate(tiers)))
+        )
+        + " END"
+    )
+    with engine.begin() as c:
+        c.execute(text("CREATE TEMP TABLE bench_values (i BIGINT PRIMARY KEY, g BIGINT)"))
+        raw = c.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy("COPY bench_values (i, g) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for i in range(n):
+                copy.write_row((i, values.get(i, 0)))
+        statements = [
+            f"""INSERT INTO loyalty_accounts (program, member_no, brand, enrolled_at, enrolled_via, tier, tier_since,
+                                             growth, balance, debt, status)
+               SELECT :p, 'M' || v.i, 'demo', TIMESTAMPTZ '2025-06-01 00:00:00+00' + v.i * INTERVAL '1 second',
+                      'membership', CASE WHEN v.i % 500 = 1 THEN {lower} ELSE {case} END,
+                      TIMESTAMPTZ '2025-06-01 00:00:00+00', CASE WHEN v.i % 50 = 2 THEN 0 ELSE v.g END,
+                      0, 0, 'active'
+               FROM bench_values v ORDER BY v.i""",
+            """INSERT INTO loyalty_account_links (program, brand, customer_id, account_id, linked_at)
+               SELECT program, 'demo', 'C' || substr(member_no, 2), id, enrolled_at FROM loyalty_accounts
+               WHERE program = :p""",
+            """INSERT INTO loyalty_order_postings (program, key, account_id, points, posted_at)
+               SELECT a.program, 'order:demo:pos:o' || substr(a.member_no, 2) || '_' || k, a.id, 0, :at
+               FROM loyalty_accounts a CROSS JOIN generate_series(0, :k) k
+               WHERE a.program = :p AND NOT (k = 0 AND CAST(substr(a.member_no, 2) AS BIGINT) % :step = 0)""",
+        ]
+        for sql in statements:
+            c.execute(text(sql), {"p": CODE, "at": LAKE_AT, "k": ORDERS_PER_MEMBER - 1, "step": step})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("VACUUM ANALYZE"))
+
+
+def lake_phase(url: str, store: Store, n: int, work: Path) -> dict[str, Any]:
+    import duckdb
+
+    from siyu.bootstrap import App, bootstrap
+    from siyu.config import Settings
+    from siyu.loyalty.linked import links_table
+    from siyu.loyalty.sync import sync
+    from siyu.loyalty.tiers import evaluate, qualifying_values
+
+    home = work / "home"
+    t = time.perf_counter()
+    build_lake(home, n)
+    app: App = bootstrap(Settings(home=home, database_url=url))
+    with app.store.unit_of_work() as session:
+        program = load_program(session, CODE)
+    # the growth every member's orders give (a member enrolled before all of them: every order counts)
+    links = pa.table(
+        {
+            "brand": pa.array(["demo"] * n),
+            "customer_id": pa.array([f"C{i}" for i in range(n)]),
+            "account_id": pa.array(range(n), pa.int64()),
+            "enrolled_at": pa.array([AT - dt.timedelta(days=1000)] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    values = qualifying_values(app, program, links, LAKE_AT)
+    seed_store(store.engine, n, values, [(x.code, x.threshold) for x in program.tiers.levels])
+    load_s = time.perf_counter() - t
+    with app.store.unit_of_work() as session:
+        assert links_table(session, CODE).num_rows == n
+    orders = app.lake.files("orders")
+    con = duckdb.connect()
+    t = time.perf_counter()
+    groups = con.sql(
+        f"SELECT COUNT(*) FROM (SELECT source_customer_id, SUM(amount_fen) FROM read_parquet({orders!r})"
+        " GROUP BY source_customer_id)"
+    ).fetchall()
+    baseline_s = time.perf_counter() - t
+    assert groups[0][0] == n
+    t = time.perf_counter()
+    synced = sync(app, CODE, at=LAKE_AT, actor="bench")
+    sync_s = time.perf_counter() - t
+    new = len(range(0, n, max(1, n // NEW_ORDERS)))
+    assert synced.orders == new and synced.enrolled == 0, synced.as_dict()
+    t = time.perf_counter()
+    run = evaluate(app, CODE, at=LAKE_AT, actor="bench")
+    evaluate_s = time.perf_counter() - t
+    app.store.engine.dispose()
+    return {
+        "members": n,
+        "orders": n * ORDERS_PER_MEMBER,
+        "new": new,
+        "sync": synced.as_dict(),
+        "evaluated": run.evaluated,
+        "upgraded": run.upgraded,
+        "downgraded": run.downgraded,
+        "load_s": load_s,
+        "baseline_s": baseline_s,
+        "sync_s": sync_s,
+        "evaluate_s": evaluate_s,
+    }
+
+
 # -- main ------------------------------------------------------------------------------------------
 
 
@@ -268,7 +466,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--expiry-accounts", type=int, default=1_000_000)
-    parser.add_argument("--phase", choices=["tx", "expiry", "both"], default="both")
+    parser.add_argument("--members", type=int, default=1_000_000, help="lake phase: members (10 orders each)")
+    parser.add_argument("--phase", choices=["tx", "expiry", "lake", "both", "all"], default="all")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
     if not args.database_url or not args.database_url.startswith("postgresql"):
@@ -284,7 +483,7 @@ def main() -> None:
     try:
         store = open_store(url)
         do_apply_program(store, DEMO, actor="bench", at=AT)
-        if args.phase in ("tx", "both"):
+        if args.phase in ("tx", "both", "all"):
             t = time.perf_counter()
             seed_accounts(store.engine, CODE, args.accounts, due_share=0.0, earned=AT - dt.timedelta(days=30))
             with store.engine.connect() as c:
@@ -307,7 +506,7 @@ def main() -> None:
                 )
             )
             print(f"ledger check: {verdict}", flush=True)
-        if args.phase in ("expiry", "both"):
+        if args.phase in ("expiry", "both", "all"):
             print(f"loading {args.expiry_accounts:,} accounts for the expiry …", flush=True)
             e = expiry_phase(url, store, args.expiry_accounts)
             print(
@@ -324,6 +523,27 @@ def main() -> None:
                     f" ≤ {TARGET_EXPIRY_S:.0f} s",
                 )
             )
+        if args.phase in ("lake", "all"):
+            print(f"writing {args.members:,} members and {args.members * ORDERS_PER_MEMBER:,} orders …", flush=True)
+            with tempfile.TemporaryDirectory() as work:
+                r = lake_phase(url, store, args.members, Path(work))
+            print(
+                f"loaded in {r['load_s']:.1f} s; sync posted {r['sync']['orders']:,} new orders"
+                f" ({r['sync']['points_earned']:,} points, {r['sync']['tiers_upgraded']:,} upgrades); evaluation:"
+                f" {r['evaluated']:,} accounts, {r['upgraded']:,} up, {r['downgraded']:,} down",
+                flush=True,
+            )
+            scale = f"{r['members']:,} members, {r['orders']:,} orders"
+            for label, key in (("sync", "sync_s"), ("tiers evaluate", "evaluate_s")):
+                rows.append(
+                    (
+                        f"{label}, {scale}",
+                        f"{r[key]:.1f} s",
+                        f"{r['baseline_s']:.2f} s (DuckDB GROUP BY)",
+                        f"{r[key] / r['baseline_s']:.1f}×  {'✓' if r[key] <= TARGET_LAKE_S else '✗'}"
+                        f" ≤ {TARGET_LAKE_S:.0f} s",
+                    )
+                )
         store.engine.dispose()
     finally:
         if not args.keep:

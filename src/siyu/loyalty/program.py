@@ -7,17 +7,22 @@ Pure domain: no store access. `parse_program(text, path)` returns a `Program` or
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
 from siyu.core.errors import SiyuError
+from siyu.core.money import parse_rate, rate_text
 
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 Fen = Annotated[int, Field(ge=0)]
+# A rate or multiplier, exact: `1.1` in the file is 11/10 (not the float), at most 4 decimal places;
+# written back as the same decimal text (the applied program's checksum is over that text).
+Rate = Annotated[Fraction, BeforeValidator(parse_rate), PlainSerializer(rate_text, return_type=str)]
+ONE = Fraction(1)
 
 
 class ProgramError(SiyuError):
@@ -43,7 +48,7 @@ class Tier(_Strict):
     name_zh: str | None = None
     name_en: str | None = None
     threshold: int = Field(ge=0, description="growth value, or spend in fen over the window")
-    points_multiplier: Decimal = Field(default=Decimal(1), ge=0)
+    points_multiplier: Rate = Field(default=ONE, ge=0)
     coupons: tuple[Code, ...] = ()  # issued once on reaching the tier (exclusive coupons)
     flags: tuple[str, ...] = ()  # e.g. free_shipping, priority_service
 
@@ -82,19 +87,19 @@ class EarnRule(_Strict):
     brands: tuple[Code, ...] = ()
     channels: tuple[str, ...] = ()  # order source, e.g. tmall, jd, pos
     categories: tuple[str, ...] = ()
-    multiplier: Decimal = Field(default=Decimal(1), ge=0)
+    multiplier: Rate = Field(default=ONE, ge=0)
     bonus: int = Field(default=0, ge=0, description="points added once per matching order (campaign bonus)")
     start: dt.date | None = Field(default=None, alias="from")
     end: dt.date | None = Field(default=None, alias="to")
 
 
 class Points(_Strict):
-    per_yuan: Decimal = Field(default=Decimal(1), gt=0, description="base points per yuan paid")
+    per_yuan: Rate = Field(default=ONE, gt=0, description="base points per yuan paid")
     expiry: Expiry = Expiry()
-    birthday_multiplier: Decimal = Field(default=Decimal(1), ge=1)
+    birthday_multiplier: Rate = Field(default=ONE, ge=1)
     reversal_exceeds_balance: Literal["negative", "clamp", "reject"] = "negative"
-    redeem_fen_per_point: Decimal = Field(default=Decimal("1"), gt=0, description="order discount per point")
-    settlement_fen_per_point: Decimal = Field(default=Decimal("1"), ge=0, description="inter-brand settlement rate")
+    redeem_fen_per_point: Rate = Field(default=ONE, gt=0, description="order discount per point")
+    settlement_fen_per_point: Rate = Field(default=ONE, ge=0, description="inter-brand settlement rate")
     earn_rules: tuple[EarnRule, ...] = ()
 
 
@@ -172,7 +177,7 @@ class Program(_Strict):
         "api",
     )
     tiers: Tiers
-    growth_per_yuan: Decimal = Field(default=Decimal(1), ge=0)
+    growth_per_yuan: Rate = Field(default=ONE, ge=0)
     points: Points = Points()
     coupons: tuple[CouponSpec, ...] = ()
     mall: tuple[RewardSpec, ...] = ()

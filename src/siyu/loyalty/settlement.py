@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
+from siyu.core.money import half_up_times
 from siyu.loyalty.models import PointsLot, PointsMove, PointsTxn
 from siyu.loyalty.programs import load_program
 
@@ -60,7 +60,6 @@ def settlement(
         spend = spend.where(redeem.created_at < end)
     lines = []
     for earned, spent, points in session.execute(spend):
-        value = (Decimal(int(points)) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        if int(points):
-            lines.append(SettlementLine(str(earned), str(spent), int(points), int(value)))
+        if int(points):  # fen owed: points × rate, to the nearest fen, halves away from zero
+            lines.append(SettlementLine(str(earned), str(spent), int(points), half_up_times(int(points), rate)))
     return lines

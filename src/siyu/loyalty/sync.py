@@ -19,7 +19,7 @@ import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,13 +36,15 @@ from siyu.lake.views import current
 from siyu.loyalty import points
 from siyu.loyalty.accounts import utc
 from siyu.loyalty.earn import order_actions
+from siyu.loyalty.earning import order_earning
 from siyu.loyalty.enrolment import bulk_enrol
 from siyu.loyalty.errors import LoyaltyError
+from siyu.loyalty.linked import links_table
 from siyu.loyalty.lots import proportional
 from siyu.loyalty.models import LoyaltyAccount, LoyaltyProgram, OrderPosting, PointsTxn
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program
-from siyu.loyalty.tiers import evaluate, links_table
+from siyu.loyalty.tiers import evaluate
 
 NODE = ["brand", "source", "source_customer_id"]
 CHUNK = 500
@@ -77,9 +79,10 @@ class SyncResult:
         }
 
 
-def _candidates(app: App, program: Program) -> pa.Table:
+def _candidates(app: App, program: Program, linked: pa.Table) -> pa.Table:
     """brand, customer_id, member_no, tier, joined_at, store, guide, birthday_month, via — people
-    to enrol, one row per brand customer (the earliest membership or first order wins)."""
+    to enrol, one row per brand customer not in `linked` yet (the earliest membership or first
+    order wins)."""
     id_map = app.engine.table(MAP_TABLE)
     if id_map is None:
         return pa.table({})
@@ -148,6 +151,14 @@ def _candidates(app: App, program: Program) -> pa.Table:
         _rank=ibis.row_number().over(group_by=["brand", "customer_id"], order_by=["_order", "joined_at"])
     )
     people = ranked.filter(ranked._rank == 0).drop("_rank", "_order")
+    known = ibis.memtable(linked.select(["brand", "customer_id"]))
+    try:
+        found = app.engine.to_arrow(people.anti_join(known, ["brand", "customer_id"]).select("brand", "customer_id"))
+    finally:
+        app.engine.release(known)
+    if found.num_rows == 0:  # the usual sync: skip the identifier and birthday work over everyone
+        return pa.table({})
+    new = ibis.memtable(found)
     if len(program.brands) > 1:
         people = _shared_member_no(app, people, ids)
     customers = current(app, "customers")
@@ -157,11 +168,15 @@ def _candidates(app: App, program: Program) -> pa.Table:
         people = people.mutate(birthday_month=people.birthday.month())
     else:
         people = people.mutate(birthday_month=ibis.null("int32"))
-    return app.engine.to_arrow(
-        people.select(
-            "brand", "customer_id", "member_no", "tier", "joined_at", "store", "guide", "via", "birthday_month"
-        ).order_by(["joined_at", "brand", "customer_id"])
-    )
+    people = people.semi_join(new, ["brand", "customer_id"])  # anchors above came from everyone
+    try:
+        return app.engine.to_arrow(
+            people.select(
+                "brand", "customer_id", "member_no", "tier", "joined_at", "store", "guide", "via", "birthday_month"
+            ).order_by(["joined_at", "brand", "customer_id"])
+        )
+    finally:
+        app.engine.release(new)
 
 
 def _shared_member_no(app: App, people: ir.Table, ids: ir.Table) -> ir.Table:
@@ -186,14 +201,14 @@ def _shared_member_no(app: App, people: ir.Table, ids: ir.Table) -> ir.Table:
 
 def _enrol(
     app: App, program: Program, actor: str, result: SyncResult, progress: Callable[[str], None], at: dt.datetime
-) -> None:
-    people = _candidates(app, program)
-    if people.num_rows == 0:
-        return
+) -> pa.Table:
+    """Enrol the new candidates; returns the program's links afterwards (see `links_table`)."""
     with app.store.unit_of_work() as session:
         linked = links_table(session, program.program)
-    known = set(zip(linked["brand"].to_pylist(), linked["customer_id"].to_pylist(), strict=True))
-    rows = [r for r in people.to_pylist() if (r["brand"], r["customer_id"]) not in known]
+    people = _candidates(app, program, linked)
+    if people.num_rows == 0:
+        return linked
+    rows = people.to_pylist()
     unknown: Counter[str] = Counter()
     for r in rows:
         tier = program.tier_named(r["tier"])
@@ -208,21 +223,17 @@ def _enrol(
         with app.store.write_unit() as session:
             result.enrolled += bulk_enrol(session, program, rows[start : start + step], actor=actor, at=at)
         progress(f"enrolled {min(start + step, len(rows))}/{len(rows)}")
+    with app.store.unit_of_work() as session:
+        return links_table(session, program.program)
 
 
-def _floor(value: Decimal) -> int:
-    return int(value.to_integral_value(rounding=ROUND_FLOOR))
-
-
-def _post_order(
-    session: Any, program: Program, row: dict[str, Any], done: set[str], actor: str, result: SyncResult
-) -> None:
+def _post_order(session: Any, program: Program, row: dict[str, Any], actor: str, result: SyncResult) -> None:
     key = row["key"]
     account = session.get(LoyaltyAccount, row["account_id"])
     at = utc(row["paid_at"])
     where = {"brand": row["brand"], "channel": row["source"], "order_id": row["order_id"]}
     issues: list[str] = []
-    if key not in done:
+    if row["post_order"]:
         if row["points_used"] > 0:
             try:
                 with session.begin_nested():
@@ -263,15 +274,19 @@ def _post_order(
                 result.problems[f"coupon: {e.code}"] += 1
                 issues.append(f"coupon {row['coupon_code']}: {e.code}: {e.message}")
         tier = program.tier(account.tier)
-        multiplier = tier.points_multiplier if tier else Decimal(1)
         local_month = at.astimezone(ZoneInfo(program.timezone)).month
-        if account.birthday_month and account.birthday_month == local_month:
-            multiplier *= program.points.birthday_multiplier
-        earned = _floor(Decimal(int(row["base_points"])) * multiplier) + int(row["bonus"])
+        birthday = bool(account.birthday_month) and account.birthday_month == local_month
+        earning = order_earning(
+            int(row["amount_fen"]),
+            per_yuan=program.points.per_yuan,
+            rule_multiplier=Fraction(int(row["rule_mult_num"]), int(row["rule_mult_den"])),
+            tier_multiplier=tier.points_multiplier if tier else Fraction(1),
+            birthday_multiplier=program.points.birthday_multiplier if birthday else Fraction(1),
+            bonus=int(row["bonus"]),
+        )
+        earned = earning.points
         if earned > 0:
-            reason = f"order 订单 base {row['base_points']} × {multiplier.normalize()}" + (
-                f" + bonus {row['bonus']}" if row["bonus"] else ""
-            )
+            reason = earning.reason()
             points.do_earn(session, program, account.id, earned, key=key, at=at, actor=actor, reason=reason, **where)
             result.earned += earned
         session.add(
@@ -285,7 +300,7 @@ def _post_order(
             )
         )
         result.orders += 1
-    if row["refund_fen"] > 0 and f"{key}:refund:{row['refund_fen']}" not in done:
+    if row["post_refund"]:
         _refund(session, program, row, key, at, actor, result)
 
 
@@ -367,18 +382,17 @@ def sync(
     result = SyncResult()
     with app.store.unit_of_work() as session:
         program = load_program(session, program_code)
-    _enrol(app, program, actor, result, progress, at or utc_now())
+    links = _enrol(app, program, actor, result, progress, at or utc_now())
     with app.store.unit_of_work() as session:
-        links = links_table(session, program_code)
-        done = set(session.scalars(select(OrderPosting.key).where(OrderPosting.program == program_code)))
-    done_keys = pa.table({"key": pa.array(sorted(done), pa.string())})
-    actions = order_actions(app, program, links, done_keys, until=at)
+        done = session.scalars(select(OrderPosting.key).where(OrderPosting.program == program_code)).all()
+    actions = order_actions(app, program, links, pa.table({"key": pa.array(done, pa.string())}), until=at)
+    del done
     rows = actions.to_pylist()
     touched: set[int] = set()
     for start in range(0, len(rows), CHUNK):
         with app.store.write_unit() as session:
             for row in rows[start : start + CHUNK]:
-                _post_order(session, program, row, done, actor, result)
+                _post_order(session, program, row, actor, result)
                 touched.add(row["account_id"])
         progress(f"posted {min(start + CHUNK, len(rows))}/{len(rows)} orders")
     if touched:

@@ -1,6 +1,6 @@
 """Tiers (会员等级): qualifying values computed with Ibis from the lake, changes in the store.
 
-The qualifying value is the growth value (成长值: ⌊net paid yuan × growth_per_yuan⌋) or the net
+The qualifying value is the growth value (成长值: ⌊net paid fen × growth_per_yuan / 100⌋, exact) or the net
 spend in fen, over the trailing `spend_window_months`, from the paid orders of all the account's
 linked customers (refunds deducted). Upgrades apply as soon as an order sync sees them; downgrades
 only in the periodic evaluation (`siyu loyalty tiers evaluate`, run at the end of each
@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
-from siyu.identity.service import MAP_TABLE
 from siyu.ingest.schema import PAID_STATUSES
 from siyu.lake.views import current
 from siyu.loyalty.accounts import lock_account, utc
 from siyu.loyalty.audit import audit
 from siyu.loyalty.errors import LimitError, StockError
+from siyu.loyalty.linked import NODE, linked_nodes, links_table, rows_of
 from siyu.loyalty.lots import add_months
-from siyu.loyalty.models import AccountLink, LoyaltyAccount, TierChange
+from siyu.loyalty.models import LoyaltyAccount, TierChange
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program
-
-NODE = ["brand", "source", "source_customer_id"]
 
 
 @dataclass(frozen=True)
@@ -40,28 +40,10 @@ class TierRun:
     downgraded: int
 
 
-def links_table(session: Session, program: str) -> pa.Table:
-    """brand, customer_id, account_id, enrolled_at of every linked customer of the program."""
-    rows = session.execute(
-        select(AccountLink.brand, AccountLink.customer_id, AccountLink.account_id, LoyaltyAccount.enrolled_at)
-        .join(LoyaltyAccount, LoyaltyAccount.id == AccountLink.account_id)
-        .where(AccountLink.program == program)
-    ).all()
-    return pa.table(
-        {
-            "brand": pa.array([r[0] for r in rows], pa.string()),
-            "customer_id": pa.array([r[1] for r in rows], pa.string()),
-            "account_id": pa.array([r[2] for r in rows], pa.int64()),
-            "enrolled_at": pa.array([utc(r[3]) for r in rows], pa.timestamp("us", tz="UTC")),
-        }
-    )
-
-
 def qualifying_values(app: App, program: Program, links: pa.Table, at: dt.datetime) -> dict[int, int]:
     """account_id → growth value or net spend (fen) over the window ending at `at`."""
     orders = current(app, "orders")
-    id_map = app.engine.table(MAP_TABLE)
-    if orders is None or id_map is None or links.num_rows == 0:
+    if orders is None:
         return {}
     start_day = add_months(at.date(), -program.tiers.spend_window_months)
     start = dt.datetime.combine(start_day, at.astimezone(dt.UTC).timetz())
@@ -73,16 +55,23 @@ def qualifying_values(app: App, program: Program, links: pa.Table, at: dt.dateti
         orders.paid_at >= lo,
         orders.paid_at <= hi,
     )
-    o = o.join(id_map.select(*NODE, "customer_id"), NODE).join(ibis.memtable(links), ["brand", "customer_id"])
-    o = o.filter(o.paid_at >= o.enrolled_at)
-    net = (o.amount_fen - o.refund_fen.fill_null(0)).clip(lower=0)
-    spend = o.group_by("account_id").aggregate(net=net.sum())
-    if program.tiers.basis == "spend":
-        value = spend.net
-    else:
-        value = (spend.net.cast("float64") / 100.0 * float(program.growth_per_yuan) + 1e-9).floor()
-    result = app.engine.to_arrow(spend.select("account_id", value=value.cast("int64")))
-    return dict(zip(result["account_id"].to_pylist(), result["value"].to_pylist(), strict=True))
+    with linked_nodes(app, links) as nodes:
+        if nodes is None:
+            return {}
+        o = o.join(nodes, NODE)
+        o = o.filter(o.paid_at >= o.enrolled_at)
+        net = (o.amount_fen - o.refund_fen.fill_null(0)).clip(lower=0)
+        spend = app.engine.to_arrow(o.group_by("account_id").aggregate(net=net.sum().cast("int64")))
+    value = spend["net"] if program.tiers.basis == "spend" else growth(spend["net"], program.growth_per_yuan)
+    return dict(zip(spend["account_id"].to_pylist(), value.to_pylist(), strict=True))
+
+
+def growth(net_fen: pa.Array | pa.ChunkedArray, per_yuan: Fraction) -> pa.Array | pa.ChunkedArray:
+    """成长值 ⌊net_fen × per_yuan / 100⌋ for non-negative net spends, in exact integer arithmetic
+    (Arrow's integer division truncates, which is the floor here; an overflow raises, never wraps).
+    Not in the engine: Ibis compiles `//` to FLOOR(a / b) over doubles."""
+    scaled = pc.multiply_checked(net_fen, per_yuan.numerator)
+    return pc.divide(scaled, 100 * per_yuan.denominator)
 
 
 def do_change_tier(
@@ -150,13 +139,14 @@ def evaluate(
     always, downgrades when `downgrade` and the account is out of its protection period."""
     with app.store.unit_of_work() as session:
         program = load_program(session, program_code)
-        links = links_table(session, program_code)
-        accounts: list[Any] = list(
-            session.execute(
-                select(
-                    LoyaltyAccount.id, LoyaltyAccount.tier, LoyaltyAccount.tier_protected_until, LoyaltyAccount.growth
-                ).where(LoyaltyAccount.program == program_code, LoyaltyAccount.status == "active")
-            ).all()
+        links = links_table(session, program_code, account_ids)  # the sync's upgrades: the accounts it touched
+        query = select(
+            LoyaltyAccount.id, LoyaltyAccount.tier, LoyaltyAccount.tier_protected_until, LoyaltyAccount.growth
+        ).where(LoyaltyAccount.program == program_code, LoyaltyAccount.status == "active")
+        accounts: list[Any] = (
+            list(session.execute(query).all())
+            if account_ids is None
+            else rows_of(session, query, LoyaltyAccount.id, account_ids)
         )
     values = qualifying_values(app, program, links, at)
     up = down = evaluated = 0
