@@ -40,7 +40,7 @@ from siyu.ingest import inbox
 from siyu.ingest import loader as loader_module
 from siyu.ingest.loader import Loader, load_batch
 from siyu.ingest.schema import ENTITIES
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import InboxMessage
 
 CUSTOMERS = 20

@@ -22,7 +22,7 @@ from siyu.cli.app import app as cli
 from siyu.core.clock import utc_now
 from siyu.ingest import inbox
 from siyu.ingest.loader import Loader
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import InboxMessage
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from api.conftest import KeyMaker, bearer
 from siyu.bootstrap import App
 from siyu.ingest.loader import Loader
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import Field, InboxMessage, QuarantineRow, RelationType
 
 ROWS = [

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from api.conftest import KeyMaker
 from siyu.bootstrap import App
 from siyu.ingest.loader import Loader
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import InboxMessage
 
 

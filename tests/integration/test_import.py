@@ -14,7 +14,7 @@ from siyu.core.errors import UnreadableFileError
 from siyu.ingest import registry
 from siyu.ingest.importer import import_path, quarantine
 from siyu.ingest.schema import RELATION_TYPES
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 
 ORDERS_HEADER = "brand,source,order_id,source_customer_id,status,paid_at,amount_fen,refund_fen\n"
 

@@ -13,7 +13,7 @@ import pytest
 
 from siyu.bootstrap import bootstrap
 from siyu.config import Settings
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 
 ROWS = 150_000
 

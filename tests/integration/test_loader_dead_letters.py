@@ -17,7 +17,7 @@ from siyu.ingest import loader as loader_module
 from siyu.ingest.dead_letters import list_dead_letters
 from siyu.ingest.loader import Loader, load_batch
 from siyu.ingest.schema import ENTITIES
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import ImportJob, InboxMessage, QuarantineRow
 
 

@@ -16,7 +16,7 @@ from siyu.identity.service import MAP_TABLE, run_resolve
 from siyu.ingest.counts import Counts
 from siyu.ingest.importer import import_file, quarantine
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 
 RECEIVED = datetime(2024, 6, 18, 13, 0, tzinfo=UTC)
 

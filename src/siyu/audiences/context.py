@@ -20,7 +20,7 @@ from siyu.audiences.rules import Window
 from siyu.bootstrap import App
 from siyu.brands.settings import BrandSettings, brand_settings
 from siyu.identity.service import MAP_TABLE
-from siyu.lake.views import current
+from siyu.ingest.views import current
 from siyu.metrics.facts import NoCustomersError
 
 NODE = ["source", "source_customer_id"]

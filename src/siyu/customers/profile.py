@@ -11,7 +11,7 @@ import ibis.expr.types as ir
 
 from siyu.bootstrap import App
 from siyu.clv.service import LIFECYCLE_TABLE, PREDICTIONS_TABLE
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.metrics.layers import LAYERS_TABLE
 from siyu.metrics.rfm import RFM_TABLE
 

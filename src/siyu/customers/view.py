@@ -16,7 +16,7 @@ from siyu.customers.profile import rows_of
 from siyu.identity.normalise import mask_value, normalise_phone
 from siyu.identity.service import MAP_TABLE, NothingToResolveError, identifiers
 from siyu.ingest.schema import PAID_STATUSES
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 
 NODE = ["brand", "source", "source_customer_id"]
 

@@ -27,7 +27,7 @@ from siyu.events.catalogue import MAX_KEYS, IdentityResolved
 from siyu.identity.normalise import load_blocklist
 from siyu.identity.resolve import extract_identifiers, resolve
 from siyu.ingest.schema import ENTITIES
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import IdentityRun
 
 MAP_TABLE = "identity_map"

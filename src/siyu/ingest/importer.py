@@ -30,7 +30,7 @@ from siyu.ingest.landed import LandedKeys
 from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import Rules, explain, row_hash, validate
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import ImportJob, QuarantineRow
 
 Progress = Callable[[str], None]

@@ -44,7 +44,7 @@ from siyu.ingest.dead_letters import LoadStepError
 from siyu.ingest.importer import import_file
 from siyu.ingest.isolation import canonical_probe, canonical_table, culprits, messages_table, segment_probe, stage
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
-from siyu.lake.views import latest
+from siyu.ingest.views import latest
 from siyu.store.models import IdentityRun, ImportJob
 
 log = logging.getLogger("siyu.loader")

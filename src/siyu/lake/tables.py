@@ -1,7 +1,7 @@
 """The lake: Delta Lake tables under `$SIYU_HOME/lake/<name>`, written with `deltalake`.
 
 Raw entity tables are append-only; every version of a row carries `_row_hash`, `_import_id` and
-`ingested_at`, and "latest version per key" is a view built by `siyu.lake.views`. Derived tables
+`ingested_at`, and "latest version per key" is a view built by `siyu.ingest.views`. Derived tables
 (identity map, merges) are replaced whole by one atomic overwrite commit.
 
 Readers never ask an engine to understand Delta: `files()` gives the table's current Parquet files,

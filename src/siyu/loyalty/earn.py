@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from siyu.bootstrap import App
 from siyu.ingest.schema import PAID_STATUSES
-from siyu.lake.views import current
+from siyu.ingest.views import current
 from siyu.loyalty.linked import NODE, linked_nodes
 from siyu.loyalty.program import EarnRule, Program
 

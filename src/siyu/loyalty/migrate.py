@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from siyu.bootstrap import App
 from siyu.core.errors import UnreadableFileError
 from siyu.identity.service import MAP_TABLE
-from siyu.lake.views import current
+from siyu.ingest.views import current
 from siyu.loyalty import points
 from siyu.loyalty.accounts import account_by_member_no, account_of, utc
 from siyu.loyalty.models import LoyaltyAccount, PointsTxn

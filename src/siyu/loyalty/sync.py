@@ -30,9 +30,11 @@ from sqlalchemy import select
 
 from siyu.bootstrap import App
 from siyu.core.clock import utc_now
+from siyu.events.catalogue import PointsChanged
+from siyu.events.outbox import append
 from siyu.identity.service import MAP_TABLE, identifiers
 from siyu.ingest.schema import PAID_STATUSES
-from siyu.lake.views import current
+from siyu.ingest.views import current
 from siyu.loyalty import points
 from siyu.loyalty.accounts import utc
 from siyu.loyalty.earn import order_actions
@@ -390,10 +392,14 @@ def sync(
     rows = actions.to_pylist()
     touched: set[int] = set()
     for start in range(0, len(rows), CHUNK):
-        with app.store.write_unit() as session:
-            for row in rows[start : start + CHUNK]:
+        with app.store.write_unit() as session:  # one chunk = one unit: postings + their event
+            chunk = rows[start : start + CHUNK]
+            for row in chunk:
                 _post_order(session, program, row, actor, result)
                 touched.add(row["account_id"])
+            accounts = tuple(sorted({row["account_id"] for row in chunk}))
+            brand = program.brands[0] if len(program.brands) == 1 else None
+            append(session, PointsChanged(brand, program.program, accounts, "sync"), at=utc_now(), request_id=None)
         progress(f"posted {min(start + CHUNK, len(rows))}/{len(rows)} orders")
     if touched:
         now = at or dt.datetime.now(dt.UTC)

@@ -21,10 +21,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
+from siyu.events.catalogue import TierChanged
+from siyu.events.outbox import append
 from siyu.ingest.schema import PAID_STATUSES
-from siyu.lake.views import current
+from siyu.ingest.views import current
 from siyu.loyalty.accounts import lock_account, utc
 from siyu.loyalty.audit import audit
+from siyu.loyalty.coupons import do_issue_coupon
 from siyu.loyalty.errors import LimitError, StockError
 from siyu.loyalty.linked import NODE, linked_nodes, links_table, rows_of
 from siyu.loyalty.lots import add_months
@@ -103,9 +106,9 @@ def do_change_tier(
         old=old,
         new=to_tier,
     )
-    if upgrade and target.coupons:
-        from siyu.loyalty.coupons import do_issue_coupon  # tier benefits: exclusive coupons
-
+    brand = program.brands[0] if len(program.brands) == 1 else None
+    append(session, TierChanged(brand, program.program, account.id, old, to_tier, reason), at=at, request_id=None)
+    if upgrade and target.coupons:  # tier benefits: exclusive coupons
         for template in target.coupons:
             # A member who already holds the benefit coupon (limit) or an exhausted stock does not
             # stop the upgrade itself; the audit trail of the coupon says what happened.

@@ -33,7 +33,7 @@ from siyu.engine.adapter import utc_to_local
 from siyu.identity.service import MAP_TABLE
 from siyu.ingest import registry
 from siyu.ingest.schema import PAID_STATUSES
-from siyu.lake.views import current
+from siyu.ingest.views import current
 
 NODE = ["source", "source_customer_id"]
 POSITIVE_RATING = 4  # of 5: a review at or above this is a positive review (DESIGN §4)
