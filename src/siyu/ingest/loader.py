@@ -301,8 +301,9 @@ class Loader:
         while not stop.is_set():
             try:
                 result = self.tick()
-            except Exception:  # keep serving: the batch stays pending and is retried
-                log.exception("loader batch failed; retrying")
+            except Exception as error:  # keep serving: the batch stays pending and is retried
+                # by type only: an engine's message can quote the row it failed on (personal data)
+                log.error("loader batch failed (%s); retrying", type(error).__name__)
                 stop.wait(5.0)
                 continue
             if not result or result.taken < self.batch_messages:
