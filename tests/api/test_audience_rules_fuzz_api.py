@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.conftest import bearer, new_key, running
+from fixtures.audience_ops import set_tag
 from fixtures.rule_strategies import json_rules, text_rules, valid_rules
-from siyu.audiences.tags import set_tag
 from siyu.bootstrap import App
 
 # Up to a few seconds per example that compiles (identifier extraction is slow); under a minute in all.
@@ -33,8 +33,8 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def fuzz_client(au_app: App) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
     cid = au_app.engine.to_arrow(au_app.engine.table("identity_map").select("customer_id").limit(1))[0][0].as_py()
-    set_tag(au_app, "au", "band", cid, "high", actor="test")
-    set_tag(au_app, "au", "score", cid, 7.5, actor="test")
+    set_tag(au_app, "au", "band", cid, "high")
+    set_tag(au_app, "au", "score", cid, 7.5)
     headers = bearer(new_key(au_app, "au", "read")) | {"Content-Type": "application/json"}
     with running(au_app) as url, httpx.Client(base_url=url, timeout=120) as client:
         yield client, headers

@@ -58,7 +58,7 @@ QUERY = {
     "/api/v1/audiences/diff": {"a": "phones", "b": "phones"},
 }
 # The one write a GET may make: an export is audited (who, when, rows) by design (STYLE §10).
-AUDIT = {"/api/v1/audiences/{code}/export": {"audience_exports": 1}}
+AUDIT = {"/api/v1/audiences/{code}/export": {"audience_exports": 1, "audit_log": 1}}
 CLI_READS = [
     ["metrics", "fast", "--brand", "fx", "--period", "2024-06"],
     ["metrics", "trend", "--brand", "fx", "--from", "2024-05", "--to", "2024-06", "--json"],
