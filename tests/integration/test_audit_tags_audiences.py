@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from fixtures.audience_brand import AS_OF, write_brand
+from fixtures.audience_brand import AS_OF, PRICE_BAND, ids_by_letter, write_brand
 from fixtures.audience_ops import (
     OP,
     compute_tag,
@@ -38,16 +38,11 @@ from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import NotFoundError
-from siyu.identity.service import MAP_TABLE, run_resolve
+from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 
 GUIDE = Actor.user("guide007")
 KEY = Actor.api_key("k-123")
-PRICE_BAND = {
-    "measure": "avg_item_price_fen",
-    "last_days": 365,
-    "bands": [{"value": "low", "below": 20000}, {"value": "mid", "below": 40000}, {"value": "high"}],
-}
 
 
 @pytest.fixture
@@ -55,13 +50,6 @@ def au(app: App, tmp_path: Path) -> App:
     import_path(app, write_brand(tmp_path / "au"))
     run_resolve(app)
     return app
-
-
-def ids_by_letter(app: App) -> dict[str, str]:
-    table = app.engine.table(MAP_TABLE)
-    assert table is not None
-    rows = app.engine.to_arrow(table.select("source_customer_id", "customer_id")).to_pylist()
-    return {r["source_customer_id"][0].upper(): r["customer_id"] for r in rows}
 
 
 def audit(app: App, subject: str | None = None, action: str | None = None) -> list[dict[str, Any]]:

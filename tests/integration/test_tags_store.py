@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.audience_brand import AS_OF, write_brand
+from fixtures.audience_brand import AS_OF, PRICE_BAND, ids_by_letter, write_brand
 from fixtures.audience_ops import compute_tag, define_group, define_tag, delete_tag, import_tags, remove_tag, set_tag
 from siyu.audiences.errors import RuleError, TagError
 from siyu.audiences.service import count_audience
@@ -17,14 +17,8 @@ from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.core.errors import NotFoundError
 from siyu.customers.view import customer_view
-from siyu.identity.service import MAP_TABLE, run_resolve
+from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
-
-PRICE_BAND = {
-    "measure": "avg_item_price_fen",
-    "last_days": 365,
-    "bands": [{"value": "low", "below": 20000}, {"value": "mid", "below": 40000}, {"value": "high"}],
-}
 
 
 @pytest.fixture
@@ -32,13 +26,6 @@ def au(app: App, tmp_path: Path) -> App:
     import_path(app, write_brand(tmp_path / "au"))
     run_resolve(app)
     return app
-
-
-def ids_by_letter(app: App) -> dict[str, str]:
-    table = app.engine.table(MAP_TABLE)
-    assert table is not None
-    rows = app.engine.to_arrow(table.select("source_customer_id", "customer_id")).to_pylist()
-    return {r["source_customer_id"][0].upper(): r["customer_id"] for r in rows}
 
 
 def values(app: App, tag: str) -> dict[str, str]:
