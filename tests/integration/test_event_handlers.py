@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from fixtures.outbox_wait import final_events
 from siyu.core.actor import Actor
 from siyu.events.catalogue import EventsLanded, OrdersLanded
 from siyu.events.dispatch import Handler, run_handler
@@ -65,6 +66,7 @@ def test_a_killed_handler_resumes_without_loss_or_double_effect(store_url: str, 
             uow.emit(OrdersLanded.of("b", f"job{i}", [f"o{i}"], 1))
             if i % 10 == 0:
                 uow.emit(EventsLanded.of("b", f"ev{i}", [], 0))  # not subscribed: skipped, position moves on
+    assert len(final_events(store, N + N // 10)) == N + N // 10
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -98,6 +100,7 @@ def test_a_live_lease_keeps_a_second_process_out(store_url: str) -> None:
     store = open_store(store_url)
     with store.begin(Actor.system("test"), now=AT) as uow:
         uow.emit(OrdersLanded.of("b", "j", ["o"], 1))
+    assert len(final_events(store, 1)) == 1  # final for every reader before the handlers run
     got: list[StoredEvent] = []
     handler = Handler("h", frozenset({"OrdersLanded"}), got.extend)
 

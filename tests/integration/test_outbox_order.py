@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from fixtures.outbox_wait import final_events
 from siyu.core.actor import Actor
 from siyu.events.catalogue import OrdersLanded
 from siyu.events.outbox import after
@@ -37,8 +38,7 @@ def test_a_late_commit_with_an_early_id_is_read_after_the_early_commits(store: S
     # the fast event's writer is newer than a transaction still running: not final yet, not read
     assert first == []
     slow.__exit__(None, None, None)
-    with store.unit_of_work() as s:
-        both = after(s, 0, 0, 10)
+    both = final_events(store, 2)
     assert [e.event.import_id for e in both] == ["slow", "fast"]  # type: ignore[attr-defined]
     # a reader that had stopped at neither still gets both; one that took both gets nothing more
     with store.unit_of_work() as s:

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from fixtures.outbox_wait import final_events
 from siyu.audit.models import AuditEntry
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
@@ -75,8 +76,7 @@ def test_events_round_trip_through_the_outbox_in_order(app: App) -> None:
     with app.store.begin(ME, request_id="req-1") as uow:
         uow.emit(OrdersLanded.of("b", "job1", ["o1", "o2"], 2))
         uow.emit(TierChanged("b", "club", 7, "silver", "gold", "growth 1200 ≥ 1000"))
-    with app.store.unit_of_work() as s:
-        stored = after(s, 0, 0, 10)
+    stored = final_events(app.store, 2)
     assert [e.event for e in stored] == [
         OrdersLanded("b", "job1", ("o1", "o2"), True, 2),
         TierChanged("b", "club", 7, "silver", "gold", "growth 1200 ≥ 1000"),
