@@ -65,3 +65,23 @@ def test_a_refused_change_leaves_no_audit_row(tmp_path: Path) -> None:
 def test_bad_dates_are_one_line_errors(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["audit", "list", "--from", "yesterday"], env={"SIYU_HOME": str(tmp_path)})
     assert result.exit_code == 2 and "--from 'yesterday'" in result.output and "Traceback" not in result.output
+
+
+def test_seal_then_verify_and_a_tampered_row_exits_1(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from siyu.bootstrap import bootstrap
+    from siyu.config import Settings
+
+    env = {"SIYU_HOME": str(tmp_path)}
+    _run(env, "keys", "create", "--brand", "acme", "--scope", "read", "--json")
+    _run(env, "brand", "set", "acme", "--attribution-days", "3", "--json")
+    assert _run(env, "audit", "seal", "--json") == {"sealed": 2}
+    ok = _run(env, "audit", "verify", "--json")
+    assert (ok["ok"], ok["sealed"], ok["unsealed"]) == (True, 2, 0)  # type: ignore[index]
+    app = bootstrap(Settings(home=tmp_path))
+    with app.store.unit_of_work() as s:
+        s.execute(text("UPDATE audit_log SET actor_id = 'mallory' WHERE seq = 1"))
+    broken = CliRunner().invoke(cli, ["audit", "verify"], env=env)
+    assert broken.exit_code == 1
+    assert "row 1" in broken.output and "审计链断裂" in broken.output

@@ -19,6 +19,8 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_subject", "subject_type", "subject_id"),
         Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_order", "txid", "id"),
+        Index("ix_audit_log_seq", "seq", unique=True),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
@@ -31,3 +33,9 @@ class AuditEntry(Base):
     before: Mapped[str | None] = mapped_column(Text)
     after: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # The tamper-evident chain (siyu.audit.chain): the writing transaction, then — once sealed — the
+    # position in the chain, the previous row's hash and this row's hash.
+    txid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))

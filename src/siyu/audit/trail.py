@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from siyu.audit.models import AuditEntry
 from siyu.core.actor import Actor
 from siyu.identity.normalise import mask_value
+from siyu.store.txid import current_txid
 
 PII_KEYS = {"phone": "phone", "mobile": "phone", "email": "email", "name": "name", "address": "address",
             "member_no": "member_no"}  # fmt: skip
@@ -60,12 +61,12 @@ def row(
 
 
 def record(session: Session, **values: Any) -> None:
-    session.execute(insert(AuditEntry), [row(**values)])
+    record_many(session, [row(**values)])
 
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(AuditEntry), rows)
+        session.execute(insert(AuditEntry).values(txid=current_txid(session)), rows)
 
 
 @dataclass(frozen=True)

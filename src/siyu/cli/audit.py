@@ -68,3 +68,42 @@ def list_command(
         change = f"{r['before'] if r['before'] is not None else '—'} → {r['after'] if r['after'] is not None else '—'}"
         table.add_row(r["at"][:19], r["actor"], r["action"], f"{r['subject_type']}:{r['subject_id']}", change[:120])
     console.print(table)
+
+
+@audit_app.command("seal")
+def seal_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """Chain the audit rows written since the last seal (a job; `siyu worker` runs it every cycle).
+
+    Example: siyu audit seal
+    """
+    from siyu.audit.chain import seal
+    from siyu.core.actor import Actor
+
+    with user_errors(), get_app().store.begin(Actor.system("audit-seal")) as uow:
+        count = seal(uow.session)
+    if as_json:
+        print_json({"sealed": count})
+    else:
+        console.print(f"sealed 已封存 {count} audit rows")
+
+
+@audit_app.command("verify")
+def verify_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """Recompute the audit chain: exit 1 and name the first bad row if a sealed row was changed or
+    deleted. Prints the head hash: keep it elsewhere to detect a rewritten chain later.
+
+    Example: siyu audit verify --json
+    """
+    from siyu.audit.chain import verify
+
+    with user_errors(), get_app().store.unit_of_work() as session:
+        verdict = verify(session)
+    if as_json:
+        print_json(verdict.as_dict())
+    elif verdict.ok:
+        console.print(f"audit chain intact 审计链完整: {verdict.sealed} sealed rows, head {verdict.head_hash}"
+                      f" · {verdict.unsealed} not sealed yet 未封存")  # fmt: skip
+    else:
+        console.print(f"[red]audit chain broken 审计链断裂[/red] at row {verdict.broken_at}: {verdict.problem}")
+    if not verdict.ok:
+        raise typer.Exit(1)

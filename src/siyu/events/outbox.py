@@ -1,13 +1,9 @@
 """The store outbox: one row per domain event, written in the transaction that caused it, and one
 position per handler.
 
-Order that never skips a late commit. Ids come from a sequence, but transactions commit in any
-order, so "every id above my position" would miss a row whose transaction took its id earlier and
-committed later. On PostgreSQL each row also records the id of its writing transaction (`txid`), and
-a reader takes only rows whose writer is older than every transaction still running
-(`txid < xmin` of its snapshot), in (txid, id) order: any row that becomes visible later has a
-writer at least as new as that xmin, so it sorts after everything already read. SQLite has one
-writer at a time, so ids commit in order and txid is 0.
+Order that never skips a late commit: "every id above my position" would miss a row whose
+transaction took its id earlier and committed later, so rows are read in (txid, id) order below the
+visible horizon (siyu.store.txid).
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from sqlalchemy import (
     and_,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -37,6 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from siyu.events.catalogue import DomainEvent, decode
 from siyu.store.models import Base
+from siyu.store.txid import current_txid, visible_horizon
 
 Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -76,24 +72,11 @@ class StoredEvent:
     event: DomainEvent
 
 
-def _current_txid(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.pg_current_xact_id().cast(Text).cast(BigInteger)
-    return literal(0)
-
-
-def _visible_horizon(session: Session) -> Any:
-    """Rows whose writer is below this are final (committed or rolled back) for every reader."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.pg_snapshot_xmin(func.pg_current_snapshot()).cast(Text).cast(BigInteger)
-    return None
-
-
 def append(session: Session, event: DomainEvent, *, at: dt.datetime, request_id: str | None) -> None:
     payload = json.dumps(event.payload(), ensure_ascii=False, sort_keys=True, default=str)
     session.execute(
         insert(OutboxEvent).values(
-            txid=_current_txid(session), type=event.type, brand=event.brand, payload=payload, at=at,
+            txid=current_txid(session), type=event.type, brand=event.brand, payload=payload, at=at,
             request_id=request_id,
         )
     )  # fmt: skip
@@ -105,7 +88,7 @@ def after(session: Session, txid: int, event_id: int, limit: int) -> list[Stored
     query = select(t.id, t.txid, t.at, t.type, t.payload).where(
         or_(t.txid > txid, and_(t.txid == txid, t.id > event_id))
     )
-    horizon = _visible_horizon(session)
+    horizon = visible_horizon(session)
     if horizon is not None:
         query = query.where(t.txid < horizon)
     rows = session.execute(query.order_by(t.txid, t.id).limit(limit)).all()

@@ -33,7 +33,9 @@ import ibis
 import pyarrow as pa
 from sqlalchemy import func, or_, select
 
+from siyu.audit.chain import seal
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.events import subscriptions
 from siyu.events.dispatch import Handler, run_handlers
@@ -49,6 +51,7 @@ from siyu.store.models import IdentityRun, ImportJob
 
 log = logging.getLogger("siyu.loader")
 IDENTITY_ENTITIES = ("customers", "identities", "memberships")
+SEAL_EVERY_SECONDS = 10.0  # the audit chain trails the writes by at most this much
 
 
 @dataclass
@@ -240,6 +243,7 @@ class Loader:
         self._identity_dirty = identity_stale(app)  # not just this process's batches: a killed one's too
         self._last_resolve = 0.0
         self._resolve_seconds = 0.0
+        self._last_seal = 0.0
 
     def tick(self) -> LoadResult | None:
         """One step of the loop: load a batch if one is due, re-run One-ID if due."""
@@ -262,6 +266,7 @@ class Loader:
             if result:
                 result.resolved = True
         self.handle_events()
+        self.seal_audit()
         if result and result.taken and self.on_batch:
             self.on_batch(result)
         return result
@@ -269,6 +274,14 @@ class Loader:
     def handle_events(self) -> dict[str, int]:
         """Run every handler over the events written since its position (at least once each)."""
         return run_handlers(self.app.store, self.handlers, clock=self.app.clock)
+
+    def seal_audit(self, every: float = SEAL_EVERY_SECONDS) -> int:
+        """Chain the audit rows written since the last seal (siyu.audit.chain), every `every` s."""
+        if time.monotonic() - self._last_seal < every:
+            return 0
+        self._last_seal = time.monotonic()
+        with self.app.store.begin(Actor.system("audit-seal")) as uow:
+            return seal(uow.session)
 
     def _resolve(self) -> bool:
         started = time.monotonic()
