@@ -24,6 +24,7 @@ import siyu
 from siyu.api import errors
 from siyu.api.deps import ApiState, EnginePool
 from siyu.api.gzip import BodyLimitMiddleware
+from siyu.api.headers import SecurityHeadersMiddleware
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
 from siyu.api.routes import audiences, ingest, loyalty, ops, read, segment
@@ -115,6 +116,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     api.state.siyu = state
     errors.install(api)
     api.add_middleware(BodyLimitMiddleware)
+    api.add_middleware(SecurityHeadersMiddleware)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
     for module in (ops, segment, ingest, read, audiences, loyalty):
         api.include_router(module.router)
