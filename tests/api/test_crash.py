@@ -230,7 +230,29 @@ def _chaos_server(client: Client, server: Proc, url: str, deadline: float, log: 
         _wait_healthy(url, server, deadline)
 
 
-def _chaos_worker(client: Client, worker: Proc, lock: Path, deadline: float, log: list[str]) -> None:
+LOADER_LOCK_HELD = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND objid::text::bigint = (hashtext('siyu:loader')::bigint & 4294967295)"
+)
+
+
+def _loader_lock_held(store_url: str, lock: Path, pid: int) -> bool:
+    """Whether the worker holds the loader lock (siyu.store.locks): on PostgreSQL an advisory lock
+    (the server runs with --no-loader, so only the worker can hold one), else a flock on the file."""
+    if store_url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.connect() as c:
+                return bool(c.execute(text(LOADER_LOCK_HELD)).scalar_one())
+        finally:
+            engine.dispose()
+    return lock.exists() and _holds_lock(pid, lock.stat().st_ino)
+
+
+def _chaos_worker(client: Client, worker: Proc, store_url: str, lock: Path, deadline: float, log: list[str]) -> None:
     """Kill the worker at random moments, every other time soon after a batch started (lock held)."""
     rng = random.Random()
     for n in range(WORKER_KILLS):
@@ -238,7 +260,7 @@ def _chaos_worker(client: Client, worker: Proc, lock: Path, deadline: float, log
         if n % 2 == 0:
             waited = time.monotonic()
             while time.monotonic() - waited < 15 and time.monotonic() < deadline:
-                if lock.exists() and _holds_lock(worker.pid, lock.stat().st_ino):
+                if _loader_lock_held(store_url, lock, worker.pid):
                     time.sleep(rng.uniform(0.0, 0.3))
                     worker.kill()
                     log.append("worker mid-batch")
@@ -297,7 +319,9 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path, crash_store_url: st
     chaos_done = threading.Event()
     chaos = [
         threading.Thread(target=_chaos_server, args=(client, server, url, deadline, kills)),
-        threading.Thread(target=_chaos_worker, args=(client, worker, home / "loader.lock", deadline, kills)),
+        threading.Thread(
+            target=_chaos_worker, args=(client, worker, crash_store_url, home / "loader.lock", deadline, kills)
+        ),
     ]
     posting = threading.Thread(target=client.run, args=(chaos_done, deadline))
     for t in [posting, *chaos]:

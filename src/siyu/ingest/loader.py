@@ -3,8 +3,9 @@
 Exactly once, across crashes: a batch is imported with the file importer, whose classification
 makes a re-import of rows already in the lake `unchanged` (nothing appended); only then are the
 messages stamped loaded. A kill between the lake commit and the stamp re-runs the batch harmlessly.
-One loader runs at a time per workspace (an exclusive file lock, released by the OS when the
-process dies), so `siyu serve` processes and `siyu worker` can all run the loop safely.
+One loader runs at a time per workspace (siyu.store.locks: an advisory lock on PostgreSQL, a file
+lock on SQLite, released when the holder dies), so any number of `siyu serve` and `siyu worker`
+processes — on one host or several sharing the store — can all run the loop safely.
 
 One bad message must not stop the loader for everyone: when a part of a batch fails with a data
 error, the single messages that fail are found by bisection — cheap probes first (mapping only,
@@ -17,14 +18,12 @@ bisected: the batch stays pending and is retried whole.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ from siyu.ingest.importer import import_file
 from siyu.ingest.isolation import canonical_probe, canonical_table, culprits, messages_table, segment_probe, stage
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
 from siyu.ingest.views import latest
+from siyu.store.locks import exclusive
 from siyu.store.models import IdentityRun, ImportJob
 
 log = logging.getLogger("siyu.loader")
@@ -66,19 +66,8 @@ class LoadResult:
     resolved: bool = False
 
 
-@contextmanager
-def _exclusive(path: Path) -> Iterator[bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # closing releases the lock
+def _exclusive(app: App) -> AbstractContextManager[bool]:
+    return exclusive(app.store.engine, app.settings.home, "loader")
 
 
 def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
@@ -170,7 +159,7 @@ def load_batch(app: App, max_messages: int) -> LoadResult | None:
     rows (an identify merges into the customer row posted before it). Each part is stamped loaded
     as soon as it is in the lake: re-running a part after a later one superseded its rows would
     append them again as a newer version (the importer compares with the latest version only)."""
-    with _exclusive(app.settings.home / "loader.lock") as mine:
+    with _exclusive(app) as mine:
         if not mine:
             return None
         with app.store.unit_of_work() as session:
@@ -187,7 +176,7 @@ def load_batch(app: App, max_messages: int) -> LoadResult | None:
 
 def resolve_if_free(app: App) -> bool:
     """Run One-ID under the loader lock (two loaders must not overwrite the identity map at once)."""
-    with _exclusive(app.settings.home / "loader.lock") as mine:
+    with _exclusive(app) as mine:
         if mine:
             run_resolve(app)  # writes IdentityResolved: the loyalty posting handler takes it from there
         return mine
