@@ -13,13 +13,10 @@ Only the timing is random; the assertions are exact.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +29,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.conftest import bearer, free_port
+from fixtures.processes import Proc, siyu_cmd, wait_healthy
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
 from siyu.core.clock import utc_now
@@ -56,44 +54,6 @@ def crash_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("pg_database"))
-
-
-def _siyu(*args: str) -> list[str]:
-    return [sys.executable, "-m", "siyu", *args]
-
-
-class Proc:
-    """A `siyu` subprocess in a session of its own, killed with SIGKILL on its whole process group."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
-        self.args, self.env, self.cwd, self.log = args, env, cwd, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            out.write(f"--- start {self.starts}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen(
-                self.args, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.starts += 1
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.proc = None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 def _holds_lock(pid: int, inode: int) -> bool:
@@ -201,16 +161,6 @@ def _workload() -> tuple[list[Request], list[Request]]:
     return setup, batches
 
 
-def _wait_healthy(url: str, server: Proc, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert server.alive(), f"server exited: see {server.log}"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise AssertionError("server did not become healthy")
-
-
 def _wait_progress(client: Client, fraction: float, deadline: float) -> None:
     """Until the client has had `fraction` of its event batches acknowledged (or is done)."""
     while client.progress < fraction * len(client.batches) and not client.done and time.monotonic() < deadline:
@@ -227,7 +177,7 @@ def _chaos_server(client: Client, server: Proc, url: str, deadline: float, log: 
         log.append("server")
         time.sleep(rng.uniform(0.0, 0.3))
         server.start()
-        _wait_healthy(url, server, deadline)
+        wait_healthy(url, server, deadline)
 
 
 LOADER_LOCK_HELD = (
@@ -297,22 +247,22 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path, crash_store_url: st
         "SIYU_PII_KEY": "crash-test-pii-key",  # servers refuse the development key
     }
     created = subprocess.run(
-        _siyu("keys", "create", "--brand", "demo", "--scope", "ingest", "--source", "app", "--json"),
+        siyu_cmd("keys", "create", "--brand", "demo", "--scope", "ingest", "--source", "app", "--json"),
         env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
     )  # fmt: skip
     key = json.loads(created.stdout)["key"]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    serve = _siyu("serve", "--port", str(port), "--no-loader", "--log-level", "warning")
+    serve = siyu_cmd("serve", "--port", str(port), "--no-loader", "--log-level", "warning")
     server = Proc(serve, env, tmp_path, tmp_path / "server.log")
-    worker = Proc(_siyu("worker"), env, tmp_path, tmp_path / "worker.log")
+    worker = Proc(siyu_cmd("worker"), env, tmp_path, tmp_path / "worker.log")
     procs += [server, worker]
     server.start()
     worker.start()
     setup, batches = _workload()
     client = Client(url, key, setup, batches)
-    _wait_healthy(url, server, deadline)
+    wait_healthy(url, server, deadline)
     up = time.monotonic()
 
     kills: list[str] = []
@@ -338,7 +288,7 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path, crash_store_url: st
     worker.kill()  # mid-whatever, one last time
     server.kill()
     drain_env = env | {"SIYU_LOADER_BATCH_MESSAGES": "20000"}  # one batch: the drain need not be chaotic
-    subprocess.run(_siyu("worker", "--once", "--json"), env=drain_env, cwd=tmp_path, capture_output=True, check=True)
+    subprocess.run(siyu_cmd("worker", "--once", "--json"), env=drain_env, cwd=tmp_path, capture_output=True, check=True)
     drained = time.monotonic()
 
     app = bootstrap(Settings(home=home, database_url=crash_store_url))
