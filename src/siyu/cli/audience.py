@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siyu.audiences import service, snapshots
 from siyu.audiences.errors import AudienceError
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.dates import parse_date
@@ -61,6 +60,8 @@ def create_command(
     Example: siyu audience create gold_at_risk --brand demo
       --rule 'tier = 金卡 and lifecycle = at_risk and reachable sms'
     """
+    from siyu.audiences import service
+
     with user_errors():
         text = _rule_text(rule)
         assert text is not None
@@ -84,6 +85,8 @@ def count_command(
     brand: BrandOpt, code: CodeArg = None, rule: RuleOpt = None, as_of: AsOfOpt = None, as_json: JsonOpt = False
 ) -> None:
     """How many customers match now. Example: siyu audience count --brand demo --rule 'member and has phone'"""
+    from siyu.audiences import service
+
     with user_errors():
         out = service.count_audience(get_app(), brand, as_of=_day(as_of), **_target(code, rule))
     if as_json:
@@ -102,6 +105,8 @@ def preview_command(
     as_json: JsonOpt = False,
 ) -> None:
     """The size and a sample of customers, PII masked. Example: siyu audience preview vip --brand demo"""
+    from siyu.audiences import service
+
     with user_errors():
         out = service.preview_audience(get_app(), brand, as_of=_day(as_of), limit=limit, **_target(code, rule))
     if as_json:
@@ -138,6 +143,8 @@ def export_command(
     who, when, rows and whether it was unmasked. An existing file is replaced only with --force, and
     the file appears only once complete. Example: siyu audience export vip --brand demo --out vip.csv
     """
+    from siyu.audiences import service
+
     with user_errors():
         app = get_app()
         with (
@@ -171,6 +178,8 @@ def diff_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Overlap of two audiences. Example: siyu audience diff vip at_risk --brand demo"""
+    from siyu.audiences import snapshots
+
     with user_errors():
         out = snapshots.diff_audiences(get_app(), brand, a, b, _day(as_of))
     if as_json:
@@ -200,6 +209,8 @@ def reach_command(
 
     Example: siyu audience reach vip --brand demo
     """
+    from siyu.audiences import service
+
     with user_errors():
         target = {"code": code, "rule": _rule_text(rule)}
         out = service.reach_counts(get_app(), brand, as_of=_day(as_of), **target)
@@ -225,6 +236,8 @@ def snapshot_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze the audience's membership now (journeys and coupons take snapshots as input)."""
+    from siyu.audiences import snapshots
+
     with user_errors():
         app = get_app()
         members = snapshots.freeze_audience(app, brand, code, _day(as_of))
@@ -240,6 +253,8 @@ def snapshots_command(
     code: Annotated[str, typer.Argument(help="Audience code")], brand: BrandOpt, as_json: JsonOpt = False
 ) -> None:
     """List an audience's snapshots, newest first."""
+    from siyu.audiences import snapshots
+
     with user_errors():
         rows = snapshots.list_snapshots(get_app(), brand, code)
     if as_json:
@@ -252,6 +267,8 @@ def snapshots_command(
 @audience_app.command("refresh")
 def refresh_command(as_json: JsonOpt = False) -> None:
     """Snapshot every audience whose --refresh-minutes has passed (run it from cron every few minutes)."""
+    from siyu.audiences import snapshots
+
     with user_errors():
         rows = snapshots.refresh_due(get_app())
     if as_json:
@@ -263,6 +280,8 @@ def refresh_command(as_json: JsonOpt = False) -> None:
 @audience_app.command("list")
 def list_command(brand: BrandOpt, as_json: JsonOpt = False) -> None:
     """The brand's saved audiences."""
+    from siyu.audiences import service
+
     with user_errors():
         rows = service.list_audiences(get_app(), brand)
     if as_json:
@@ -289,6 +308,8 @@ def delete_command(
     yes: Annotated[bool, typer.Option("--yes", help="Really delete")] = False,
 ) -> None:
     """Delete a saved audience (dry run unless --yes; snapshots stay in the lake)."""
+    from siyu.audiences import service
+
     with user_errors():
         app = get_app()
         service.get_audience(app, brand, code)

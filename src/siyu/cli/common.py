@@ -8,15 +8,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from siyu.bootstrap import App, bootstrap
 from siyu.core.actor import Actor
 from siyu.core.errors import SiyuError
+
+if TYPE_CHECKING:
+    from siyu.bootstrap import App
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,6 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def get_app() -> App:
+    from siyu.bootstrap import bootstrap  # the whole stack: loaded by the commands that run, not by --help
+
     return bootstrap()
 
 

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from siyu.cli.common import console, get_app, print_json, user_errors
 from siyu.core.money import format_fen
-from siyu.customers.view import customer_view
 
 customer_app = typer.Typer(help="Look up customers (客户).")
 
@@ -24,6 +23,8 @@ def show(
 
     Example: siyu customer show "+86 138 0013 8000" --json
     """
+    from siyu.customers.view import customer_view
+
     with user_errors():
         view = customer_view(get_app(), key, brand)
     if as_json:

@@ -14,9 +14,6 @@ from siyu.cli.report import check_out as check_report_out
 from siyu.cli.report import write as write_report_for
 from siyu.core.money import format_fen
 from siyu.core.output import OutputError
-from siyu.identity.service import run_resolve
-from siyu.ingest.importer import import_path
-from siyu.metrics.materialise import materialise_for_report
 
 
 def demo_command(
@@ -48,6 +45,9 @@ def demo_command(
     from siyu.clv.service import ClvFit, fit, predict
     from siyu.demo.generate import generate  # numpy-heavy: loaded only for this command
     from siyu.demo.loyalty import run as run_loyalty
+    from siyu.identity.service import run_resolve
+    from siyu.ingest.importer import import_path
+    from siyu.metrics.materialise import materialise_for_report
 
     with user_errors():
         # Files at paths a person named are replaced only with --force (the workspace's own always are).

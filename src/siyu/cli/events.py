@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import func, select
 
 from siyu.cli.common import console, get_app, print_json, user_errors
 
@@ -20,6 +19,8 @@ def status_command(as_json: Annotated[bool, typer.Option("--json", help="Print J
 
     Example: siyu events status --json
     """
+    from sqlalchemy import func, select
+
     from siyu.events.outbox import EventConsumer, OutboxEvent, backlog
     from siyu.events.subscriptions import handlers
 

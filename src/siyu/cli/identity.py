@@ -10,7 +10,6 @@ from rich.table import Table
 
 from siyu.cli.common import console, get_app, print_json, progress, user_errors
 from siyu.core.output import check_output, output_format
-from siyu.identity.service import export_map, run_resolve
 
 
 def resolve_command(
@@ -36,6 +35,8 @@ def resolve_command(
 
     Example: siyu resolve --json --export identity_map.csv
     """
+    from siyu.identity.service import export_map, run_resolve
+
     with user_errors():
         if export:  # refused now, not after the work
             output_format(export, {".csv": "csv"})

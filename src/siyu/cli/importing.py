@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from siyu.cli.common import console, err_console, get_app, print_json, progress, user_errors
 from siyu.ingest.counts import STATUSES
-from siyu.ingest.importer import ImportReport, entity_files, import_path, quarantine
+
+if TYPE_CHECKING:
+    from siyu.ingest.importer import ImportReport
 
 quarantine_app = typer.Typer(help="Rows rejected by imports, with file, line, field and reason. 隔离区")
 
@@ -38,6 +40,8 @@ def import_command(
 
     Example: siyu import exports/ --brand demo --json
     """
+    from siyu.ingest.importer import entity_files, import_path
+
     with user_errors():
         app = get_app()
         files = entity_files(path)
@@ -76,6 +80,8 @@ def quarantine_list(
 
     Example: siyu quarantine list --json
     """
+    from siyu.ingest.importer import quarantine
+
     with user_errors():
         rows = quarantine(get_app(), include_history=all_imports, limit=limit)
     if as_json:

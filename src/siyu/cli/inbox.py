@@ -11,7 +11,6 @@ from rich.table import Table
 
 from siyu.cli.common import console, get_app, print_json, user_errors
 from siyu.core.clock import utc_now
-from siyu.ingest.dead_letters import DeadLetterError, do_drop, do_retry, list_dead_letters
 
 inbox_app = typer.Typer(
     help="The ingest inbox: dead letters — messages the loader could not load — to list, retry or drop (收件箱死信)."
@@ -21,6 +20,8 @@ IdArg = Annotated[str, typer.Argument(help="The dead letter's id, exactly as `si
 
 def _id(text: str) -> int:
     """Ids are exact: digits only (no prefixes, signs or spaces)."""
+    from siyu.ingest.dead_letters import DeadLetterError
+
     if not re.fullmatch(r"[0-9]{1,18}", text):
         raise DeadLetterError(f"not an inbox message id: '{text}' (a whole number)")
     return int(text)
@@ -33,6 +34,8 @@ def dead_letters_command(as_json: Annotated[bool, typer.Option("--json", help="P
 
     Example: siyu inbox dead-letters --json
     """
+    from siyu.ingest.dead_letters import list_dead_letters
+
     with user_errors():
         letters = list_dead_letters(get_app().store)
     if as_json:
@@ -61,6 +64,8 @@ def retry_command(message_id: IdArg) -> None:
 
     Example: siyu inbox retry 1042
     """
+    from siyu.ingest.dead_letters import do_retry
+
     with user_errors():
         letter = do_retry(get_app().store, _id(message_id))
     console.print(f"queued again 已重新入队: {letter.id} ({letter.brand}/{letter.kind} {letter.message_id})")
@@ -73,6 +78,8 @@ def drop_command(message_id: IdArg) -> None:
 
     Example: siyu inbox drop 1042
     """
+    from siyu.ingest.dead_letters import do_drop
+
     with user_errors():
         letter = do_drop(get_app().store, _id(message_id), by=f"cli:{getpass.getuser()}", at=utc_now())
     console.print(f"dropped 已丢弃: {letter.id} ({letter.brand}/{letter.kind} {letter.message_id})")

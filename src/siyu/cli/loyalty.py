@@ -9,17 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from siyu.cli import loyalty_coupons
 from siyu.cli.common import cli_actor, console, get_app, print_json, progress, user_errors
 from siyu.core.clock import utc_now
 from siyu.core.dates import parse_date
 from siyu.loyalty.errors import NotMemberError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 loyalty_app = typer.Typer(
     help="Loyalty center 会员中台: programs (YAML), members, points ledger, tiers, coupons, points mall, reports.",

@@ -8,23 +8,22 @@ import dataclasses
 import getpass
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.clock import utc_now
 from siyu.core.dates import parse_date
 from siyu.core.errors import UnreadableFileError
 from siyu.core.money import format_fen
-from siyu.loyalty import cost, coupons, mall
-from siyu.loyalty.accounts import account_by_member_no, account_of
 from siyu.loyalty.errors import CouponError, NotMemberError
-from siyu.loyalty.models import CouponTemplate
-from siyu.loyalty.programs import load_program
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from siyu.loyalty import mall
 
 coupons_app = typer.Typer(help="Coupons 优惠券: issue (one member, a list file or an audience), redeem, void, list.")
 mall_app = typer.Typer(help="Points mall 积分商城: list rewards, redeem points for a reward, cancel a redemption.")
@@ -41,6 +40,8 @@ def _actor() -> str:
 
 
 def _account(session: Session, program: str, member_no: str | None, customer: str | None, brand: str | None) -> int:
+    from siyu.loyalty.accounts import account_by_member_no, account_of
+
     if member_no is not None and customer is None:
         account = account_by_member_no(session, program, member_no)
         if account is None:
@@ -101,6 +102,9 @@ def issue_command(
 
     Example: siyu loyalty coupons issue --program demo_club --template welcome20 --file vip.csv --brand demo
     """
+    from siyu.loyalty import coupons
+    from siyu.loyalty.programs import load_program
+
     with user_errors():
         app, at, actor = get_app(), utc_now(), _actor()
         if file is None and audience is None:
@@ -165,6 +169,9 @@ def redeem_command(
 ) -> None:
     """Redeem a coupon on an order (核销). Example: siyu loyalty coupons redeem --program demo_club
     --code ABCD2345EFGH --order-id O1 --brand demo --amount-fen 25000"""
+    from siyu.loyalty import coupons
+    from siyu.loyalty.programs import load_program
+
     with user_errors(), get_app().store.begin(cli_actor()) as uow:
         session = uow.session
         used = coupons.do_redeem_coupon(
@@ -186,6 +193,9 @@ def void_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Void a coupon (作废): it can no longer be used."""
+    from siyu.loyalty import coupons
+    from siyu.loyalty.programs import load_program
+
     with user_errors(), get_app().store.begin(cli_actor()) as uow:
         session = uow.session
         coupons.do_void_coupon(
@@ -200,6 +210,12 @@ def list_command(
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """A member's coupons, or without a member the program's templates with stock and issued counts."""
+    from sqlalchemy import select
+
+    from siyu.loyalty import coupons
+    from siyu.loyalty.models import CouponTemplate
+    from siyu.loyalty.programs import load_program
+
     with user_errors(), get_app().store.unit_of_work() as session:
         load_program(session, program)
         if member_no is None and customer is None:
@@ -255,6 +271,9 @@ def list_command(
 @mall_app.command("list")
 def mall_list_command(program: ProgramOpt, as_json: JsonOpt = False) -> None:
     """The mall's rewards with points, cash and stock left."""
+    from siyu.loyalty import mall
+    from siyu.loyalty.programs import load_program
+
     with user_errors(), get_app().store.unit_of_work() as session:
         load_program(session, program)
         rows: list[dict[str, Any]] = [
@@ -294,6 +313,9 @@ def mall_redeem_command(
 ) -> None:
     """Redeem points for a reward (积分兑换). Example: siyu loyalty mall redeem --program demo_club
     --reward mug --member-no M001 --key mug-M001-1"""
+    from siyu.loyalty import mall
+    from siyu.loyalty.programs import load_program
+
     with user_errors(), get_app().store.begin(cli_actor()) as uow:
         session = uow.session
         spec = load_program(session, program)
@@ -318,6 +340,9 @@ def mall_cancel_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a redemption (取消兑换): points back to their lots, stock restored, unused coupon voided."""
+    from siyu.loyalty import mall
+    from siyu.loyalty.programs import load_program
+
     with user_errors(), get_app().store.begin(cli_actor()) as uow:
         session = uow.session
         order = mall.do_mall_cancel(
@@ -343,6 +368,9 @@ def cost_report_command(
 
     Example: siyu loyalty report cost --program demo_club --campaign east_spring --start 2026-01-01 --json
     """
+    from siyu.loyalty import cost
+    from siyu.loyalty.programs import load_program
+
     with user_errors():
         first = parse_date(start, "--start") if start else None
         last = parse_date(end, "--end") if end else None

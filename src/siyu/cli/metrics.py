@@ -10,8 +10,8 @@ from rich.table import Table
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.dates import parse_date
 from siyu.core.money import format_fen
-from siyu.metrics.fast import DEFAULT_WINDOW_DAYS, FastMetrics
 from siyu.metrics.labels import LAYER_NAMES, LAYERS, METRIC_NAMES, PRIVATE_LAYERS, bilingual
+from siyu.metrics.periods import DEFAULT_WINDOW_DAYS
 
 metrics_app = typer.Typer(help="FAST+ metrics (Capital, Conversion, Connection, CLV), CLV matrix and RFM (指标).")
 brand_app = typer.Typer(help="Brands and their settings (品牌设置).")
@@ -61,6 +61,8 @@ def fast_command(
 
     Example: siyu metrics fast --brand demo --period 2024-06 --json
     """
+    from siyu.metrics.fast import FastMetrics
+
     with user_errors():
         m = FastMetrics(get_app(), brand, grain, window_days)
         p = m.period(period)
@@ -152,6 +154,8 @@ def trend_command(
 
     Example: siyu metrics trend --brand demo --from 2024-01 --to 2024-12 --json
     """
+    from siyu.metrics.fast import FastMetrics
+
     with user_errors():
         m = FastMetrics(get_app(), brand, grain, window_days)
         result = m.trend(m.period(first), m.period(last))
@@ -187,6 +191,7 @@ def clv_matrix_command(
     Example: siyu metrics clv-matrix --brand demo --period 2024-06 --json
     """
     from siyu.metrics.clv_matrix import clv_matrix
+    from siyu.metrics.fast import FastMetrics
 
     with user_errors():
         m = FastMetrics(get_app(), brand, grain, window_days)

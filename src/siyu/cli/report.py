@@ -9,7 +9,7 @@ import typer
 
 from siyu.cli.common import console, get_app, progress, user_errors
 from siyu.core.output import check_output, output_format
-from siyu.metrics.fast import DEFAULT_WINDOW_DAYS
+from siyu.metrics.periods import DEFAULT_WINDOW_DAYS
 
 
 def report_command(

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from siyu.audiences import tag_import, tag_manual, tag_rules, tags
 from siyu.audiences.errors import TagError
 from siyu.audiences.labels import TAG_KINDS
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
@@ -45,6 +44,8 @@ def _rule(text: str | None) -> dict[str, Any] | None:
 @tags_app.command("list")
 def list_command(brand: BrandOpt, as_json: JsonOpt = False) -> None:
     """List the brand's tags by group. Example: siyu tags list --brand demo"""
+    from siyu.audiences import tags
+
     with user_errors():
         rows = tags.list_tags(get_app(), brand)
     if as_json:
@@ -75,6 +76,8 @@ def group_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Create or rename a tag group. Example: siyu tags group price --brand demo --name-zh 价格 --name-en Price"""
+    from siyu.audiences import tags
+
     with user_errors(), get_app().store.begin(cli_actor()) as uow:
         out = tags.do_define_group(uow, brand, code, name_zh, name_en)
     print_json(out) if as_json else console.print(f"tag group 标签组 {code} saved 已保存")
@@ -101,6 +104,8 @@ def define_command(
       --rule '{"measure": "avg_item_price_fen", "last_days": 365,
                "bands": [{"value": "low", "below": 20000}, {"value": "mid", "below": 40000}, {"value": "high"}]}'
     """
+    from siyu.audiences import tags
+
     with user_errors(), get_app().store.begin(cli_actor(by)) as uow:
         out = tags.do_define_tag(
             uow,
@@ -130,6 +135,8 @@ def compute_command(
 
     Example: siyu tags compute --brand demo price_band --as-of 2024-06-30
     """
+    from siyu.audiences import tag_rules, tags
+
     with user_errors():
         app = get_app()
         day = parse_date(as_of, "--as-of") if as_of else None
@@ -159,6 +166,8 @@ def set_command(
 
     Example: siyu tags set interest c1a2b3 skincare --brand demo --by guide007 --reason "asked about serums"
     """
+    from siyu.audiences import tag_manual
+
     with user_errors():
         app = get_app()
         customer = tag_manual.known_customer(app.engine, brand, customer_id)
@@ -179,6 +188,8 @@ def remove_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a manual tag from a customer. Example: siyu tags remove interest c1a2b3 --brand demo --by guide007"""
+    from siyu.audiences import tag_manual
+
     with user_errors(), get_app().store.begin(cli_actor(by)) as uow:
         out = tag_manual.do_remove_tag(uow, brand, code, customer_id, reason=reason)
     print_json(out) if as_json else console.print(f"{customer_id}: {code} removed 已移除")
@@ -194,6 +205,8 @@ def import_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Replace an imported tag's values with a CSV file. Example: siyu tags import dmp_segment seg.csv --brand demo"""
+    from siyu.audiences import tag_import
+
     with user_errors():
         app = get_app()
         file = tag_import.read_tag_file(app, brand, path)
@@ -214,6 +227,8 @@ def history_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Tag changes, newest first: who, when, old → new, why. Example: siyu tags history --brand demo interest"""
+    from siyu.audiences import tags
+
     with user_errors():
         rows = tags.history(get_app(), brand, code, customer_id, limit)
     if as_json:
@@ -245,6 +260,8 @@ def delete_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a tag and its manual / imported values (dry run unless --yes)."""
+    from siyu.audiences import tags
+
     with user_errors():
         app = get_app()
         if not yes:

@@ -21,10 +21,9 @@ from siyu.metrics.facts import Facts, utc
 from siyu.metrics.freshness import Key, fresh_run, inputs
 from siyu.metrics.labels import LAYERS, PRIVATE_LAYERS
 from siyu.metrics.layers import LAYERS_TABLE, active_at, layer_ranks
+from siyu.metrics.periods import DEFAULT_WINDOW_DAYS as DEFAULT_WINDOW_DAYS
 from siyu.metrics.periods import GRAINS, Grain, Period, parse_period, period_range
 from siyu.store.models import Field
-
-DEFAULT_WINDOW_DAYS = 365
 
 
 class BadOptionError(SiyuError):

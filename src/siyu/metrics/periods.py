@@ -16,6 +16,7 @@ from siyu.core.errors import SiyuError
 
 Grain = Literal["month", "week", "quarter", "year"]
 GRAINS: tuple[Grain, ...] = ("month", "week", "quarter", "year")
+DEFAULT_WINDOW_DAYS = 365  # the CLV window ending at a period's end (0 = lifetime); here so the CLI loads no Ibis
 
 
 class BadPeriodError(SiyuError):

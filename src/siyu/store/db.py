@@ -10,14 +10,13 @@ Opening the store applies pending Alembic migrations, so a fresh workspace is re
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.core.actor import Actor
@@ -48,8 +47,44 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# A script's header, as script.py.mako writes it; a merge (a tuple) or any other form leaves the check to Alembic.
+_REVISION = re.compile(r"""^revision = ['"](\w+)['"]$""", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"""^down_revision = (?:None|['"](\w+)['"])$""", re.MULTILINE)
+
+
+def _heads() -> set[str] | None:
+    """The latest revisions, read from the scripts' headers; None when a header is not the plain form."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        header = script.read_text(encoding="utf-8")
+        revision, down = _REVISION.findall(header), _DOWN_REVISION.findall(header)
+        if len(revision) != 1 or len(down) != 1:
+            return None
+        revisions.add(revision[0])
+        parents.add(down[0])  # "" for the first
+    return revisions - parents or None
+
+
+def _applied(engine: Engine) -> set[str] | None:
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest Alembic revision."""
+    """Bring the schema to the latest Alembic revision. A store already there is told by its
+    alembic_version row alone: Alembic (about 1 s of imports and script loading) runs only to change it."""
+    from siyu.store.migrations import env_models  # every table on Base.metadata, as Alembic's env.py has it
+
+    assert env_models.REGISTERED
+    heads = _heads()
+    if heads is not None and _applied(engine) == heads:
+        return
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
