@@ -30,7 +30,7 @@ def audience_candidates(app: App, journey: Journey, mark: str | None) -> tuple[p
         return _empty(), mark
     now_in = members(app, journey.brand, trigger.code, int(newest["snapshot_id"]))
     before = members(app, journey.brand, trigger.code, seen) if seen else None
-    if trigger.on == "enter":
+    if trigger.change == "enter":
         moved = now_in if before is None else now_in.anti_join(before, "customer_id")
     else:
         if before is None:
@@ -38,7 +38,7 @@ def audience_candidates(app: App, journey: Journey, mark: str | None) -> tuple[p
         moved = before.anti_join(now_in, "customer_id")
     found = app.engine.to_arrow(moved.select("customer_id"))
     n = found.num_rows
-    key = f"audience:{trigger.on}:{newest['snapshot_id']}"
+    key = f"audience:{trigger.change}:{newest['snapshot_id']}"
     taken = newest["taken_at"]
     return (
         found.append_column("entry_key", pa.array([key] * n, pa.string()))

@@ -66,7 +66,7 @@ class EventTrigger(_Strict):
 
 class AudienceTrigger(_Strict):
     code: Code
-    on: Literal["enter", "leave"] = "enter"
+    change: Literal["enter", "leave"] = "enter"  # `on:` would read as YAML's true
 
 
 class DateTrigger(_Strict):

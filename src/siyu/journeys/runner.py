@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -229,3 +230,15 @@ def run_due(app: App, now: dt.datetime, *, batch: int = BATCH, max_batches: int 
         stats.transitions += transitions
     stats.converted = track_goals(app, now)
     return stats
+
+
+def run_loop(app: App, stop: threading.Event | None = None, every: float = 2.0) -> None:
+    """`siyu journey run` and `siyu worker`: a pass every `every` seconds until `stop` is set. A
+    failing pass is logged by type (messages can carry personal data) and retried."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            run_due(app, app.clock())
+        except Exception as error:  # retried next pass: every transition is whole or absent
+            log.error("journey pass failed: %s", type(error).__name__)
+        stop.wait(every)
