@@ -107,23 +107,6 @@ def event_candidates(
     return found, new_mark
 
 
-@functools.lru_cache(maxsize=8)
-def _lunar_days(first_year: int, last_year: int) -> pa.Table:
-    """Every Gregorian day of [first_year, last_year] with its lunar month and day (leap months
-    negative): a lookup the engine joins birthdays against, so no Python runs per customer."""
-    from lunar_python import Solar
-
-    days, months, dom = [], [], []
-    day = dt.date(first_year, 1, 1)
-    while day.year <= last_year:
-        lunar = Solar.fromYmd(day.year, day.month, day.day).getLunar()
-        days.append(day)
-        months.append(lunar.getMonth())
-        dom.append(lunar.getDay())
-        day += dt.timedelta(days=1)
-    return pa.table({"day": days, "lunar_month": months, "lunar_day": dom})
-
-
 def _anniversaries(app: App, journey: Journey, trigger: DateTrigger) -> ir.Table | None:
     """customer_id with `date` (the attribute's Gregorian date) of the brand's customers."""
     idmap = identity_map(app, journey.brand)
@@ -165,15 +148,15 @@ def date_candidates(app: App, journey: Journey, mark: str | None, now: dt.dateti
     if people is None:
         return _empty(), today.isoformat()
     out = []
+    years: tuple[int, ...] | None = None
     day = first
     while day <= today:  # a loop over calendar days (normally one), each an engine query
         target = day - dt.timedelta(days=trigger.offset_days)  # the anniversary this day is offset from
         if trigger.calendar == "lunar":
-            # the customer's lunar birthday is the lunar month/day of their birth date
-            month, dom = _lunar_of(target)
-            births = ibis.memtable(_birth_lunar_table())
-            births = births.filter((births.lunar_month == month) & (births.lunar_day == dom))
-            hits = people.join(births, people.date == births.day).select("customer_id")
+            # a lunar birthday: birth dates whose lunar month/day is the target's (one per year)
+            if years is None:  # the birth years present (few), so only those lunar years are worked out
+                years = tuple(app.engine.to_arrow(people.select(y=people.date.year()).distinct())["y"].to_pylist())
+            hits = people.filter(people.date.isin(_same_lunar_day(target, years))).select("customer_id")
         else:
             hits = people.filter((people.date.month() == target.month) & (people.date.day() == target.day))
             hits = hits.select("customer_id")
@@ -192,17 +175,21 @@ def date_candidates(app: App, journey: Journey, mark: str | None, now: dt.dateti
     return (pa.concat_tables(out) if out else _empty()), today.isoformat()
 
 
-def _lunar_of(day: dt.date) -> tuple[int, int]:
-    from lunar_python import Solar
+def _same_lunar_day(day: dt.date, years: tuple[int, ...]) -> list[dt.date]:
+    """The Gregorian dates in `years` that fall on `day`'s lunar month and day. A 30th in a short
+    month falls on its last day; a leap month counts as its month (闰月按本月计)."""
+    from lunar_python import LunarMonth, Solar
 
     lunar = Solar.fromYmd(day.year, day.month, day.day).getLunar()
-    return lunar.getMonth(), lunar.getDay()
-
-
-@functools.lru_cache(maxsize=1)
-def _birth_lunar_table() -> pa.Table:
-    """Birth dates 1900–2030 with their lunar month and day (~47,000 rows, computed once)."""
-    return _lunar_days(1900, 2030)
+    month, dom = abs(lunar.getMonth()), lunar.getDay()
+    found = []
+    for year in years:
+        if not 1900 <= year <= 2099:
+            continue
+        first = LunarMonth.fromYm(year, month)
+        solar = Solar.fromJulianDay(first.getFirstJulianDay() + min(dom, first.getDayCount()) - 1)
+        found.append(dt.date(solar.getYear(), solar.getMonth(), solar.getDay()))
+    return found
 
 
 def _parse_day(mark: str) -> dt.date:
