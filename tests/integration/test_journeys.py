@@ -284,7 +284,7 @@ steps:
     assert len(enrolments(app, "spring_sale")) == 5
     membership = freeze_audience(app, "jb", "members")
     with app.store.begin(USER) as uow:
-        do_snapshot_audience(uow, membership)
+        do_snapshot_audience(uow, app.lake, membership)
     run_due(app, dt.datetime(2026, 4, 2, 11, 0, tzinfo=local))
     assert set(enrolments(app, "joined_members")) == {"c1", "c2", "c4", "c5", "c6"}
 
@@ -394,6 +394,7 @@ steps:
         apply(app, root, v1.format(version=1, step="{id: act, send: {channel: email, template: hi}}"))
     assert apply(app, root, second) == "updated"
     enrol_customer(app, "edited", ids(app)["c2"], T0)
+    run_due(app, T0)
     run_due(app, T0 + DAY)
     e = enrolments(app, "edited")
     assert (e["c1"].version, e["c2"].version) == (1, 2)
@@ -435,7 +436,7 @@ def test_validation_errors_name_file_line_and_field(root: Path) -> None:
     text = REVIEW.format(code="bad").replace("timeout: {days: 3}", "timeout: {days: -3}")
     with pytest.raises(JourneyError) as error:
         parse_journey(text, "bad.yaml")
-    assert "bad.yaml:15: steps.3.wait_for.timeout.days" in error.value.message
+    assert "bad.yaml:17: steps.3.wait_for.timeout.days" in error.value.message
     with pytest.raises(JourneyError, match=r"bad.yaml:\d+: steps: Value error, step 'ask' goes to 'nowhere'"):
         parse_journey(REVIEW.format(code="bad").replace("next: done", "next: nowhere"), "bad.yaml")
 
