@@ -126,6 +126,10 @@ class Walk:
         if e.holdout:
             return "skipped:holdout"
         context = json.loads(e.context or "{}")
+        if step.kind in ("send", "webhook"):  # answers suppressed/deferred, never raises: no savepoint
+            outcome = apply_effect(self.uow, e, j, step, context)
+            e.context = json.dumps(context, ensure_ascii=False, default=str)
+            return outcome
         savepoint = self.uow.session.begin_nested()
         try:
             outcome = apply_effect(self.uow, e, j, step, context)

@@ -193,7 +193,7 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH) -> tuple[int, 
         zones = {code: zone_of(app, spec) for (code, _), spec in specs.items()}
         walk = Walk(uow, StepLog(), zones)
         pending = claimed
-        while pending:
+        while pending:  # rounds: walk everyone, answer the branches they stopped at, walk on
             asking: dict[tuple[str, int, str], list[Enrolment]] = defaultdict(list)
             for e in pending:
                 at = walk.advance(e, specs[(e.journey, e.version)])
