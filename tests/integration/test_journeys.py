@@ -437,7 +437,7 @@ def test_validation_errors_name_file_line_and_field(root: Path) -> None:
     with pytest.raises(JourneyError) as error:
         parse_journey(text, "bad.yaml")
     assert "bad.yaml:17: steps.3.wait_for.timeout.days" in error.value.message
-    with pytest.raises(JourneyError, match=r"bad.yaml:\d+: steps: Value error, step 'ask' goes to 'nowhere'"):
+    with pytest.raises(JourneyError, match=r"bad.yaml:18: steps.4: Value error, step 'thanks' goes to 'nowhere'"):
         parse_journey(REVIEW.format(code="bad").replace("next: done", "next: nowhere"), "bad.yaml")
 
 

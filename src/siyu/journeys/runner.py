@@ -107,7 +107,7 @@ def match_waits(app: App, now: dt.datetime) -> int:
                 Enrolment.customer_id, Enrolment.context, Enrolment.waiting_since,
             ).where(Enrolment.status == "active", Enrolment.waiting_since.is_not(None), Enrolment.wait_result.is_(None))
         ).all()  # fmt: skip
-        specs = {(r.journey, r.version): load_version(session, r.journey, r.version) for r in rows}
+        specs = {key: load_version(session, *key) for key in {(r.journey, r.version) for r in rows}}
     groups: dict[tuple[str, int, str], list[dict[str, object]]] = defaultdict(list)
     for r in rows:
         step = specs[(r.journey, r.version)].step(r.step_id)
@@ -158,10 +158,9 @@ def match_waits(app: App, now: dt.datetime) -> int:
     return matched
 
 
-def _branch_answers(
-    app: App, brand: str, zone: ZoneInfo, rule: object, customers: list[str], now: dt.datetime
-) -> set[str]:
-    """The customers among `customers` the audience rule holds for now (one engine query)."""
+def _branch_answers(app: App, brand: str, zone: ZoneInfo, rule: object, customers: list[str], now: dt.datetime) -> set[str]:
+    """The customers among `customers` the audience rule holds for now (one engine query over
+    those customers' records: `Context.narrowed`)."""
     _, node = parse_input(rule)  # type: ignore[arg-type]
     ctx = Context(app, brand, now.astimezone(zone).date())
     try:
@@ -171,7 +170,33 @@ def _branch_answers(
         ctx.release()
 
 
-def advance_batch(app: App, now: dt.datetime, limit: int = BATCH) -> tuple[int, int]:
+# Past this many customers at one branch in a pass, the rule is evaluated once for the whole brand
+# (one query, no temporary table) and the answer reused by every batch of the pass: all of them
+# act at the same moment, so it is the same answer.
+WHOLE_BRAND = 400
+Answers = dict[tuple[str, str, dt.datetime], set[str]]
+
+
+def _rule_holds(
+    app: App, brand: str, zone: ZoneInfo, rule: object, customers: list[str], now: dt.datetime, cache: Answers
+) -> set[str]:
+    key = (brand, json.dumps(rule, sort_keys=True, default=str), now)
+    if key in cache:
+        return cache[key]
+    if len(customers) < WHOLE_BRAND:
+        return _branch_answers(app, brand, zone, rule, customers, now)
+    _, node = parse_input(rule)  # type: ignore[arg-type]
+    ctx = Context(app, brand, now.astimezone(zone).date())
+    try:
+        cache[key] = set(app.engine.to_arrow(compile_rule(ctx, node))["customer_id"].to_pylist())
+    finally:
+        ctx.release()
+    return cache[key]
+
+
+def advance_batch(
+    app: App, now: dt.datetime, limit: int = BATCH, answers: Answers | None = None
+) -> tuple[int, int]:
     """Claim up to `limit` due enrolments and move each as far as it goes; returns (enrolments
     claimed, transitions made); (0, 0): nothing due."""
     now = _utc(now)
@@ -189,7 +214,7 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH) -> tuple[int, 
         claimed = list(session.scalars(query))
         if not claimed:
             return 0, 0
-        specs = {(e.journey, e.version): load_version(session, e.journey, e.version) for e in claimed}
+        specs = {key: load_version(session, *key) for key in {(e.journey, e.version) for e in claimed}}
         zones = {code: zone_of(app, spec) for (code, _), spec in specs.items()}
         walk = Walk(uow, StepLog(), zones)
         pending = claimed
@@ -204,7 +229,8 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH) -> tuple[int, 
                 spec = specs[(code, version)]
                 branch = spec.step(step_id).branch
                 assert branch is not None
-                yes = _branch_answers(app, spec.brand, zones[code], branch.rule, [e.customer_id for e in group], now)
+                who = [e.customer_id for e in group]
+                yes = _rule_holds(app, spec.brand, zones[code], branch.rule, who, now, answers if answers is not None else {})
                 walk.answers.update({e.id: e.customer_id in yes for e in group})
                 pending.extend(group)
         session.flush()
@@ -222,8 +248,9 @@ def run_due(app: App, now: dt.datetime, *, batch: int = BATCH, max_batches: int 
     stats = RunStats()
     stats.enrolled = scan_triggers(app, now)
     stats.matched = match_waits(app, now)
+    answers: Answers = {}
     while max_batches is None or stats.batches < max_batches:
-        claimed, transitions = advance_batch(app, now, batch)
+        claimed, transitions = advance_batch(app, now, batch, answers)
         if claimed == 0:
             break
         stats.batches += 1
