@@ -70,7 +70,9 @@ def _store_url(args: argparse.Namespace, work: Path) -> str:
     if not args.store_url:
         return f"sqlite:///{work / 'store.db'}"
     name = f"siyu_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.store_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        args.store_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()

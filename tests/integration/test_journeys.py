@@ -115,10 +115,15 @@ def test_review_request_timeline_wait_for_both_ways(app: App, root: Path) -> Non
     another order, which must not release c3's wait. Run 03-10 12:00: c2 → thanks (tag vip) → done
     (exit). Run 03-12 10:00: c3 timed out → follow_up task → done (exit)."""
     assert apply(app, root, REVIEW.format(code="review")) == "created"
-    land(app, root, "orders_r.csv", """brand,source,order_id,source_customer_id,status,paid_at,amount_fen
+    land(
+        app,
+        root,
+        "orders_r.csv",
+        """brand,source,order_id,source_customer_id,status,paid_at,amount_fen
 jb,crm,O1,c2,paid,2026-03-01T10:00:00+08:00,5000
 jb,crm,O2,c3,paid,2026-03-01T11:00:00+08:00,5000
-""")
+""",
+    )
     local = dt.timezone(dt.timedelta(hours=8))
     assert run_due(app, T0 + dt.timedelta(hours=2)).enrolled == 2
     e = enrolments(app, "review")
@@ -132,10 +137,15 @@ jb,crm,O2,c3,paid,2026-03-01T11:00:00+08:00,5000
     sent = messages(app, "review")
     assert sorted(m.idempotency_key for m in sent) == sorted(f"journey:{x.id}:ask" for x in e.values())
     assert all(m.channel == "sms" and m.category == "marketing" for m in sent)
-    land(app, root, "events_r.csv", """brand,source,event_id,type,source_customer_id,occurred_at,properties
+    land(
+        app,
+        root,
+        "events_r.csv",
+        """brand,source,event_id,type,source_customer_id,occurred_at,properties
 jb,crm,RV1,review,c2,2026-03-10T09:00:00+08:00,"{""order_id"": ""O1""}"
 jb,crm,RV2,review,c3,2026-03-10T09:00:00+08:00,"{""order_id"": ""O-OTHER""}"
-""")
+""",
+    )
     run_due(app, dt.datetime(2026, 3, 10, 12, tzinfo=local))
     e = enrolments(app, "review")
     assert e["c2"].status == "exited"
@@ -192,10 +202,15 @@ steps:
   - {id: hello, webhook: {url: "https://hooks.example.com/x", body: {a: 1}}}
 """,
     )  # fmt: skip
-    land(app, root, "events_s.csv", """brand,source,event_id,type,source_customer_id,occurred_at,properties
+    land(
+        app,
+        root,
+        "events_s.csv",
+        """brand,source,event_id,type,source_customer_id,occurred_at,properties
 jb,crm,S1,sign_in,c4,2026-03-01T09:00:00+08:00,"{""channel"": ""app""}"
 jb,crm,S2,sign_in,c5,2026-03-01T09:00:00+08:00,"{""channel"": ""web""}"
-""")
+""",
+    )
     run_handlers(app.store, [journey_triggers(app)], clock=app.clock)
     assert set(enrolments(app, "signin")) == {"c4"}  # the handler enrols at the app's clock (now)
     run_due(app, app.clock())
@@ -207,7 +222,8 @@ jb,crm,S2,sign_in,c5,2026-03-01T09:00:00+08:00,"{""channel"": ""web""}"
 
 def test_date_triggers_birthday_lunar_and_anniversary(app: App, root: Path) -> None:
     """Applied 2026-06-10. c1 born 1990-06-18: offset -3 → enrolled on 06-15 after 10:00 local
-    (not at 09:59); c3 (07-01) on 06-28. Lunar: c1's lunar birthday is 五月廿六 (1990-05-26) → 2026-07-10 (农历五月廿六; 07-09 is 廿五).
+    (not at 09:59); c3 (07-01) on 06-28. Lunar: c1's lunar birthday is 五月廿六 (1990-05-26) →
+    2026-07-10 (农历五月廿六; 07-09 is 廿五).
     Anniversary: M1 joined 2025-06-10 → enrolled on 2026-06-10 10:00 (the apply day counts)."""
     local = dt.timezone(dt.timedelta(hours=8))
     at = dt.datetime(2026, 6, 10, 8, tzinfo=local)
@@ -320,7 +336,12 @@ def test_branch_split_and_holdout(app: App, root: Path) -> None:
 
     apply(app, root, BRANCHY.format(version=1, re_entry="always", holdout=50))
     rows = "\n".join(f"jb,crm,V{c},visit,{c},2026-03-01T09:00:00+08:00," for c in ("c1", "c2", "c3", "c4", "c5", "c6"))
-    land(app, root, "events_v.csv", "brand,source,event_id,type,source_customer_id,occurred_at,properties\n" + rows + "\n")
+    land(
+        app,
+        root,
+        "events_v.csv",
+        "brand,source,event_id,type,source_customer_id,occurred_at,properties\n" + rows + "\n",
+    )
     run_due(app, T0)
     run_due(app, T0 + DAY)
     e = enrolments(app, "branchy")

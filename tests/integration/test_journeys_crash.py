@@ -66,7 +66,7 @@ def test_a_killed_journey_run_neither_loses_nor_duplicates(app: App, tmp_path: P
         )
     env = {**os.environ, "SIYU_HOME": str(app.settings.home), "SIYU_DATABASE_URL": app.settings.store_url}
     command = [sys.executable, "-m", "siyu", "journey", "run", "--now", "2026-03-01T10:00:00+08:00", "--batch", "10"]
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # kill once part of the work is done, not before, not after
         done = _count(app, select(func.count()).select_from(Enrolment).where(Enrolment.status == "completed"))
@@ -77,7 +77,7 @@ def test_a_killed_journey_run_neither_loses_nor_duplicates(app: App, tmp_path: P
     child.wait()
     finished = _count(app, select(func.count()).select_from(Enrolment).where(Enrolment.status == "completed"))
     assert N // 5 <= finished < N, "the kill must land mid-way"
-    again = subprocess.run(command, env=env, capture_output=True, check=False)  # noqa: S603
+    again = subprocess.run(command, env=env, capture_output=True, check=False)
     assert again.returncode == 0, again.stderr.decode()
     assert _count(app, select(func.count()).select_from(Enrolment).where(Enrolment.status == "completed")) == N
     # one message per customer per send step, each step entered exactly once per enrolment
@@ -86,7 +86,8 @@ def test_a_killed_journey_run_neither_loses_nor_duplicates(app: App, tmp_path: P
     assert _count(app, select(func.count()).select_from(EnrolmentStep)) == 3 * N
     with app.store.unit_of_work() as s:
         per = s.execute(
-            select(EnrolmentStep.step_id, func.count(), func.count(EnrolmentStep.left_at)).group_by(EnrolmentStep.step_id)
+            select(EnrolmentStep.step_id, func.count(), func.count(EnrolmentStep.left_at)).group_by(
+                EnrolmentStep.step_id
+            )
         ).all()
     assert sorted(per) == [("first", N, N), ("hook", N, N), ("second", N, N)]
-

@@ -19,9 +19,7 @@ journey_app = typer.Typer(help="Journeys 营销旅程: apply YAML, run due steps
 
 CodeArg = Annotated[str, typer.Argument(help="Journey code")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
-NowOpt = Annotated[
-    str | None, typer.Option("--now", help="Act as of this ISO time (tests, demos: move time forward)")
-]
+NowOpt = Annotated[str | None, typer.Option("--now", help="Act as of this ISO time (tests, demos: move time forward)")]
 
 
 def _time(text: str | None, what: str = "--now") -> dt.datetime:
@@ -77,7 +75,9 @@ def list_command(as_json: JsonOpt = False) -> None:
             return
         table = Table("code", "brand", "version", "status", "category", "trigger", "name")
         for r in rows:
-            table.add_row(*(str(r[k]) for k in ("code", "brand", "version", "status", "category", "trigger", "name_zh")))
+            table.add_row(
+                *(str(r[k]) for k in ("code", "brand", "version", "status", "category", "trigger", "name_zh"))
+            )
         console.print(table)
 
 

@@ -29,7 +29,7 @@ EFFECT_KINDS = frozenset({"send", "coupon", "points", "tag", "task", "webhook"})
 CHANNELS = ("email", "sms", "wecom", "oa", "miniprogram", "webhook")
 
 
-class _Placed(ValueError):
+class _PlacedError(ValueError):
     """A cross-field error that knows where in the file it belongs (model validators otherwise
     report at the top level, without a line)."""
 
@@ -307,14 +307,18 @@ class Journey(_Strict):
         ids = [s.id for s in self.steps]
         for i, step in enumerate(self.steps):
             if ids.index(step.id) != i:
-                raise _Placed(f"step id {step.id!r} is used twice (步骤 id 重复)", "steps", i, "id")
+                raise _PlacedError(f"step id {step.id!r} is used twice (步骤 id 重复)", "steps", i, "id")
             for target in [*step.targets(), *([step.next] if step.next else [])]:
                 if target not in ids:
-                    raise _Placed(f"step {step.id!r} goes to {target!r}, which is no step id (未知步骤)", "steps", i)
+                    raise _PlacedError(
+                        f"step {step.id!r} goes to {target!r}, which is no step id (未知步骤)",
+                        "steps",
+                        i,
+                    )
             if step.send:
                 channels = self.templates.get(step.send.template)
                 if channels is None or step.send.channel not in channels:
-                    raise _Placed(
+                    raise _PlacedError(
                         f"step {step.id!r} sends template {step.send.template!r} on {step.send.channel}, "
                         "but `templates:` has no such entry (模板缺失)",
                         "steps", i, "send",
@@ -366,7 +370,7 @@ def parse_journey(text: str, path: str = "<journey>") -> Journey:
             # union members (`re_entry`) add their type name to the path: not a key of the file
             loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in {"ReEntry"})))
             cause = (err.get("ctx") or {}).get("error")
-            if isinstance(cause, _Placed):
+            if isinstance(cause, _PlacedError):
                 loc += cause.loc
             field = ".".join(str(x) for x in loc) or "(file)"
             line = _line_of(text, loc)

@@ -56,13 +56,13 @@ def journey_report(session: Session, code: str) -> dict[str, Any]:
         ).all()
     )
     steps: dict[str, dict[str, int]] = {s.id: {"entered": 0, "waiting": 0, "completed": 0} for s in spec.steps}
-    for step_id, entered, left in session.execute(
+    for logged_step, entered, left in session.execute(
         select(EnrolmentStep.step_id, func.count(), func.count(EnrolmentStep.left_at))
         .where(EnrolmentStep.journey == code)
         .group_by(EnrolmentStep.step_id)
     ):
-        steps.setdefault(step_id, {"entered": 0, "waiting": 0, "completed": 0})
-        steps[step_id].update(entered=entered, completed=left)
+        steps.setdefault(logged_step, {"entered": 0, "waiting": 0, "completed": 0})
+        steps[logged_step].update(entered=entered, completed=left)
     for step_id, n in session.execute(
         select(Enrolment.step_id, func.count())
         .where(Enrolment.journey == code, Enrolment.status == "active")

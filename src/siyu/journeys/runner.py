@@ -140,8 +140,12 @@ def match_waits(app: App, now: dt.datetime) -> int:
                 }
             )
         )
-        cond = [table.w_customer == events.customer_id, events.occurred_at >= table.since,
-                events.occurred_at <= table.since + ibis.interval(seconds=int(wf.timeout.delta().total_seconds()))]  # fmt: skip
+        timeout = ibis.interval(seconds=int(wf.timeout.delta().total_seconds()))
+        cond = [
+            table.w_customer == events.customer_id,
+            events.occurred_at >= table.since,
+            events.occurred_at <= table.since + timeout,
+        ]
         if wf.match:
             cond.append(events.match_value == table.value)
         hits = app.engine.to_arrow(table.join(events, cond).select("id").distinct())["id"].to_pylist()
@@ -154,11 +158,13 @@ def match_waits(app: App, now: dt.datetime) -> int:
                        Enrolment.status == "active")
                 .values(wait_result="event", due_at=now)
             )  # fmt: skip
-            matched += result.rowcount or 0
+            matched += getattr(result, "rowcount", 0) or 0
     return matched
 
 
-def _branch_answers(app: App, brand: str, zone: ZoneInfo, rule: object, customers: list[str], now: dt.datetime) -> set[str]:
+def _branch_answers(
+    app: App, brand: str, zone: ZoneInfo, rule: object, customers: list[str], now: dt.datetime
+) -> set[str]:
     """The customers among `customers` the audience rule holds for now (one engine query over
     those customers' records: `Context.narrowed`)."""
     _, node = parse_input(rule)  # type: ignore[arg-type]
@@ -194,9 +200,7 @@ def _rule_holds(
     return cache[key]
 
 
-def advance_batch(
-    app: App, now: dt.datetime, limit: int = BATCH, answers: Answers | None = None
-) -> tuple[int, int]:
+def advance_batch(app: App, now: dt.datetime, limit: int = BATCH, answers: Answers | None = None) -> tuple[int, int]:
     """Claim up to `limit` due enrolments and move each as far as it goes; returns (enrolments
     claimed, transitions made); (0, 0): nothing due."""
     now = _utc(now)
@@ -230,7 +234,9 @@ def advance_batch(
                 branch = spec.step(step_id).branch
                 assert branch is not None
                 who = [e.customer_id for e in group]
-                yes = _rule_holds(app, spec.brand, zones[code], branch.rule, who, now, answers if answers is not None else {})
+                yes = _rule_holds(
+                    app, spec.brand, zones[code], branch.rule, who, now, answers if answers is not None else {}
+                )
                 walk.answers.update({e.id: e.customer_id in yes for e in group})
                 pending.extend(group)
         session.flush()

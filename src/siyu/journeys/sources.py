@@ -53,6 +53,13 @@ def _json_of(table: ir.Table, columns: tuple[str, ...]) -> ir.StringValue:
     return "{" + body + "}"
 
 
+def _column(rows: ir.Table, event_type: str, key: str) -> ir.StringValue:
+    """A property of an occurrence as text: an order's / membership's column, an event's property."""
+    if event_type in ("order_paid", "member_joined"):
+        return rows[key].cast("string")
+    return rows.properties.cast("json")[key].str
+
+
 def occurrences(
     app: App, brand: str, event_type: str, where: dict[str, Any], match: str | None = None
 ) -> ir.Table | None:
@@ -69,7 +76,6 @@ def occurrences(
         rows = rows.mutate(
             occurrence="order:" + rows.order_id, occurred_at=rows.paid_at, props=_json_of(rows, ORDER_PROPS)
         )
-        column = lambda t, key: t[key].cast("string")  # noqa: E731
     elif event_type == "member_joined":
         rows = current(app, "memberships")
         if rows is None:
@@ -78,7 +84,6 @@ def occurrences(
         rows = rows.mutate(
             occurrence="member:" + rows.member_no, occurred_at=rows.joined_at, props=_json_of(rows, MEMBER_PROPS)
         )
-        column = lambda t, key: t[key].cast("string")  # noqa: E731
     else:
         rows = current(app, "events")
         if rows is None:
@@ -88,11 +93,10 @@ def occurrences(
             occurrence="event:" + rows.source + ":" + rows.event_id,
             props=rows.properties.fill_null("{}"),
         )
-        column = lambda t, key: t.properties.cast("json")[key].str  # noqa: E731
     for key, value in where.items():
-        rows = rows.filter(column(rows, key) == _text(value))
+        rows = rows.filter(_column(rows, event_type, key) == _text(value))
     if match is not None:
-        rows = rows.mutate(match_value=column(rows, match))
+        rows = rows.mutate(match_value=_column(rows, event_type, match))
     keep = ["customer_id", "occurrence", "occurred_at", "ingested_at", "props"]
     if match is not None:
         keep.append("match_value")

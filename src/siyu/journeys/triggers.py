@@ -11,7 +11,6 @@ last local day they enrolled for; a broadcast runs once.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from typing import Any
 from zoneinfo import ZoneInfo
