@@ -21,7 +21,7 @@ from siyu.journeys.apply import do_apply_journey
 from siyu.journeys.models import Enrolment, EnrolmentStep
 from siyu.messaging.models import OutboundMessage
 
-N = 300
+N = 200
 T0 = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.UTC)
 JOURNEY = """
 brand: kb
