@@ -470,3 +470,39 @@ def test_the_ready_made_journeys_apply(app: App, root: Path) -> None:
     }  # fmt: skip
     for f in files:  # applied to the test brand (the files name `demo`, the demo brand)
         assert apply(app, root, f.read_text(encoding="utf-8").replace("brand: demo", "brand: jb")) == "created"
+
+
+def test_cli_apply_list_show_enrol_run_report(app: App, root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from siyu.cli.app import app as cli
+
+    path = root / "cli.yaml"
+    path.write_text(REVIEW.format(code="cli_j"), encoding="utf-8")
+    env = {"SIYU_HOME": str(app.settings.home), "SIYU_DATABASE_URL": app.settings.store_url}
+    run = CliRunner().invoke
+
+    def ok(*args: str) -> str:
+        result = run(cli, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert json.loads(ok("journey", "apply", str(path), "--json", "--now", "2026-03-01T10:00:00+08:00"))["status"] == (
+        "created"
+    )
+    assert json.loads(ok("journey", "apply", str(path), "--json"))["status"] == "unchanged"
+    assert "cli_j" in [j["code"] for j in json.loads(ok("journey", "list", "--json"))]
+    assert json.loads(ok("journey", "show", "cli_j"))["versions"][0]["version"] == 1
+    enrolled = json.loads(
+        ok("journey", "enrol", "cli_j", "--customer", "13800000005", "--now", "2026-03-01T10:00+08:00")
+    )
+    assert enrolled["created"] is True
+    ran = json.loads(ok("journey", "run", "--once", "--now", "2026-03-01T10:00:00+08:00", "--json"))
+    assert ran["batches"] == 1
+    report = json.loads(ok("journey", "report", "cli_j", "--json"))
+    assert {k: report[k] for k in ("enrolled", "active", "completed", "exited")} == {
+        "enrolled": 1, "active": 1, "completed": 0, "exited": 0
+    }  # fmt: skip
+    assert report["steps"]["wait7"] == {"entered": 1, "waiting": 1, "completed": 0}
+    bad = run(cli, ["journey", "report", "nope"], env=env)
+    assert bad.exit_code == 3 and "unknown_journey" in bad.output
