@@ -506,3 +506,65 @@ def test_cli_apply_list_show_enrol_run_report(app: App, root: Path) -> None:
     assert report["steps"]["wait7"] == {"entered": 1, "waiting": 1, "completed": 0}
     bad = run(cli, ["journey", "report", "nope"], env=env)
     assert bad.exit_code == 3 and "unknown_journey" in bad.output
+
+
+CLUB = """
+version: 1
+program: jb_club
+name_zh: 测试会员
+name_en: JB Club
+level: brand
+brands: [jb]
+timezone: Asia/Shanghai
+start: 2025-01-01
+membership_programs: [jb_club]
+enrolment: [membership]
+tiers:
+  basis: growth
+  evaluation: quarterly
+  levels:
+    - {code: regular, name_zh: 普通会员, name_en: Regular, threshold: 0}
+points:
+  per_yuan: 1
+  expiry: {policy: fixed_calendar, years: 1}
+coupons:
+  - {code: gift, kind: amount_off, amount_fen: 1000, valid_days: 30}
+"""
+
+
+def test_coupon_and_points_steps_through_the_loyalty_center(app: App, root: Path) -> None:
+    """c1 is a member (M1): the coupon step issues `gift` (its code enters the context, a later
+    send can use it) and the points step grants 50 points, keyed journey:{enrolment}:{step}. c3
+    is no member: both steps are recorded as skipped:not_member."""
+    from siyu.loyalty.programs import do_apply_program
+    from siyu.loyalty.sync import sync
+    from siyu.loyalty.models import PointsTxn
+
+    (root / "club.yaml").write_text(CLUB, encoding="utf-8")
+    do_apply_program(app.store, root / "club.yaml", actor="test", at=T0)
+    sync(app, "jb_club", at=T0, actor="test")
+    apply(
+        app, root,
+        """
+brand: jb
+code: rewards
+version: 1
+name: {zh: 奖励, en: Rewards}
+category: marketing
+trigger: {event: {type: never_happens}}
+steps:
+  - {id: gift, coupon: {program: jb_club, template: gift}}
+  - {id: pts, points: {program: jb_club, points: 50, reason: welcome}}
+""",
+    )  # fmt: skip
+    enrol_customer(app, "rewards", ids(app)["c1"], T0)
+    enrol_customer(app, "rewards", ids(app)["c3"], T0)
+    run_due(app, T0)
+    e = enrolments(app, "rewards")
+    c1 = outcomes(app, e["c1"].id)
+    assert c1[0][1].startswith("coupon:") and c1[1] == ("pts", "points:50")
+    assert json.loads(e["c1"].context)["coupon_code"] == c1[0][1].removeprefix("coupon:")
+    assert outcomes(app, e["c3"].id) == [("gift", "skipped:not_member"), ("pts", "skipped:not_member")]
+    with app.store.unit_of_work() as s:
+        keys = s.scalars(select(PointsTxn.idempotency_key).where(PointsTxn.idempotency_key.like("journey:%"))).all()
+    assert keys == [f"journey:{e['c1'].id}:pts"]
