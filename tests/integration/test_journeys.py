@@ -536,9 +536,9 @@ def test_coupon_and_points_steps_through_the_loyalty_center(app: App, root: Path
     """c1 is a member (M1): the coupon step issues `gift` (its code enters the context, a later
     send can use it) and the points step grants 50 points, keyed journey:{enrolment}:{step}. c3
     is no member: both steps are recorded as skipped:not_member."""
+    from siyu.loyalty.models import PointsTxn
     from siyu.loyalty.programs import do_apply_program
     from siyu.loyalty.sync import sync
-    from siyu.loyalty.models import PointsTxn
 
     (root / "club.yaml").write_text(CLUB, encoding="utf-8")
     do_apply_program(app.store, root / "club.yaml", actor="test", at=T0)
