@@ -39,6 +39,8 @@ STATUS = {
     # Loyalty (docs/api.md "Loyalty 会员中台"): 404 for what the key cannot see, 409 when the member's
     # or the program's current state refuses the request, 422 for a request that can never succeed.
     "unknown_program": 404,
+    "unknown_journey": 404,  # journeys: another brand's journey is not found either
+    "journey_state": 409,
     "not_a_member": 404,
     "unknown_customer": 404,
     "unknown_reward": 404,

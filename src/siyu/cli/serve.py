@@ -107,5 +107,9 @@ def worker_command(
 
             every = timedelta(minutes=materialise_every)
             threading.Thread(target=run_schedule, args=(with_own_engine(app), stop, every), daemon=True).start()
+        from siyu.bootstrap import with_own_engine
+        from siyu.journeys.runner import run_loop  # due journey steps (营销旅程), beside the loader
+
+        threading.Thread(target=run_loop, args=(with_own_engine(app), stop), daemon=True).start()
         console.print("loader running 入湖进程运行中 (Ctrl-C to stop)")
         loader.run(stop)

@@ -105,7 +105,15 @@ def customer_view(app: App, key: str, brand: str | None = None, mask: bool = Tru
         "tags": customer_tags(app, customer_id, brand_code),
         "lights": customer_lights(app, customer_id, brand_code),
         "loyalty": _loyalty(app, brand_code, customer_id, mask),
+        "journeys": _journeys(app, brand_code, customer_id),
     }
+
+
+def _journeys(app: App, brand: str, customer_id: str) -> list[dict[str, Any]]:
+    """The journeys (营销旅程) the customer is or was in, newest first."""
+    from siyu.journeys.manual import customer_journeys
+
+    return customer_journeys(app, brand, customer_id)
 
 
 def _loyalty(app: App, brand: str, customer_id: str, mask: bool) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from siyu.loyalty.programs import load_program
 from siyu.store.db import Store
 from siyu.store.uow import UnitOfWork
 
-VIAS = ("single", "bulk", "guide", "api", "mall", "tier")
+VIAS = ("single", "bulk", "guide", "api", "mall", "tier", "journey")  # journey: a `coupon` step
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes are read out and typed at the till
 CODE_LENGTH = 12
 
