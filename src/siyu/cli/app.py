@@ -10,6 +10,7 @@ from siyu.cli import (
     audience,
     audit,
     clv,
+    consent,
     customer,
     demo,
     identity,
@@ -17,6 +18,7 @@ from siyu.cli import (
     inbox,
     keys,
     loyalty,
+    messages,
     metrics,
     report,
     serve,
@@ -61,6 +63,8 @@ app.add_typer(tags.tags_app, name="tags")
 app.add_typer(audience.audience_app, name="audience")
 app.add_typer(loyalty.loyalty_app, name="loyalty")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(messages.messages_app, name="messages")
+app.add_typer(consent.consent_app, name="consent")
 
 
 def main() -> None:

@@ -107,5 +107,9 @@ def worker_command(
 
             every = timedelta(minutes=materialise_every)
             threading.Thread(target=run_schedule, args=(with_own_engine(app), stop, every), daemon=True).start()
+        from siyu.bootstrap import with_own_engine
+        from siyu.messaging.dispatch import Dispatcher  # sends due messages beside the loader (触达)
+
+        threading.Thread(target=Dispatcher(with_own_engine(app)).run, args=(stop,), daemon=True).start()
         console.print("loader running 入湖进程运行中 (Ctrl-C to stop)")
         loader.run(stop)

@@ -3,6 +3,7 @@
 | handler           | consumes                          | does                                              |
 | ----------------- | --------------------------------- | ------------------------------------------------- |
 | `loyalty_posting` | OrdersLanded, IdentityResolved    | `siyu loyalty sync` of the programs of the brands |
+| `consent_ledger`  | EventsLanded, IdentityResolved    | consent events → the consent ledger (messaging)    |
 
 Journeys, guides and referral subscribe here the same way. Every handler is idempotent: it re-reads
 the lake and the store, so a batch delivered twice (after a crash) changes nothing the second time.
@@ -38,4 +39,6 @@ def loyalty_posting(app: App) -> Handler:
 
 
 def handlers(app: App) -> list[Handler]:
-    return [loyalty_posting(app)]
+    from siyu.messaging.consent_events import consent_ledger
+
+    return [loyalty_posting(app), consent_ledger(app)]
