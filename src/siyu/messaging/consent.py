@@ -97,7 +97,7 @@ def do_record_consents(uow: UnitOfWork, changes: list[ConsentChange]) -> int:
             ConsentRecord(
                 brand=c.brand, customer_id=c.customer_id, purpose=c.purpose, channel=c.channel, granted=c.granted,
                 source=c.source, source_key=c.source_key, evidence=json.dumps(c.evidence, ensure_ascii=False,
-                default=str), at=c.at or uow.now, recorded_at=uow.now, actor=str(uow.actor),
+                default=str), at=(c.at or uow.now).astimezone(dt.UTC), recorded_at=uow.now.astimezone(dt.UTC), actor=str(uow.actor),
             )
         )  # fmt: skip
         uow.audit(

@@ -101,7 +101,8 @@ class Dispatcher:
     ) -> None:
         self.app = app
         self.settings = app.settings.channels
-        self.clock = clock or app.clock
+        clock = clock or app.clock
+        self.clock = lambda: clock().astimezone(dt.UTC)  # stored UTC: SQLite keeps no offset
         self.channels: dict[str, Channel] = dict(channels or {})
         self.limiter = RateLimiter(dict(self.settings.messaging_rate))
 

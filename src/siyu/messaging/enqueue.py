@@ -63,6 +63,8 @@ class EnqueueResult:
 
 def _cap_reason(uow: UnitOfWork, request: SendRequest, policy: BrandPolicy, at: dt.datetime) -> str | None:
     for cap in policy.caps:
+        if cap.channel and cap.channel != request.channel:
+            continue  # a channel's cap limits only that channel's messages
         # symmetric window: no two of the counted messages are closer than `days` beyond the cap,
         # whatever order the journeys decided them in
         q = select(func.count()).where(
@@ -82,7 +84,7 @@ def _cap_reason(uow: UnitOfWork, request: SendRequest, policy: BrandPolicy, at: 
 
 def decide(uow: UnitOfWork, request: SendRequest) -> tuple[str, str | None, dt.datetime]:
     """(status, reason, not_before) of a new message under the brand's policy (pure reads)."""
-    at = request.not_before or uow.now
+    at = (request.not_before or uow.now).astimezone(dt.UTC)  # stored UTC (SQLite keeps no offset)
     reason = blocked_by(uow.session, request.brand, request.customer_id, request.channel, request.category)
     if reason:
         return "suppressed", reason, at
@@ -104,13 +106,14 @@ def do_enqueue(uow: UnitOfWork, request: SendRequest, *, app: App | None = None)
     if existing is not None:
         return EnqueueResult(existing.id, existing.status, existing.reason, created=False)
     status, reason, not_before = decide(uow, request)
+    now = uow.now.astimezone(dt.UTC)
     unrendered = {"rendered": False, "content": request.content, "context": request.context}
     row = OutboundMessage(
         idempotency_key=request.idempotency_key, brand=request.brand, customer_id=request.customer_id,
         channel=request.channel, category=request.category, journey=request.journey,
         journey_version=request.journey_version, enrolment_id=request.enrolment_id, step_id=request.step_id,
         template=request.template, payload=_dumps(unrendered), status=status, reason=reason,
-        not_before=not_before, attempts=0, created_at=uow.now, updated_at=uow.now,
+        not_before=not_before, attempts=0, created_at=now, updated_at=now,
     )  # fmt: skip
     s.add(row)
     s.flush()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.identity.normalise import mask_value
+from siyu.loyalty.accounts import utc
 from siyu.messaging.compose import ADDRESS
 from siyu.messaging.models import OutboundMessage
 
@@ -38,9 +39,9 @@ def _summary(row: OutboundMessage) -> dict[str, Any]:
         "segments": content.get("segments"),
         "attempts": row.attempts,
         "provider_id": row.provider_id,
-        "not_before": row.not_before.isoformat(),
-        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
-        "created_at": row.created_at.isoformat(),
+        "not_before": utc(row.not_before).isoformat(),
+        "sent_at": utc(row.sent_at).isoformat() if row.sent_at else None,
+        "created_at": utc(row.created_at).isoformat(),
     }
 
 

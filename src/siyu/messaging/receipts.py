@@ -29,7 +29,7 @@ def apply_sms_receipts(store: Store, reports: list[dict[str, Any]], now: dt.date
     m = OutboundMessage
     with store.write_unit() as session:
         for r in reports:
-            out_id = str(r.get("out_id") or "")
+            out_id = str(r.get("out_id") or "").partition("-")[0]  # siyu.messaging.channels.sms.out_id
             if not out_id.isdigit():
                 continue
             ok = r.get("success") in (True, "true", "True", 1)

@@ -1,7 +1,7 @@
 """SMS through Aliyun `SendSms` (dysmsapi 2017-05-25), RPC style, signed (siyu.messaging.channels.aliyun).
 
 Payload: `phone`, `template_code`, `sign_name` (else SIYU_SMS_SIGN_NAME), `params` (TemplateParam).
-`OutId` carries our message id: Aliyun echoes it in the delivery receipt (SmsReport), which is how a
+`OutId` carries our message id (`out_id`): Aliyun echoes it in the delivery receipt (SmsReport), which is how a
 receipt finds its message; the fake gateway also refuses a second send with the same OutId.
 
 Answers (documented codes): `OK` → sent (BizId is the provider id); flow control
@@ -12,6 +12,7 @@ anything else (invalid number, template, signature, balance) → failed with the
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 
@@ -22,6 +23,12 @@ from siyu.messaging.channels.base import Outbound, SendResult, register_channel
 from siyu.messaging.settings import ChannelSettings
 
 TRANSIENT = {"isv.BUSINESS_LIMIT_CONTROL", "Throttling.User", "Throttling", "isp.SYSTEM_ERROR", "ServiceUnavailable"}
+
+
+def out_id(message: Outbound) -> str:
+    """`<message id>-<12 hex of the idempotency key>`: the receipt finds the row by the id; the hash
+    keeps two stores (a staging and a production siyu on one Aliyun account) from colliding."""
+    return f"{message.message_id}-{hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:12]}"
 
 
 class AliyunSmsChannel:
@@ -48,7 +55,7 @@ class AliyunSmsChannel:
             "SignName": str(p.get("sign_name") or s.sms_sign_name or ""),
             "TemplateCode": str(p.get("template_code", "")),
             "TemplateParam": json.dumps(p.get("params", {}), ensure_ascii=False, separators=(",", ":")),
-            "OutId": str(message.message_id),
+            "OutId": out_id(message),
         }
         params["Signature"] = sign("POST", params, s.sms_access_key_secret or "")
         return params
