@@ -27,19 +27,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 
-from siyu.bootstrap import App
 from siyu.messaging.channels import registry  # noqa: F401  (registers the adapters)
 from siyu.messaging.channels.base import Channel, Outbound, SendResult, channel_factory
-from siyu.messaging.compose import NoAddressError, compose
 from siyu.messaging.consent import blocked_by
 from siyu.messaging.ledger_models import MiniProgramSubscription
 from siyu.messaging.models import OutboundMessage
 from siyu.messaging.policy import load_policy
-from siyu.messaging.templates import TemplateRenderError
+
+if TYPE_CHECKING:
+    from siyu.bootstrap import App
 
 log = logging.getLogger("siyu.messaging")
 RESENT = "resent_after_lease"
@@ -176,6 +176,10 @@ class Dispatcher:
             return None, reason
         payload = c.payload
         if not payload.get("rendered"):
+            # imported here: rendering reads the lake (Ibis); a dispatcher of rendered rows never does
+            from siyu.messaging.compose import NoAddressError, compose
+            from siyu.messaging.templates import TemplateRenderError
+
             try:
                 payload = {"rendered": True, **compose(
                     self.app, message_id=c.id, brand=c.brand, customer_id=c.customer_id, channel=c.channel,
