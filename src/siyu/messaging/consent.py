@@ -93,11 +93,12 @@ def do_record_consents(uow: UnitOfWork, changes: list[ConsentChange]) -> int:
         check_purpose(uow.session, c.brand, c.purpose)
         if c.source_key:
             seen.add(c.source_key)
+        evidence = json.dumps(c.evidence, ensure_ascii=False, default=str)
         uow.session.add(
             ConsentRecord(
                 brand=c.brand, customer_id=c.customer_id, purpose=c.purpose, channel=c.channel, granted=c.granted,
-                source=c.source, source_key=c.source_key, evidence=json.dumps(c.evidence, ensure_ascii=False,
-                default=str), at=(c.at or uow.now).astimezone(dt.UTC), recorded_at=uow.now.astimezone(dt.UTC), actor=str(uow.actor),
+                source=c.source, source_key=c.source_key, evidence=evidence, actor=str(uow.actor),
+                at=(c.at or uow.now).astimezone(dt.UTC), recorded_at=uow.now.astimezone(dt.UTC),
             )
         )  # fmt: skip
         uow.audit(
