@@ -102,7 +102,7 @@ class Dispatcher:
         self.app = app
         self.settings = app.settings.channels
         clock = clock or app.clock
-        self.clock = lambda: clock().astimezone(dt.UTC)  # stored UTC: SQLite keeps no offset
+        self.clock: Callable[[], dt.datetime] = lambda: clock().astimezone(dt.UTC)  # stored UTC (SQLite: no offset)
         self.channels: dict[str, Channel] = dict(channels or {})
         self.limiter = RateLimiter(dict(self.settings.messaging_rate))
 
