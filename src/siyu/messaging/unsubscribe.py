@@ -1,9 +1,9 @@
 """Unsubscribe links (退订链接): a signed token naming brand, customer, purpose and message — no PII.
 
-`GET {SIYU_PUBLIC_URL}/u/{token}` (siyu.api.routes.messaging) verifies the HMAC-SHA256 signature
-and records a withdrawal in the consent ledger (source `unsubscribe_link`, evidence: the message id
-and the time). The key is derived from SIYU_PII_KEY, so no extra secret needs configuring; a link
-keeps working until that key changes.
+`GET {SIYU_PUBLIC_URL}/u/{token}` (siyu.api.routes.messaging) shows a one-button page; its POST (or
+a mail client's RFC 8058 one-click POST) verifies the HMAC-SHA256 signature and records a withdrawal
+in the consent ledger (source `unsubscribe_link`, evidence: the message id). The key is derived
+from SIYU_PII_KEY, so no extra secret needs configuring; a link works until that key changes.
 """
 
 from __future__ import annotations

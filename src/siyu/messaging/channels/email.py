@@ -35,6 +35,7 @@ class EmailChannel:
         mail["Message-ID"] = message_id(message.idempotency_key, self.settings.smtp_from)
         if p.get("unsubscribe_url"):
             mail["List-Unsubscribe"] = f"<{p['unsubscribe_url']}>"
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058: clients POST the URL
         mail.set_content(str(p.get("text", "")))
         if p.get("html"):
             mail.add_alternative(str(p["html"]), subtype="html")
