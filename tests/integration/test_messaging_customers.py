@@ -150,9 +150,16 @@ def test_cli_consent_policy_and_list(cli_env: App, au: tuple[App, dict[str, str]
     shown = json.loads(runner.invoke(cli, ["messages", "policy", "show", "--brand", "au"]).stdout)
     assert shown["caps"] == [{"count": 3, "days": 7, "channel": None}, {"count": 1, "days": 1, "channel": "sms"}]
     assert (shown["quiet_start"], shown["quiet_end"], shown["webhook_secret"]) == ("22:00", "07:30", "***")
+    # the dispatcher from the CLI: nothing is due a year before anything was queued
+    sent = runner.invoke(cli, ["messages", "send", "--once", "--now", "2000-01-01T08:00:00+08:00", "--json"])
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(sent.stdout)["claimed"] == 0
+    assert runner.invoke(cli, ["messages", "send", "--once", "--now", "tomorrow"]).exit_code == 2
     bad = runner.invoke(cli, ["messages", "policy", "set", "--brand", "au", "--cap", "two"])
     assert bad.exit_code == 2 and "COUNT/DAYS" in bad.output
 
+    with cli_env.store.begin(Actor.system("test")) as uow:
+        do_enqueue(uow, SendRequest("au", ids["A"], "sms", "transactional", "cli:a", {"text": "您好"}), app=cli_env)
     listed = json.loads(runner.invoke(cli, ["messages", "list", "--customer", ids["A"], "--json"]).stdout)
     assert listed and {m["customer_id"] for m in listed} == {ids["A"]}
     sms = [m for m in listed if m["channel"] == "sms" and m["status"] == "queued"]
