@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from fixtures.audience_brand import ids_by_letter, write_brand
@@ -19,14 +20,16 @@ from siyu.config import Settings
 from siyu.core.actor import Actor
 from siyu.customers.view import customer_view
 from siyu.events.catalogue import ConsentChanged
+from siyu.events.dispatch import run_handler
 from siyu.events.outbox import after
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.messaging.address import CustomerFacts
 from siyu.messaging.consent import blocked_by, consent_state
-from siyu.messaging.consent_events import land
+from siyu.messaging.consent_events import consent_ledger, land
 from siyu.messaging.dispatch import Dispatcher
 from siyu.messaging.enqueue import SendRequest, do_enqueue
+from siyu.messaging.ledger_models import ConsentRecord, MiniProgramSubscription
 from siyu.messaging.listing import list_messages
 from siyu.messaging.settings import ChannelSettings
 from siyu.messaging.templates import TemplateRenderError, render_content, render_for_customer
@@ -51,10 +54,14 @@ def au(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, dict[str
 
 def test_lake_consent_events_fill_the_ledger_once(au: tuple[App, dict[str, str]]) -> None:
     app, ids = au
-    first = land(app, {"au"})
+    # the handler the loader and `siyu worker` run, over the import's EventsLanded and One-ID's event
+    assert run_handler(app.store, consent_ledger(app), clock=app.clock) >= 1
+    with app.store.unit_of_work() as s:
+        recorded = s.scalar(select(func.count()).select_from(ConsentRecord))
+        subscriptions = s.scalar(select(func.count()).select_from(MiniProgramSubscription))
     # a1: sms withdrawn then granted; e1: sms unsubscribe + e-mail grant; g1: e-mail grant;
     # h1: unsubscribe from everything → the three channel purposes; one subscription (a1)
-    assert first == 2 + 2 + 1 + 3 + 1
+    assert (recorded, subscriptions) == (2 + 2 + 1 + 3, 1)
     assert land(app, {"au"}) == 0  # a re-delivered batch adds nothing
     with app.store.unit_of_work() as s:
         assert blocked_by(s, "au", ids["A"], "sms", "marketing") is None  # the latest (a grant) wins

@@ -18,10 +18,12 @@ import json
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.customers.profile import rows_of
+from siyu.events.catalogue import EventsLanded
 from siyu.events.dispatch import Handler
 from siyu.events.outbox import StoredEvent
 from siyu.identity.service import MAP_TABLE
@@ -66,49 +68,65 @@ def _changes(row: dict[str, Any], known: set[str]) -> list[ConsentChange]:
     ]
 
 
-def land(app: App, brands: set[str]) -> int:
-    """Record the consent and subscription events of `brands` not recorded yet; returns rows written."""
+def land(app: App, brands: set[str], import_ids: set[str] | None = None) -> int:
+    """Record the consent and subscription events of `brands` (of those imports, if given) not
+    recorded yet; returns rows written."""
     events, idmap = latest(app.engine, "events"), app.engine.table(MAP_TABLE)
     if events is None or idmap is None:
         return 0
     mine = events.filter(events.brand.isin(list(brands)) & events.type.isin(TYPES))
+    if import_ids is not None:
+        mine = mine.filter(mine._import_id.isin(list(import_ids)))
     mine = mine.join(idmap.select(*NODE, "customer_id"), NODE)
     rows = rows_of(app, mine.select(*NODE, "customer_id", "event_id", "field", "type", "occurred_at",
                                     properties=mine.properties.cast("string")))  # fmt: skip
     if not rows:
         return 0
-    written = 0
     with app.store.begin(Actor.system(CONSENT_LEDGER)) as uow:
         s = uow.session
-        keys = select(ConsentRecord.source_key).where(ConsentRecord.source_key.like("event:%"))
-        seen = {k for k in s.scalars(keys) if k} | set(s.scalars(select(MiniProgramSubscription.source_key)))
+        known = {b: set(purposes(s, b)) for b in brands}
         changes: list[ConsentChange] = []
+        subscriptions: list[MiniProgramSubscription] = []
         for row in rows:  # the consent events only, a small share of the lake
             row["properties"] = json.loads(row["properties"] or "{}")
-            key = f"event:{row['brand']}:{row['source']}:{row['event_id']}"
             if row["type"] == "subscribe_message":
-                written += _subscription(uow, row, key, seen)
-                continue
-            known = set(purposes(s, row["brand"]))
-            changes += [c for c in _changes(row, known) if c.source_key not in seen]
-        written += do_record_consents(uow, changes)
-    return written
+                subscriptions += _subscription(row)
+            else:
+                changes += _changes(row, known[row["brand"]])
+        seen = _recorded(s, [c.source_key or "" for c in changes] + [m.source_key for m in subscriptions])
+        fresh = [m for m in subscriptions if m.source_key not in seen]
+        s.add_all(fresh)
+        return len(fresh) + do_record_consents(uow, [c for c in changes if c.source_key not in seen])
 
 
-def _subscription(uow: Any, row: dict[str, Any], key: str, seen: set[str]) -> int:
+def _recorded(session: Session, keys: list[str]) -> set[str]:
+    """Which of these keys the ledger already holds (asked in chunks, never every key ever)."""
+    seen: set[str] = set()
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        for column in (ConsentRecord.source_key, MiniProgramSubscription.source_key):
+            seen |= {k for k in session.scalars(select(column).where(column.in_(chunk))) if k}
+    return seen
+
+
+def _subscription(row: dict[str, Any]) -> list[MiniProgramSubscription]:
     props = row["properties"]
     template = props.get("template_id")
-    if not template or key in seen or _falsy(props.get("accepted", props.get("status", "accept"))):
-        return 0
-    uow.session.add(MiniProgramSubscription(brand=row["brand"], customer_id=row["customer_id"],
-                    template_id=str(template), source_key=key, granted_at=row["occurred_at"]))  # fmt: skip
-    return 1
+    if not template or _falsy(props.get("accepted", props.get("status", "accept"))):
+        return []
+    key = f"event:{row['brand']}:{row['source']}:{row['event_id']}"
+    return [MiniProgramSubscription(brand=row["brand"], customer_id=row["customer_id"], template_id=str(template),
+                                    source_key=key, granted_at=row["occurred_at"])]  # fmt: skip
 
 
 def consent_ledger(app: App) -> Handler:
     def handle(events: list[StoredEvent]) -> None:
         brands = {e.event.brand for e in events if e.event.brand}
-        if brands:
+        if not brands:
+            return
+        if all(isinstance(e.event, EventsLanded) for e in events):  # only what these imports landed
+            land(app, brands, {e.event.import_id for e in events if isinstance(e.event, EventsLanded)})
+        else:  # One-ID ran: events whose customer was unknown until now may resolve
             land(app, brands)
 
     return Handler(CONSENT_LEDGER, frozenset({"EventsLanded", "IdentityResolved"}), handle)
