@@ -176,3 +176,41 @@ def test_cli_consent_policy_and_list(cli_env: App, au: tuple[App, dict[str, str]
     view = customer_view(cli_env, ids["A"], "au")
     assert [m["id"] for m in view["messages"]] == [m["id"] for m in listed][:20]
     assert "13900000001" not in json.dumps(view["messages"])
+
+
+PROGRAM = """\
+version: 1
+program: au_club
+level: brand
+brands: [au]
+timezone: Asia/Shanghai
+enrolment: [membership, api]
+tiers:
+  levels:
+    - {code: member, name_zh: 会员, name_en: Member, threshold: 0}
+points:
+  expiry: {policy: never}
+"""
+
+
+def test_templates_see_loyalty_tier_balance_and_expiring_points(au: tuple[App, dict[str, str]], tmp_path: Path) -> None:
+    import datetime as dt
+
+    from siyu.loyalty.accounts import do_enrol_customer
+    from siyu.loyalty.points import do_earn
+    from siyu.loyalty.programs import do_apply_program, load_program
+
+    app, ids = au
+    now = app.clock()
+    (tmp_path / "club.yaml").write_text(PROGRAM, encoding="utf-8")
+    do_apply_program(app.store, tmp_path / "club.yaml", actor="test", at=now)
+    with app.store.unit_of_work() as s:
+        program = load_program(s, "au_club")
+        account = do_enrol_customer(s, program, lambda b, c: True, brand="au", customer_id=ids["C"], at=now,
+                                    actor="test", via="api")  # fmt: skip
+        soon, later = now + dt.timedelta(days=10), now + dt.timedelta(days=200)
+        do_earn(s, program, account.account_id, 500, key="e1", at=now, actor="test", expires_at=soon)
+        do_earn(s, program, account.account_id, 200, key="e2", at=now, actor="test", expires_at=later)
+    content = {"text": "{{ loyalty.tier_name_zh }}：{{ loyalty.balance }}分，{{ loyalty.expiring_points }}分将到期"}
+    out = render_for_customer(app, "au", ids["C"], "email", content, {})
+    assert out["text"] == "会员：700分，500分将到期"
