@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from siyu.core.errors import SiyuError
 from siyu.ingest.bounds import EARLIEST, MAX_FUTURE, TimeBounds
+from siyu.messaging.settings import ChannelSettings
 
 DEV_PII_KEY = "siyu-dev-key"  # published in this repository: fine for a demo, never for real customers
 
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     # Business timestamps outside [earliest, now + max_future] are rejected at the door (docs/import-schema.md).
     ingest_earliest: datetime = Field(default=EARLIEST, description="Earliest accepted business timestamp")
     ingest_max_future: timedelta = Field(default=MAX_FUTURE, description="How far past now a timestamp may be")
+
+    # Outbound channels: SIYU_SMTP_*, SIYU_SMS_*, SIYU_WECHAT_*, SIYU_MESSAGING_* (docs/messaging.md).
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)
 
     @field_validator("ingest_earliest")
     @classmethod

@@ -32,6 +32,7 @@ from siyu.customers.view import find_customer_ids
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.loyalty.programs import do_apply_program
+from siyu.messaging.unsubscribe import Unsubscribe, make_token
 from siyu.metrics.materialise import materialise_layers, materialise_rfm
 
 PROGRAM = """\
@@ -112,7 +113,8 @@ def seeded(app: App, tmp_path: Path) -> Iterator[Seeded]:
     secret = new_key(app, "fx", "read,loyalty,admin,pii")
     customer_id = find_customer_ids(app, "13800000001", "fx")[0]  # A
     api = create_app(app, run_loader=False)
-    ids = {"customer_id": customer_id, "code": "phones", "program": "fx_club"}
+    token = make_token(app.settings.pii_key, Unsubscribe("fx", customer_id, "marketing_email", 1))
+    ids = {"customer_id": customer_id, "code": "phones", "program": "fx_club", "token": token}
     with serving(api) as url:
         with httpx.Client(base_url=url, timeout=120) as client:
             enrolled = client.post("/api/v1/loyalty/fx_club/members", json={"customer_id": customer_id},

@@ -10,6 +10,7 @@ from siyu.cli import (
     audience,
     audit,
     clv,
+    consent,
     customer,
     demo,
     events,
@@ -19,6 +20,7 @@ from siyu.cli import (
     journey,
     keys,
     loyalty,
+    messages,
     metrics,
     report,
     serve,
@@ -65,6 +67,8 @@ app.add_typer(loyalty.loyalty_app, name="loyalty")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(events.events_app, name="events")
 app.add_typer(journey.journey_app, name="journey")
+app.add_typer(messages.messages_app, name="messages")
+app.add_typer(consent.consent_app, name="consent")
 
 
 def main() -> None:

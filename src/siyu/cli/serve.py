@@ -111,5 +111,7 @@ def worker_command(
         from siyu.journeys.runner import run_loop  # due journey steps (营销旅程), beside the loader
 
         threading.Thread(target=run_loop, args=(with_own_engine(app), stop), daemon=True).start()
+        from siyu.messaging.dispatch import Dispatcher  # sends due messages beside the loader (触达)
+        threading.Thread(target=Dispatcher(with_own_engine(app)).run, args=(stop,), daemon=True).start()
         console.print("loader running 入湖进程运行中 (Ctrl-C to stop)")
         loader.run(stop)

@@ -106,6 +106,7 @@ def customer_view(app: App, key: str, brand: str | None = None, mask: bool = Tru
         "lights": customer_lights(app, customer_id, brand_code),
         "loyalty": _loyalty(app, brand_code, customer_id, mask),
         "journeys": _journeys(app, brand_code, customer_id),
+        "messages": _messages(app, brand_code, customer_id),
     }
 
 
@@ -114,6 +115,14 @@ def _journeys(app: App, brand: str, customer_id: str) -> list[dict[str, Any]]:
     from siyu.journeys.manual import customer_journeys
 
     return customer_journeys(app, brand, customer_id)
+
+
+def _messages(app: App, brand: str, customer_id: str) -> list[dict[str, Any]]:
+    """The latest messages sent (or suppressed) to the customer, addresses masked (触达记录)."""
+    from siyu.messaging.listing import list_messages
+
+    with app.store.unit_of_work() as session:
+        return list_messages(session, brand=brand, customer_ids=[customer_id], limit=20)
 
 
 def _loyalty(app: App, brand: str, customer_id: str, mask: bool) -> list[dict[str, Any]]:

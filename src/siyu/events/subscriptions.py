@@ -4,6 +4,7 @@
 | ----------------- | --------------------------------- | ------------------------------------------------- |
 | `loyalty_posting` | OrdersLanded, IdentityResolved    | `siyu loyalty sync` of the programs of the brands |
 | `journey_triggers`| *Landed, IdentityResolved, TierChanged | enrol event-triggered journeys; release wait_for |
+| `consent_ledger`  | EventsLanded, IdentityResolved    | consent events → the consent ledger (messaging)    |
 
 Journeys, guides and referral subscribe here the same way. Every handler is idempotent: it re-reads
 the lake and the store, so a batch delivered twice (after a crash) changes nothing the second time.
@@ -40,5 +41,6 @@ def loyalty_posting(app: App) -> Handler:
 
 def handlers(app: App) -> list[Handler]:
     from siyu.journeys.handler import journey_triggers
+    from siyu.messaging.consent_events import consent_ledger
 
-    return [loyalty_posting(app), journey_triggers(app)]
+    return [loyalty_posting(app), journey_triggers(app), consent_ledger(app)]

@@ -17,8 +17,9 @@ from siyu.store.models import Base
 Id = BigInteger().with_variant(Integer, "sqlite")
 
 # queued → sending → sent → delivered | failed; deferred (quiet hours: not_before) → queued;
-# suppressed (consent, cap, holdout…: never sent, kept with its reason).
-STATUSES = ("queued", "deferred", "sending", "sent", "delivered", "failed", "suppressed")
+# suppressed (consent, cap, holdout…: never sent, kept with its reason); refused: the provider or the
+# customer refused it (no subscription, not following).
+STATUSES = ("queued", "deferred", "sending", "sent", "delivered", "failed", "refused", "suppressed")
 
 
 class OutboundMessage(Base):

@@ -7,6 +7,7 @@ from siyu.events import outbox as outbox_models
 from siyu.guides import models as guide_models
 from siyu.journeys import models as journey_models
 from siyu.loyalty import models as loyalty_models
+from siyu.messaging import ledger_models as messaging_ledger_models
 from siyu.messaging import models as messaging_models
 
 REGISTERED = (
@@ -16,5 +17,6 @@ REGISTERED = (
     journey_models,
     loyalty_models,
     messaging_models,
+    messaging_ledger_models,
     outbox_models,
 )

@@ -1,0 +1,263 @@
+"""The dispatcher (发送器): claims due messages, sends them through their channel, records the answer.
+
+1. Claim (one short transaction): up to `messaging_batch` rows that are queued/deferred with
+   `not_before ≤ now`, or `sending` with an expired lease (their dispatcher died), are set to
+   `sending` with `leased_until = now + lease` — `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+   dispatchers split the work; SQLite serialises claims with BEGIN IMMEDIATE.
+2. Per message: consent is checked again (it may have been withdrawn since the enqueue); a row
+   queued without rendering is rendered now; a mini-program message consumes one subscription.
+3. Send, within the channel's rate (messages per second per provider account, per process).
+4. Record (one transaction, only while our lease stands): sent / delivered / failed / refused, or
+   back to queued with exponential backoff for a transient failure, `failed` after
+   `messaging_max_attempts`.
+
+Exactly once (docs/messaging.md): a message is claimed by one dispatcher at a time; a crash
+between claim and send re-sends after the lease expires, which the provider-side idempotency key
+(SMS OutId, webhook Idempotency-Key, e-mail Message-ID) makes recognisable. A crash between the
+provider's acceptance and our record is the one window that can deliver twice where the provider
+does not deduplicate (SMTP): such a row is marked `resent_after_lease` and counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_, select, update
+
+from siyu.messaging.channels import registry  # noqa: F401  (registers the adapters)
+from siyu.messaging.channels.base import Channel, Outbound, SendResult, channel_factory
+from siyu.messaging.consent import blocked_by
+from siyu.messaging.ledger_models import MiniProgramSubscription
+from siyu.messaging.models import OutboundMessage
+from siyu.messaging.policy import load_policy
+
+if TYPE_CHECKING:
+    from siyu.bootstrap import App
+
+log = logging.getLogger("siyu.messaging")
+RESENT = "resent_after_lease"
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    refused: int = 0
+    suppressed: int = 0
+    retried: int = 0
+    resent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RateLimiter:
+    """At most `rate` sends a second per channel in this process (spaced evenly)."""
+
+    rates: dict[str, float]
+    _next: dict[str, float] = field(default_factory=dict)
+
+    def wait(self, channel: str) -> None:
+        rate = self.rates.get(channel)
+        if not rate:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next.get(channel, now))
+        self._next[channel] = slot + 1.0 / rate
+        if slot > now:
+            time.sleep(slot - now)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    idempotency_key: str
+    brand: str
+    customer_id: str | None
+    channel: str
+    category: str
+    payload: dict[str, Any]
+    attempts: int
+    lease: dt.datetime
+    resent: bool
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        app: App,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+        channels: dict[str, Channel] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = app.settings.channels
+        clock = clock or app.clock
+        self.clock: Callable[[], dt.datetime] = lambda: clock().astimezone(dt.UTC)  # stored UTC (SQLite: no offset)
+        self.channels: dict[str, Channel] = dict(channels or {})
+        self.limiter = RateLimiter(dict(self.settings.messaging_rate))
+
+    def channel(self, name: str) -> Channel:
+        if name not in self.channels:
+            self.channels[name] = channel_factory(name)(self.app.settings)
+        return self.channels[name]
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    def claim(self, now: dt.datetime) -> list[Claimed]:
+        store = self.app.store
+        lease = now + dt.timedelta(seconds=self.settings.messaging_lease_seconds)
+        m = OutboundMessage
+        due = or_(
+            and_(m.status.in_(("queued", "deferred")), m.not_before <= now),
+            and_(m.status == "sending", m.leased_until < now),
+        )
+        q = select(m).where(due).order_by(m.not_before, m.id).limit(self.settings.messaging_batch)
+        if store.engine.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        out: list[Claimed] = []
+        with store.write_unit() as session:
+            for row in session.scalars(q).all():
+                resent = row.status == "sending"  # its dispatcher died after claiming it
+                row.status, row.leased_until, row.updated_at = "sending", lease, now
+                row.attempts += 1
+                out.append(
+                    Claimed(row.id, row.idempotency_key, row.brand, row.customer_id, row.channel, row.category,
+                            json.loads(row.payload), row.attempts, lease, resent)
+                )  # fmt: skip
+        return out
+
+    # -- record ----------------------------------------------------------------------------------
+
+    def _record(self, c: Claimed, now: dt.datetime, **values: Any) -> bool:
+        """Write the outcome while our lease stands (it is the fencing token); False if lost."""
+        m = OutboundMessage
+        with self.app.store.write_unit() as session:
+            done = session.execute(
+                update(m)
+                .where(m.id == c.id, m.status == "sending", m.leased_until == c.lease)
+                .values(leased_until=None, updated_at=now, **values)
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def _outcome(self, c: Claimed, result: SendResult, now: dt.datetime, stats: DispatchStats) -> None:
+        note = RESENT if c.resent else None
+        if result.status in ("sent", "delivered"):
+            stats.sent += 1
+            self._record(c, now, status=result.status, provider_id=result.provider_id, sent_at=now, reason=note)
+        elif result.status == "retry" and c.attempts < self.settings.messaging_max_attempts:
+            stats.retried += 1
+            delay = result.retry_after_s or self.settings.messaging_retry_base * 2 ** (c.attempts - 1)
+            self._record(c, now, status="queued", not_before=now + dt.timedelta(seconds=min(delay, 6 * 3600)),
+                         reason=f"retry: {result.error}"[:400])  # fmt: skip
+        else:
+            status = "refused" if result.status == "refused" else "failed"
+            stats.refused += status == "refused"
+            stats.failed += status == "failed"
+            self._record(c, now, status=status, reason=(result.error or status)[:400])
+
+    # -- per message -----------------------------------------------------------------------------
+
+    def _prepare(self, c: Claimed, now: dt.datetime) -> tuple[dict[str, Any] | None, str | None]:
+        """(payload to send, None) or (None, reason to suppress)."""
+        with self.app.store.unit_of_work() as session:
+            reason = blocked_by(session, c.brand, c.customer_id, c.channel, c.category)
+            policy = load_policy(session, c.brand)
+        if reason:
+            return None, reason
+        payload = c.payload
+        if not payload.get("rendered"):
+            # imported here: rendering reads the lake (Ibis); a dispatcher of rendered rows never does
+            from siyu.messaging.compose import NoAddressError, compose
+            from siyu.messaging.templates import TemplateRenderError
+
+            try:
+                payload = {"rendered": True, **compose(
+                    self.app, message_id=c.id, brand=c.brand, customer_id=c.customer_id, channel=c.channel,
+                    category=c.category, content=payload.get("content", {}), context=payload.get("context", {}),
+                    webhook_url=policy.webhook_url,
+                )}  # fmt: skip
+            except NoAddressError as error:
+                return None, str(error)
+            except TemplateRenderError as error:
+                return None, f"template_error: {error.message}"
+            with self.app.store.write_unit() as session:  # the same content if this send is retried
+                session.execute(
+                    update(OutboundMessage).where(OutboundMessage.id == c.id)
+                    .values(payload=json.dumps(payload, ensure_ascii=False, default=str))
+                )  # fmt: skip
+        if c.channel == "miniprogram" and not self._consume_subscription(c, payload, now):
+            return None, "no_subscription"
+        if c.channel == "webhook":
+            payload = {**payload, "_secret": policy.webhook_secret or ""}
+        return payload, None
+
+    def _consume_subscription(self, c: Claimed, payload: dict[str, Any], now: dt.datetime) -> bool:
+        """Take one unused subscription of the customer for the template (or the one this message
+        already took before a crash)."""
+        s = MiniProgramSubscription
+        with self.app.store.write_unit() as session:
+            mine = select(s.id).where(s.used_by == c.id).limit(1)
+            if session.scalar(mine) is not None:
+                return True
+            q = select(s).where(s.brand == c.brand, s.customer_id == c.customer_id,
+                                s.template_id == str(payload.get("template_id")), s.used_by.is_(None))  # fmt: skip
+            q = q.order_by(s.granted_at, s.id).limit(1)
+            if self.app.store.engine.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            sub = session.scalars(q).first()
+            if sub is None:
+                return False
+            sub.used_by, sub.used_at = c.id, now
+            return True
+
+    def deliver(self, c: Claimed, stats: DispatchStats) -> None:
+        now = self.clock()
+        stats.resent += c.resent
+        payload, reason = self._prepare(c, now)
+        if payload is None:
+            stats.suppressed += 1
+            self._record(c, now, status="suppressed", reason=(reason or "")[:400])
+            return
+        self.limiter.wait(c.channel)
+        outbound = Outbound(c.id, c.idempotency_key, c.brand, c.customer_id, c.channel, c.category, payload)
+        try:
+            result = self.channel(c.channel).send(outbound)
+        except Exception as error:  # an adapter bug must not stop the queue; logged by type (PII)
+            log.error("channel %s failed: %s", c.channel, type(error).__name__)
+            result = SendResult("retry", error=f"adapter error {type(error).__name__}")
+        self._outcome(c, result, self.clock(), stats)
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    def run_once(self, max_messages: int | None = None) -> DispatchStats:
+        """Send everything due now (claiming batch after batch), then return."""
+        stats = DispatchStats()
+        while max_messages is None or stats.claimed < max_messages:
+            batch = self.claim(self.clock())
+            if not batch:
+                break
+            stats.claimed += len(batch)
+            for c in batch:
+                self.deliver(c, stats)
+        return stats
+
+    def run(self, stop: threading.Event, poll: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                stats = self.run_once()
+            except Exception as error:  # the store was unreachable: try again
+                log.error("dispatcher pass failed: %s", type(error).__name__)
+                stop.wait(5.0)
+                continue
+            if not stats.claimed:
+                stop.wait(poll)
