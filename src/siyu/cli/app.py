@@ -12,6 +12,7 @@ from siyu.cli import (
     clv,
     customer,
     demo,
+    guides,
     identity,
     importing,
     inbox,
@@ -61,6 +62,7 @@ app.add_typer(tags.tags_app, name="tags")
 app.add_typer(audience.audience_app, name="audience")
 app.add_typer(loyalty.loyalty_app, name="loyalty")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(guides.guides_app, name="guides")
 
 
 def main() -> None:

@@ -32,11 +32,19 @@ def do_create_task(uow: UnitOfWork, request: TaskRequest) -> tuple[int, bool]:
     if existing is not None:
         return existing, False
     task = GuideTask(
-        idempotency_key=request.idempotency_key, brand=request.brand, customer_id=request.customer_id,
-        assignee_staff_id=request.assignee_staff_id, store_code=request.store_code, kind=request.kind,
-        title=request.title, body=request.body, source=request.source, due_at=request.due_at, status="open",
+        idempotency_key=request.idempotency_key,
+        brand=request.brand,
+        customer_id=request.customer_id,
+        assignee_staff_id=request.assignee_staff_id,
+        store_code=request.store_code,
+        kind=request.kind,
+        title=request.title,
+        body=request.body,
+        source=request.source,
+        due_at=request.due_at,
+        status="open",
         created_at=uow.now,
-    )  # fmt: skip
+    )
     s.add(task)
     s.flush()
     uow.audit("task.create", "guide_task", str(task.id), brand=request.brand, after={"kind": request.kind})

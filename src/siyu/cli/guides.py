@@ -1,0 +1,66 @@
+"""`siyu guides …`: guides and stores (导购 · 门店) — rules, binding runs, tasks, performance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
+from siyu.core.errors import UnreadableFileError
+from siyu.store.models import Brand
+
+guides_app = typer.Typer(
+    help="Guides and stores 导购 · 门店: binding rules, binding runs, tasks, performance.", no_args_is_help=True
+)
+rules_app = typer.Typer(help="Binding and attribution rules 绑定与归属规则 (YAML, versioned).", no_args_is_help=True)
+tasks_app = typer.Typer(help="Guide tasks 导购任务: list, mark done.", no_args_is_help=True)
+guides_app.add_typer(rules_app, name="rules")
+guides_app.add_typer(tasks_app, name="tasks")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+BrandOpt = Annotated[str | None, typer.Option("--brand", help="Only this brand (default: every brand)")]
+
+
+@rules_app.command("apply")
+def rules_apply(
+    file: Annotated[Path, typer.Argument(help="Rules YAML file (see docs/guides.md)")], as_json: JsonOpt = False
+) -> None:
+    """Validate a rules file and apply it; a changed file needs a higher `version:`."""
+    from siyu.guides.rulebook import do_apply_rules
+
+    with user_errors():
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UnreadableFileError(f"{file}: cannot read ({e.strerror}) (无法读取文件)") from e
+        app = get_app()
+        with app.store.begin(cli_actor()) as uow:
+            rules, applied = do_apply_rules(uow, text, str(file))
+    data = {"brand": rules.brand, "version": rules.version, "status": "applied" if applied else "unchanged"}
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"guide rules 导购规则 {rules.brand} v{rules.version}: {data['status']}")
+
+
+@guides_app.command("bind")
+def bind_command(brand: BrandOpt = None, as_json: JsonOpt = False) -> None:
+    """Recompute customer–guide bindings (客户归属) from WeCom friends, store purchases, share
+    visits and manual / transfer bindings; safe to re-run any time."""
+    from siyu.guides.bindings import run_binding
+
+    with user_errors():
+        app = get_app()
+        with app.store.unit_of_work() as session:
+            brands = [brand] if brand else sorted(session.scalars(select(Brand.code)))
+        results = [run_binding(app, b, actor=f"cli:{cli_actor().id}") for b in brands]
+    if as_json:
+        print_json([r.as_json() for r in results])
+        return
+    for r in results:
+        console.print(
+            f"{r.brand}: {r.bound} bindings 绑定, {r.changed_customers} customers changed 变更 "
+            f"({r.claims} claims, {r.steps} steps, {r.seconds}s)"
+        )

@@ -1,0 +1,215 @@
+"""Binding modes, locks, release and re-add, manual bindings and sales credit, on hand-worked
+timelines (January 2024; locks: add 10 days, share visit 20, purchase 30)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.guides_world import World, customer_ids, day, rules_yaml
+from siyu.bootstrap import App, bootstrap
+from siyu.config import Settings
+from siyu.core.actor import Actor
+from siyu.events.outbox import StoredEvent, after
+from siyu.guides.bindings import HISTORY_TABLE, current_guide, do_bind_manually, run_binding
+from siyu.guides.credit import credited, paid_orders
+from siyu.guides.rulebook import do_apply_rules, rules_in_force
+
+MODES = {"ff": "first_friend", "ps": "first_friend_per_store", "ef": "every_friend"}
+CREDITS = {"cn": "none", "cb": "bound_guide", "co": "order_guide"}
+
+
+def build(world: World) -> None:
+    w = world
+    for b in (*MODES, *CREDITS):
+        w.brand(b)
+    # -- ff: first friend overall ---------------------------------------------------------------
+    for c in ("c1", "c2", "c3", "c4"):
+        w.customer("ff", c)
+    # c1: Jan 1 adds g1 (locked to Jan 11); Jan 5 buys from g2 at s2: locked, stays g1; Jan 15 buys
+    # from g2 again: lock ran out, g2 takes over (purchase lock to Feb 14); Jan 20 adds g3: an add
+    # never takes a customer from another guide.
+    w.friend("ff", "c1", "g1", 1)
+    w.order("ff", "ff-o1", "c1", 5, 1000, "s2", "g2")
+    w.order("ff", "ff-o2", "c1", 15, 1000, "s2", "g2")
+    w.friend("ff", "c1", "g3", 20)
+    # c2: Jan 1 adds g1 (lock to Jan 11); Jan 8 visits g1's share page (lock to Jan 28); Jan 20 buys
+    # from g2: still locked, stays g1.
+    w.friend("ff", "c2", "g1", 1)
+    w.share_visit("ff", "ff-e1", "c2", "g1", 8)
+    w.order("ff", "ff-o3", "c2", 20, 500, "s2", "g2")
+    # c3: adds g1 Jan 1, deletes g1 Jan 10 (released), re-adds g1 Jan 15: bound again from Jan 15.
+    w.friend("ff", "c3", "g1", 1, end=10)
+    w.friend("ff", "c3", "g1", 15)
+    # c4: adds g1 Jan 1; a manual binding to g2 on Jan 3 overrides the lock (test adds it).
+    w.friend("ff", "c4", "g1", 1)
+    # -- ps: first friend per store: c1 adds g1 (s1) Jan 1, g2 (s2) Jan 2, g1b (s1) Jan 3 -----------
+    w.customer("ps", "c1")
+    w.friend("ps", "c1", "g1", 1)
+    w.friend("ps", "c1", "g2", 2)
+    w.friend("ps", "c1", "g1b", 3)
+    # -- ef: every friend: c1 adds g1 Jan 1, g2 Jan 2 (deletes g2 Jan 5); buys from g3 at s3 Jan 6 -----
+    w.customer("ef", "c1")
+    w.friend("ef", "c1", "g1", 1)
+    w.friend("ef", "c1", "g2", 2, end=5)
+    w.order("ef", "ef-o1", "c1", 6, 800, "s3", "g3")
+    # -- sales credit: c1 added g1 (s1) Jan 1; c2 has no guide ------------------------------------
+    for b in CREDITS:
+        w.customer(b, "c1")
+        w.customer(b, "c2")
+        w.friend(b, "c1", "g1", 1)
+        w.order(b, f"{b}-o1", "c1", 3, 1000, "s2", "g2")  # store order with guide_code (g2 locked out)
+        w.order(b, f"{b}-o2", "c1", 4, 2000, "s1")  # store order, no guide_code
+        w.order(b, f"{b}-o3", "c1", 5, 3000, source="tmall")  # online order
+        w.order(b, f"{b}-o4", "c2", 6, 4000, "s3")  # store order of an unbound customer
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, dict[str, dict[str, str]]]]:
+    home = tmp_path_factory.mktemp("guides")
+    app = bootstrap(Settings(home=home, database_url=f"sqlite:///{home / 'siyu.db'}"))
+    w = World()
+    build(w)
+    w.load(app, home / "import")
+    ids = {b: customer_ids(app, b) for b in (*MODES, *CREDITS)}
+    with app.store.begin(Actor.user("test")) as uow:
+        for b, mode in MODES.items():
+            do_apply_rules(uow, rules_yaml(b, mode), f"{b}.yaml")
+        for b, credit in CREDITS.items():
+            do_apply_rules(uow, rules_yaml(b, credit=credit), f"{b}.yaml")
+        do_bind_manually(uow, "ff", ids["ff"]["c4"], "g2", at=day(3))
+    for b in (*MODES, *CREDITS):
+        run_binding(app, b)
+    yield app, ids
+    app.store.engine.dispose()
+
+
+def guide(app: App, brand: str, customer: str, store: str | None = None) -> tuple[str, str | None, str] | None:
+    with app.store.unit_of_work() as session:
+        g = current_guide(session, brand, customer, store)
+    return None if g is None else (g.staff_id, g.store_code, g.source)
+
+
+def history(app: App, brand: str, customer: str) -> list[tuple[str, str, str, int, int | None]]:
+    t = app.engine.table(HISTORY_TABLE)
+    assert t is not None
+    rows = app.engine.to_arrow(t.filter((t.brand == brand) & (t.customer_id == customer))).to_pylist()
+    out = [
+        (r["scope"], r["staff_id"], r["source"], r["valid_from"].day, r["valid_to"] and r["valid_to"].day) for r in rows
+    ]
+    return sorted(out, key=lambda r: (r[3], r[0]))
+
+
+def test_first_friend_purchase_takes_over_only_after_the_lock(world) -> None:
+    app, ids = world
+    c1 = ids["ff"]["c1"]
+    assert guide(app, "ff", c1) == ("g2", "s2", "purchase")
+    assert history(app, "ff", c1) == [("*", "g1", "wecom_add", 1, 15), ("*", "g2", "purchase", 15, None)]
+    with app.store.unit_of_work() as session:
+        g = current_guide(session, "ff", c1)
+    assert g is not None and g.locked_until == day(15).replace(month=2, day=14)  # Jan 15 + 30 days
+
+
+def test_a_share_visit_extends_the_lock(world) -> None:
+    app, ids = world
+    # Jan 8 + 20 days = Jan 28 > Jan 20: g2's purchase cannot take c2
+    assert guide(app, "ff", ids["ff"]["c2"]) == ("g1", "s1", "wecom_add")
+
+
+def test_delete_releases_and_a_re_add_binds_again(world) -> None:
+    app, ids = world
+    c3 = ids["ff"]["c3"]
+    assert history(app, "ff", c3) == [("*", "g1", "wecom_add", 1, 10), ("*", "g1", "wecom_add", 15, None)]
+    assert guide(app, "ff", c3) == ("g1", "s1", "wecom_add")
+
+
+def test_a_manual_binding_overrides_the_lock(world) -> None:
+    app, ids = world
+    c4 = ids["ff"]["c4"]
+    assert guide(app, "ff", c4) == ("g2", "s2", "manual")
+    assert history(app, "ff", c4) == [("*", "g1", "wecom_add", 1, 3), ("*", "g2", "manual", 3, None)]
+
+
+def test_first_friend_per_store_keeps_one_guide_per_store(world) -> None:
+    app, ids = world
+    c1 = ids["ps"]["c1"]
+    # s1: g1 (Jan 1) keeps it against g1b (Jan 3); s2: g2 (Jan 2)
+    assert history(app, "ps", c1) == [("s1", "g1", "wecom_add", 1, None), ("s2", "g2", "wecom_add", 2, None)]
+    assert guide(app, "ps", c1, store="s1") == ("g1", "s1", "wecom_add")
+    assert guide(app, "ps", c1) == ("g2", "s2", "wecom_add")  # no store asked: the latest binding
+
+
+def test_every_friend_binds_each_guide_until_deleted(world) -> None:
+    app, ids = world
+    c1 = ids["ef"]["c1"]
+    assert history(app, "ef", c1) == [
+        ("g1", "g1", "wecom_add", 1, None),
+        ("g2", "g2", "wecom_add", 2, 5),
+        ("g3", "g3", "purchase", 6, None),
+    ]
+    assert guide(app, "ef", c1) == ("g3", "s3", "purchase")
+
+
+def credit_rows(app: App, brand: str) -> dict[str, tuple[str | None, str | None, str]]:
+    with app.store.unit_of_work() as session:
+        rules = rules_in_force(session, brand)
+    orders = paid_orders(app, brand)
+    hist = app.engine.table(HISTORY_TABLE)
+    assert orders is not None and hist is not None
+    t = app.engine.to_arrow(credited(orders, hist.filter(hist.brand == brand), rules)).to_pylist()
+    return {r["order_id"].split("-")[1]: (r["credited_staff"], r["credited_store"], r["credit_via"]) for r in t}
+
+
+def test_sales_credit_none(world) -> None:
+    app, _ = world
+    assert credit_rows(app, "cn") == {
+        "o1": (None, "s2", "none"),
+        "o2": (None, "s1", "none"),
+        "o3": (None, None, "none"),
+        "o4": (None, "s3", "none"),
+    }
+
+
+def test_sales_credit_bound_guide(world) -> None:
+    app, _ = world
+    assert credit_rows(app, "cb") == {
+        "o1": ("g1", "s2", "bound_guide"),  # g2 wrote the order, but g1 is bound (lock to Jan 11)
+        "o2": ("g1", "s1", "bound_guide"),
+        "o3": ("g1", "s1", "bound_guide"),  # online: the bound guide's store (线上订单归属门店)
+        "o4": (None, "s3", "none"),
+    }
+
+
+def test_sales_credit_order_guide_else_bound_else_store(world) -> None:
+    app, _ = world
+    assert credit_rows(app, "co") == {
+        "o1": ("g2", "s2", "order_guide"),
+        "o2": ("g1", "s1", "bound_guide"),
+        "o3": ("g1", "s1", "bound_guide"),
+        "o4": (None, "s3", "store"),
+    }
+
+
+def test_a_rerun_changes_nothing_and_emits_no_event(world) -> None:
+    app, _ = world
+    result = run_binding(app, "ff")
+    assert result.changed_customers == 0 and result.bound == 4
+
+
+def test_binding_changed_event_names_the_customers(world) -> None:
+    app, ids = world
+    with app.store.unit_of_work() as session:
+        events: list[StoredEvent] = [e for e in after(session, -1, -1, 10_000) if e.event.type == "BindingChanged"]
+    ef = [e.event for e in events if e.event.brand == "ef"]
+    assert len(ef) == 1 and ef[0].customer_ids == (ids["ef"]["c1"],)  # type: ignore[attr-defined]
+
+
+def test_apply_rules_errors_name_file_and_line(tmp_path: Path) -> None:
+    from siyu.guides.rules import RulesError, parse_rules
+
+    text = "brand: demo\nversion: 1\nbinding:\n  mode: first_friend\n  locks:\n    add: -3\n"
+    with pytest.raises(RulesError) as e:
+        parse_rules(text, "rules.yaml")
+    assert "rules.yaml:6: binding.locks.add" in e.value.message
