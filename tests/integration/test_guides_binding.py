@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.guides_world import World, customer_ids, day, rules_yaml
+from fixtures.guides_world import RELATIONS, World, customer_ids, day, iso, rules_yaml
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
 from siyu.core.actor import Actor
 from siyu.events.outbox import StoredEvent, after
 from siyu.guides.bindings import HISTORY_TABLE, current_guide, do_bind_manually, run_binding
 from siyu.guides.credit import credited, paid_orders
+from siyu.guides.handlers import guide_binding
 from siyu.guides.rulebook import do_apply_rules, rules_in_force
+from siyu.ingest.importer import import_path
 
 MODES = {"ff": "first_friend", "ps": "first_friend_per_store", "ef": "every_friend"}
 CREDITS = {"cn": "none", "cb": "bound_guide", "co": "order_guide"}
@@ -23,7 +25,7 @@ CREDITS = {"cn": "none", "cb": "bound_guide", "co": "order_guide"}
 
 def build(world: World) -> None:
     w = world
-    for b in (*MODES, *CREDITS):
+    for b in (*MODES, *CREDITS, "hx"):
         w.brand(b)
     # -- ff: first friend overall ---------------------------------------------------------------
     for c in ("c1", "c2", "c3", "c4"):
@@ -55,6 +57,9 @@ def build(world: World) -> None:
     w.friend("ef", "c1", "g1", 1)
     w.friend("ef", "c1", "g2", 2, end=5)
     w.order("ef", "ef-o1", "c1", 6, 800, "s3", "g3")
+    # -- hx: bound by the event handler when a new relation lands (the test imports it) -------------
+    w.customer("hx", "c1")
+    w.friend("hx", "c1", "g1", 1, end=2)
     # -- sales credit: c1 added g1 (s1) Jan 1; c2 has no guide ------------------------------------
     for b in CREDITS:
         w.customer(b, "c1")
@@ -73,12 +78,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, dict[
     w = World()
     build(w)
     w.load(app, home / "import")
-    ids = {b: customer_ids(app, b) for b in (*MODES, *CREDITS)}
+    ids = {b: customer_ids(app, b) for b in (*MODES, *CREDITS, "hx")}
     with app.store.begin(Actor.user("test")) as uow:
         for b, mode in MODES.items():
             do_apply_rules(uow, rules_yaml(b, mode), f"{b}.yaml")
         for b, credit in CREDITS.items():
             do_apply_rules(uow, rules_yaml(b, credit=credit), f"{b}.yaml")
+        do_apply_rules(uow, rules_yaml("hx"), "hx.yaml")
         do_bind_manually(uow, "ff", ids["ff"]["c4"], "g2", at=day(3))
     for b in (*MODES, *CREDITS):
         run_binding(app, b)
@@ -213,3 +219,17 @@ def test_apply_rules_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(RulesError) as e:
         parse_rules(text, "rules.yaml")
     assert "rules.yaml:6: binding.locks.add" in e.value.message
+
+
+def test_landed_relations_rebind_through_the_event_handler(world, tmp_path: Path) -> None:
+    app, ids = world
+    assert guide(app, "hx", ids["hx"]["c1"]) is None  # added g1 on Jan 1, deleted g1 on Jan 2
+    f = tmp_path / "relations.csv"
+    f.write_text(RELATIONS + f"hx,wecom,wecom,wecom_friend,c1,{iso(4)},,g2\n")
+    import_path(app, f)
+    with app.store.unit_of_work() as session:
+        landed = [e for e in after(session, -1, -1, 10_000) if e.event.type == "RelationsLanded"]
+    handler = guide_binding(app)
+    assert "RelationsLanded" in handler.types
+    handler.handle([e for e in landed if e.event.brand == "hx"])
+    assert guide(app, "hx", ids["hx"]["c1"]) == ("g2", "s2", "wecom_add")

@@ -3,6 +3,7 @@
 | handler           | consumes                          | does                                              |
 | ----------------- | --------------------------------- | ------------------------------------------------- |
 | `loyalty_posting` | OrdersLanded, IdentityResolved    | `siyu loyalty sync` of the programs of the brands |
+| `guide_binding`   | OrdersLanded, RelationsLanded, IdentityResolved | `siyu guides bind` of the brands     |
 
 Journeys, guides and referral subscribe here the same way. Every handler is idempotent: it re-reads
 the lake and the store, so a batch delivered twice (after a crash) changes nothing the second time.
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from siyu.bootstrap import App
 from siyu.events.dispatch import Handler
 from siyu.events.outbox import StoredEvent
+from siyu.guides.handlers import guide_binding
 from siyu.loyalty.models import ProgramBrand
 from siyu.loyalty.sync import sync
 
@@ -38,4 +40,4 @@ def loyalty_posting(app: App) -> Handler:
 
 
 def handlers(app: App) -> list[Handler]:
-    return [loyalty_posting(app)]
+    return [loyalty_posting(app), guide_binding(app)]
