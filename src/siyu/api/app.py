@@ -26,7 +26,7 @@ from siyu.api.deps import ApiState, EnginePool
 from siyu.api.gzip import BodyLimitMiddleware
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
-from siyu.api.routes import audiences, ingest, loyalty, ops, read, segment
+from siyu.api.routes import audiences, guides, ingest, loyalty, ops, read, segment
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
 from siyu.ingest.inbox import GroupCommitter
@@ -116,7 +116,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     errors.install(api)
     api.add_middleware(BodyLimitMiddleware)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
-    for module in (ops, segment, ingest, read, audiences, loyalty):
+    for module in (ops, segment, ingest, read, audiences, loyalty, guides):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

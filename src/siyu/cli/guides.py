@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 from sqlalchemy import select
 
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
@@ -64,3 +65,72 @@ def bind_command(brand: BrandOpt = None, as_json: JsonOpt = False) -> None:
             f"{r.brand}: {r.bound} bindings 绑定, {r.changed_customers} customers changed 变更 "
             f"({r.claims} claims, {r.steps} steps, {r.seconds}s)"
         )
+
+
+@tasks_app.command("list")
+def tasks_list(
+    brand: BrandOpt = None,
+    staff: Annotated[str | None, typer.Option("--staff", help="Only this staff member's tasks")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="open | done | cancelled")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List guide tasks (导购任务): journeys, churn alerts, SOP, sensitive words; due first."""
+    from siyu.guides.tasks import list_tasks
+
+    with user_errors():
+        app = get_app()
+        with app.store.unit_of_work() as session:
+            tasks = list_tasks(session, brand, staff, status)
+    if as_json:
+        print_json(tasks)
+        return
+    table = Table("id", "brand", "assignee 负责人", "store 门店", "kind", "title 标题", "due 截止", "status")
+    for t in tasks:
+        table.add_row(
+            *(
+                str(t[k] or "")
+                for k in ("id", "brand", "assignee_staff_id", "store_code", "kind", "title", "due_at", "status")
+            )
+        )
+    console.print(table)
+
+
+@tasks_app.command("done")
+def tasks_done(
+    task_id: Annotated[int, typer.Argument(help="Task id (from `siyu guides tasks list`)")],
+    result: Annotated[str | None, typer.Option("--result", help="What was done 处理结果")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a task done (again: unchanged)."""
+    from siyu.guides.tasks import do_mark_done
+
+    with user_errors():
+        app = get_app()
+        with app.store.begin(cli_actor()) as uow:
+            task = do_mark_done(uow, task_id, result)
+    if as_json:
+        print_json(task)
+    else:
+        console.print(f"task 任务 {task_id}: done 已完成")
+
+
+@guides_app.command("sop")
+def sop_command(brand: BrandOpt = None, as_json: JsonOpt = False) -> None:
+    """Create the SOP tasks due now (day 1, 3, 7 … after an add; rules file `sop:`). Run it daily;
+    tasks are created once however often it runs."""
+    from siyu.guides.alerts import do_sop_tasks
+    from siyu.guides.rulebook import rules_in_force
+
+    with user_errors():
+        app = get_app()
+        with app.store.unit_of_work() as session:
+            brands = [brand] if brand else sorted(session.scalars(select(Brand.code)))
+        created = {}
+        for b in brands:
+            with app.store.begin(cli_actor()) as uow:
+                created[b] = do_sop_tasks(uow, rules_in_force(uow.session, b))
+    if as_json:
+        print_json(created)
+    else:
+        for b, n in created.items():
+            console.print(f"{b}: {n} SOP tasks created 已创建")

@@ -21,17 +21,21 @@ from sqlalchemy.orm import Session
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.events.catalogue import MAX_KEYS, BindingChanged
-from siyu.guides import binding
-from siyu.guides.claims import claims
-from siyu.guides.models import CurrentBinding, ManualBinding
+from siyu.guides import binding, mirror
+from siyu.guides.claims import NODE, claims, idmap, online
+from siyu.guides.credit import paid_orders
+from siyu.guides.models import CurrentBinding, CustomerStore, ManualBinding, StaffMember
 from siyu.guides.rulebook import rules_in_force
+from siyu.guides.rules import GuideRules
+from siyu.ingest.views import current
 from siyu.lake.tables import sql_text
 from siyu.store.uow import UnitOfWork
 
 HISTORY_TABLE = "guide_binding_history"
 CURRENT_TABLE = "guide_bindings_current"
+HOME_STORE_TABLE = "guide_customer_stores"
+_HOME_ORDER = {"purchase": 0, "profile": 1, "location": 2}
 SOURCES = ("wecom_add", "scan", "purchase", "manual", "transfer")
-_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,9 @@ def _keep(app: App, tag: str):  # type: ignore[no-untyped-def]
 
 
 def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResult:
-    """Recompute every binding of `brand` from its claims; write the lake history, the changed
-    current bindings to the store, and a `BindingChanged` event, in one store transaction."""
+    """Recompute every binding of `brand` from its claims; write the lake history, then the changed
+    current bindings and home stores, the staff mirror and a `BindingChanged` event in one store
+    transaction, then the lake copies the next run diffs against (see siyu.guides.mirror)."""
     started = dt.datetime.now(dt.UTC)
     with app.store.unit_of_work() as session:
         rules = rules_in_force(session, brand)
@@ -139,42 +144,57 @@ def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResul
         new_current = app.engine.to_arrow(now_bound.select("brand", *binding.STATE_SCHEMA))
         hist = binding.history(changes).mutate(brand=ibis.literal(brand))
         new_history = app.engine.to_arrow(hist.select("brand", *[c for c in hist.columns if c != "brand"]))
-        changed = _changed_customers(app, brand, ibis.memtable(new_current))
+        new_homes = home_stores(app, brand, rules)
+        staff = staff_rows(app, brand)
     finally:
         for name in names:
             app.engine.drop_temporary(name)
-    predicate = f"brand = {sql_text(brand)}"
-    app.lake.replace(HISTORY_TABLE, new_history, predicate)
-    _write_store(app, brand, new_current, changed, actor)
-    app.lake.replace(CURRENT_TABLE, new_current, predicate)
+    changed = mirror.changed_customers(app, brand, CURRENT_TABLE, new_current)
+    homes_changed = mirror.changed_customers(app, brand, HOME_STORE_TABLE, new_homes)
+    app.lake.replace(HISTORY_TABLE, new_history, f"brand = {sql_text(brand)}")
+    with app.store.begin(Actor.parse(actor)) as uow:
+        mirror.write_changed(uow.session, CurrentBinding, brand, new_current, changed)
+        mirror.write_changed(uow.session, CustomerStore, brand, new_homes, homes_changed)
+        uow.session.execute(delete(StaffMember).where(StaffMember.brand == brand))
+        if staff:
+            uow.session.execute(insert(StaffMember), staff)
+        if changed:
+            complete = len(changed) <= MAX_KEYS
+            uow.emit(BindingChanged(brand, tuple(changed) if complete else (), complete, len(changed)))
+    mirror.replace_in_lake(app, brand, CURRENT_TABLE, new_current)
+    mirror.replace_in_lake(app, brand, HOME_STORE_TABLE, new_homes)
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     return BindResult(brand, n_claims, steps, new_current.num_rows, len(changed), round(seconds, 3))
 
 
-def _changed_customers(app: App, brand: str, new: ir.Table) -> list[str]:
-    """Customers whose current bindings differ from the last run's (compared in the engine)."""
-    old = app.engine.table(CURRENT_TABLE)
-    cols = ["customer_id", "scope", "staff_id", "store_code", "source", "since", "locked_until"]
-    new_rows = new.select(*cols)
-    if old is None:
-        return sorted(app.engine.to_arrow(new_rows.select("customer_id").distinct())["customer_id"].to_pylist())
-    old_rows = old.filter(old.brand == brand).select(*cols)
-    differ = new_rows.difference(old_rows).union(old_rows.difference(new_rows))
-    return sorted(app.engine.to_arrow(differ.select("customer_id").distinct())["customer_id"].to_pylist())
+def home_stores(app: App, brand: str, rules: GuideRules) -> pa.Table:
+    """brand, customer_id, store_code, source: the store of the customer's latest store purchase,
+    else the store_code of their profile (customers rows)."""
+    parts = []
+    orders = paid_orders(app, brand)
+    if orders is not None:
+        o = orders.filter(~online(orders, rules))
+        o = o.mutate(_r=ibis.row_number().over(group_by="customer_id", order_by=ibis.desc(o.paid_at)))
+        parts.append(o.filter(o._r == 0).select("customer_id", "store_code", source=ibis.literal("purchase")))
+    customers, ids = current(app, "customers"), idmap(app, brand)
+    if customers is not None and ids is not None:
+        c = customers.filter((customers.brand == brand) & customers.store_code.notnull()).join(ids, NODE)
+        c = c.group_by("customer_id").aggregate(store_code=c.store_code.max())
+        parts.append(c.mutate(source=ibis.literal("profile")))
+    if not parts:
+        return pa.table({k: pa.array([], pa.string()) for k in ("brand", "customer_id", "store_code", "source")})
+    u = ibis.union(*parts)
+    u = u.mutate(_r=ibis.row_number().over(group_by="customer_id", order_by=u.source.substitute(_HOME_ORDER, else_=9)))
+    best = u.filter(u._r == 0).select(
+        brand=ibis.literal(brand), customer_id=u.customer_id, store_code=u.store_code, source=u.source
+    )
+    return app.engine.to_arrow(best)
 
 
-def _write_store(app: App, brand: str, current: pa.Table, changed: list[str], actor: str) -> None:
-    by_customer = set(changed)
-    rows = [r for r in current.to_pylist() if r["customer_id"] in by_customer]
-    with app.store.begin(Actor.parse(actor)) as uow:
-        s = uow.session
-        for i in range(0, len(changed), _CHUNK):
-            chunk = changed[i : i + _CHUNK]
-            s.execute(
-                delete(CurrentBinding).where(CurrentBinding.brand == brand, CurrentBinding.customer_id.in_(chunk))
-            )
-        for i in range(0, len(rows), _CHUNK):
-            s.execute(insert(CurrentBinding), rows[i : i + _CHUNK])
-        if changed:
-            complete = len(changed) <= MAX_KEYS
-            uow.emit(BindingChanged(brand, tuple(changed) if complete else (), complete, len(changed)))
+def staff_rows(app: App, brand: str) -> list[dict[str, object]]:
+    staff = current(app, "staff")
+    if staff is None:
+        return []
+    s = staff.filter(staff.brand == brand).select("brand", "staff_id", "name", "role", "store_code", "status")
+    rows: list[dict[str, object]] = app.engine.to_arrow(s).to_pylist()
+    return rows

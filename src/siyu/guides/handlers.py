@@ -16,7 +16,8 @@ GUIDE_BINDING = "guide_binding"
 def guide_binding(app: App) -> Handler:
     """WeCom friends and orders that landed, and One-ID changes, re-run the binding of their brands.
     The run recomputes from the lake and writes only changed bindings, so a replay changes nothing.
-    Only brands that applied guide rules are bound here. Share visits (EventsLanded) only extend locks; the next run or `siyu guides bind` picks them up."""
+    Only brands that applied guide rules are bound here. Share visits (EventsLanded) only extend
+    locks; the next run or `siyu guides bind` picks them up."""
 
     def handle(events: list[StoredEvent]) -> None:
         brands = {e.event.brand for e in events if e.event.brand}

@@ -90,3 +90,17 @@ class CustomerStore(Base):
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     store_code: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))  # purchase | profile | location
+
+
+class StaffMember(Base):
+    """The brand's staff as last imported (the lake `staff` table), mirrored by each binding run so
+    churn alerts find a guide's store managers and workbench keys their store inside a unit of work."""
+
+    __tablename__ = "guide_staff"
+    __table_args__ = (Index("ix_guide_staff_store", "brand", "store_code", "role"),)
+    brand: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # guide | manager
+    store_code: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(16))  # active | left

@@ -2,7 +2,7 @@
 
 Revision ID: 0013
 Revises: 0010
-Create Date: 2026-12-03 12:17:46.525941
+Create Date: 2026-12-03 12:23:55.562361
 """
 
 import sqlalchemy as sa
@@ -62,6 +62,19 @@ def upgrade() -> None:
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("brand", "version"),
     )
+    op.create_table(
+        "guide_staff",
+        sa.Column("brand", sa.String(length=64), nullable=False),
+        sa.Column("staff_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=True),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=True),
+        sa.PrimaryKeyConstraint("brand", "staff_id"),
+    )
+    with op.batch_alter_table("guide_staff", schema=None) as batch_op:
+        batch_op.create_index("ix_guide_staff_store", ["brand", "store_code", "role"], unique=False)
+
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("staff_id", sa.String(length=64), nullable=True))
 
@@ -73,6 +86,10 @@ def downgrade() -> None:
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("staff_id")
 
+    with op.batch_alter_table("guide_staff", schema=None) as batch_op:
+        batch_op.drop_index("ix_guide_staff_store")
+
+    op.drop_table("guide_staff")
     op.drop_table("guide_rules")
     with op.batch_alter_table("guide_manual_bindings", schema=None) as batch_op:
         batch_op.drop_index("ix_guide_manual_customer")
