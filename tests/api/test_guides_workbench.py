@@ -6,6 +6,7 @@ on Jan 1; c3 has no guide and bought at s1 on Jan 3 (home store s1)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,11 +111,17 @@ def test_a_guide_marks_a_task_done_then_lists_it_as_done(wb) -> None:
         assert (done.json()["status"], done.json()["result"]) == ("done", "called")
         open_now = c.get("/api/v1/guides/me/tasks", params={"status": "open"}, headers=bearer(keys["g1"])).json()
         assert [t["id"] for t in open_now if t["kind"] != "sop"] == [tasks["churn_g1"]]
+    # performance counts it as done this month, and g1's other tasks as open
+    from siyu.guides.performance import performance
+    from siyu.metrics.periods import parse_period
+
+    app = wb[0]
+    month = parse_period(dt.datetime.now(dt.UTC).strftime("%Y-%m"), "month", "UTC")
+    g1 = next(g for g in performance(app, "wb", month)["guides"] if g["staff_id"] == "g1")
+    assert g1["tasks_done"] == 1 and g1["tasks_open"] >= 1
 
 
 def test_sop_tasks_are_created_once_on_their_days(wb) -> None:
-    import datetime as dt
-
     app, _ids, _, _, _ = wb
     rules = None
     with app.store.unit_of_work() as session:

@@ -20,6 +20,7 @@ from siyu.guides.rulebook import do_apply_rules, rules_in_force
 from siyu.ingest.importer import import_path
 
 MODES = {"ff": "first_friend", "ps": "first_friend_per_store", "ef": "every_friend"}
+COMMISSION = "[{category: '*', tiers: [{from_fen: 0, rate_bp: 100}, {from_fen: 4000, rate_bp: 300}]}]"
 CREDITS = {"cn": "none", "cb": "bound_guide", "co": "order_guide"}
 
 
@@ -69,6 +70,18 @@ def build(world: World) -> None:
         w.order(b, f"{b}-o2", "c1", 4, 2000, "s1")  # store order, no guide_code
         w.order(b, f"{b}-o3", "c1", 5, 3000, source="tmall")  # online order
         w.order(b, f"{b}-o4", "c2", 6, 4000, "s3")  # store order of an unbound customer
+    # chats of g1 in co: turn 1 (Jan 2 10:00 in → 10:01 out) 60 s; turn 2 (Jan 3 10:00 in, 10:02 in
+    # → 10:05 out) 300 s: median 180 s
+    for n, (direction, at) in enumerate(
+        (
+            ("in", "2024-01-02T10:00:00Z"),
+            ("out", "2024-01-02T10:01:00Z"),
+            ("in", "2024-01-03T10:00:00Z"),
+            ("in", "2024-01-03T10:02:00Z"),
+            ("out", "2024-01-03T10:05:00Z"),
+        )
+    ):
+        w.message("co", f"m{n}", "g1", "wm1", direction, at)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +96,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, dict[
         for b, mode in MODES.items():
             do_apply_rules(uow, rules_yaml(b, mode), f"{b}.yaml")
         for b, credit in CREDITS.items():
-            do_apply_rules(uow, rules_yaml(b, credit=credit), f"{b}.yaml")
+            do_apply_rules(uow, rules_yaml(b, credit=credit, commission=COMMISSION), f"{b}.yaml")
         do_apply_rules(uow, rules_yaml("hx"), "hx.yaml")
         do_bind_manually(uow, "ff", ids["ff"]["c4"], "g2", at=day(3))
     for b in (*MODES, *CREDITS):
@@ -233,3 +246,23 @@ def test_landed_relations_rebind_through_the_event_handler(world, tmp_path: Path
     assert "RelationsLanded" in handler.types
     handler.handle([e for e in landed if e.event.brand == "hx"])
     assert guide(app, "hx", ids["hx"]["c1"]) == ("g2", "s2", "wecom_add")
+
+
+def test_guide_performance_for_january(world) -> None:
+    from siyu.guides.performance import performance
+    from siyu.metrics.periods import parse_period
+
+    app, _ = world
+    data = performance(app, "co", parse_period("2024-01", "month", "UTC"))
+    guides = {g["staff_id"]: g for g in data["guides"]}
+    g1, g2 = guides["g1"], guides["g2"]
+    assert (g1["store_code"], g1["new_friends"], g1["lost_friends"], g1["bound_customers"]) == ("s1", 1, 0, 1)
+    # g1: o2 (2000, bound) + o3 (3000, online, bound) = 5000 ≥ 4000: tier 300 bp → 150 fen
+    assert (g1["attributed_orders"], g1["attributed_fen"], g1["commission_fen"]) == (2, 5000, 150)
+    # g2: o1 (1000, its guide_code): tier 100 bp → 10 fen
+    assert (g2["attributed_orders"], g2["attributed_fen"], g2["commission_fen"]) == (1, 1000, 10)
+    assert g1["reply_p50_s"] == 180.0 and g2["reply_p50_s"] is None
+    assert g1["capital"] == 1  # c1 bought in January: in a relationship layer at the month's end
+    stores = {s["store_code"]: s for s in data["stores"]}
+    assert stores["s1"]["attributed_fen"] == 5000 and stores["s1"]["guides"] == 3  # g1, g1b, m1
+    assert stores["s2"]["attributed_fen"] == 1000

@@ -134,3 +134,48 @@ def sop_command(brand: BrandOpt = None, as_json: JsonOpt = False) -> None:
     else:
         for b, n in created.items():
             console.print(f"{b}: {n} SOP tasks created 已创建")
+
+
+@guides_app.command("performance")
+def performance_command(
+    brand: Annotated[str, typer.Option("--brand", help="Brand code")],
+    period: Annotated[str, typer.Option("--period", help="Period, e.g. 2024-06 (month), 2024-Q2, 2024-W23")],
+    grain: Annotated[str, typer.Option("--grain", help="month | week | quarter | year")] = "month",
+    as_json: JsonOpt = False,
+) -> None:
+    """Guide performance 导购绩效: friends, bound customers, attributed sales and commission, tasks,
+    reply time, and FAST+ Capital / Conversion of the bound customers; with a store roll-up."""
+    from siyu.brands.settings import brand_settings
+    from siyu.guides.performance import performance
+    from siyu.metrics.periods import parse_period
+
+    with user_errors():
+        app = get_app()
+        tz = brand_settings(app, brand).timezone
+        data = performance(app, brand, parse_period(period, grain, tz))
+    if as_json:
+        print_json(data)
+        return
+    cols = (
+        "staff_id",
+        "store_code",
+        "new_friends",
+        "lost_friends",
+        "bound_customers",
+        "attributed_orders",
+        "attributed_fen",
+        "commission_fen",
+        "tasks_done",
+        "tasks_open",
+        "reply_p50_s",
+        "capital",
+        "conversion_rate",
+    )
+    table = Table(*cols, title=f"{brand} {data['period']} 导购绩效")
+    for row in data["guides"]:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
+    console.print(table)
+    stores = Table(*("store_code", "guides", *cols[2:]), title="stores 门店")
+    for row in data["stores"]:
+        stores.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in ("store_code", "guides", *cols[2:])))
+    console.print(stores)
