@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from fixtures.guides_world import RELATIONS, World, customer_ids, day, iso, rules_yaml
 from siyu.bootstrap import App, bootstrap
@@ -81,7 +82,7 @@ def build(world: World) -> None:
             ("out", "2024-01-03T10:05:00Z"),
         )
     ):
-        w.message("co", f"m{n}", "g1", "wm1", direction, at)
+        w.message("co", f"m{n}", "g1", "wm1", direction, at, "可以返现给你" if n == 1 else "好的")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, dict[
         for b, mode in MODES.items():
             do_apply_rules(uow, rules_yaml(b, mode), f"{b}.yaml")
         for b, credit in CREDITS.items():
-            do_apply_rules(uow, rules_yaml(b, credit=credit, commission=COMMISSION), f"{b}.yaml")
+            do_apply_rules(
+                uow, rules_yaml(b, credit=credit, commission=COMMISSION, sensitive_words="[返现, 转账]"), f"{b}.yaml"
+            )
         do_apply_rules(uow, rules_yaml("hx"), "hx.yaml")
         do_bind_manually(uow, "ff", ids["ff"]["c4"], "g2", at=day(3))
     for b in (*MODES, *CREDITS):
@@ -266,3 +269,17 @@ def test_guide_performance_for_january(world) -> None:
     stores = {s["store_code"]: s for s in data["stores"]}
     assert stores["s1"]["attributed_fen"] == 5000 and stores["s1"]["guides"] == 3  # g1, g1b, m1
     assert stores["s2"]["attributed_fen"] == 1000
+
+
+def test_sensitive_words_raise_one_task_per_message_for_the_store_manager(world) -> None:
+    from siyu.guides.compliance import scan_messages, words_in
+    from siyu.guides.models import GuideTask
+
+    app, _ = world
+    result = scan_messages(app, "co", day(1))
+    assert (result.flagged_messages, result.tasks_created) == (1, 1)  # m1 "可以返现给你", to m1 (s1's manager)
+    assert scan_messages(app, "co", day(1)).tasks_created == 0  # once per message
+    with app.store.unit_of_work() as session:
+        task = session.scalars(select(GuideTask).where(GuideTask.kind == "sensitive_word")).one()
+        assert (task.assignee_staff_id, task.store_code, task.body) == ("m1", "s1", "可以返现给你")
+    assert words_in("转账还是返现？再返现", ("返现", "转账")) == ["转账", "返现"]

@@ -179,3 +179,24 @@ def performance_command(
     for row in data["stores"]:
         stores.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in ("store_code", "guides", *cols[2:])))
     console.print(stores)
+
+
+@guides_app.command("scan-messages")
+def scan_messages_command(
+    brand: Annotated[str, typer.Option("--brand", help="Brand code")],
+    days: Annotated[int, typer.Option("--days", help="Messages sent in the last N days", min=1)] = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Chat compliance 会话合规: sensitive words (rules file `sensitive_words:`) in chat messages
+    raise `sensitive_word` tasks for the store managers; once per message."""
+    import datetime as dt
+
+    from siyu.guides.compliance import scan_messages
+
+    with user_errors():
+        app = get_app()
+        result = scan_messages(app, brand, dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
+    if as_json:
+        print_json(result.__dict__)
+    else:
+        console.print(f"{brand}: {result.flagged_messages} messages flagged 命中, {result.tasks_created} tasks 任务")
