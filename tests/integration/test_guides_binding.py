@@ -27,7 +27,7 @@ CREDITS = {"cn": "none", "cb": "bound_guide", "co": "order_guide"}
 
 def build(world: World) -> None:
     w = world
-    for b in (*MODES, *CREDITS, "hx"):
+    for b in (*MODES, *CREDITS, "hx", "ls"):
         w.brand(b)
     # -- ff: first friend overall ---------------------------------------------------------------
     for c in ("c1", "c2", "c3", "c4"):
@@ -62,6 +62,15 @@ def build(world: World) -> None:
     # -- hx: bound by the event handler when a new relation lands (the test imports it) -------------
     w.customer("hx", "c1")
     w.friend("hx", "c1", "g1", 1, end=2)
+    # -- ls: store by location: c1 next to s1 (and to s9, closed in 2021); c2 in Shenzhen (no store
+    # within 10 km); c3 next to s1 but bought at s2 (a purchase says more than a location)
+    w.files["stores"].append("ls,s9,Closed,direct,sh,31.231,121.471,2020-01-01T00:00:00Z,2021-01-01T00:00:00Z")
+    for c in ("c1", "c2", "c3"):
+        w.customer("ls", c)
+    w.located("ls", "ls-e1", "c1", 31.231, 121.471, 2)
+    w.located("ls", "ls-e2", "c2", 22.54, 114.06, 2)
+    w.located("ls", "ls-e3", "c3", 31.231, 121.471, 2)
+    w.order("ls", "ls-o1", "c3", 3, 100, "s2")
     # -- sales credit: c1 added g1 (s1) Jan 1; c2 has no guide ------------------------------------
     for b in CREDITS:
         w.customer(b, "c1")
@@ -92,7 +101,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, dict[
     w = World()
     build(w)
     w.load(app, home / "import")
-    ids = {b: customer_ids(app, b) for b in (*MODES, *CREDITS, "hx")}
+    ids = {b: customer_ids(app, b) for b in (*MODES, *CREDITS, "hx", "ls")}
     with app.store.begin(Actor.user("test")) as uow:
         for b, mode in MODES.items():
             do_apply_rules(uow, rules_yaml(b, mode), f"{b}.yaml")
@@ -102,7 +111,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, dict[
             )
         do_apply_rules(uow, rules_yaml("hx"), "hx.yaml")
         do_bind_manually(uow, "ff", ids["ff"]["c4"], "g2", at=day(3))
-    for b in (*MODES, *CREDITS):
+    for b in (*MODES, *CREDITS, "ls"):
         run_binding(app, b)
     yield app, ids
     app.store.engine.dispose()
@@ -283,3 +292,24 @@ def test_sensitive_words_raise_one_task_per_message_for_the_store_manager(world)
         task = session.scalars(select(GuideTask).where(GuideTask.kind == "sensitive_word")).one()
         assert (task.assignee_staff_id, task.store_code, task.body) == ("m1", "s1", "可以返现给你")
     assert words_in("转账还是返现？再返现", ("返现", "转账")) == ["转账", "返现"]
+
+
+def test_nearest_open_store_within_the_radius(world) -> None:
+    from siyu.guides.location import nearest_stores
+    from siyu.guides.models import CustomerStore
+    from siyu.guides.rules import GuideRules
+
+    app, ids = world
+    ls = ids["ls"]
+    with app.store.unit_of_work() as session:
+        homes = {
+            r.customer_id: (r.store_code, r.source)
+            for r in session.scalars(select(CustomerStore).where(CustomerStore.brand == "ls"))
+        }
+    assert homes == {ls["c1"]: ("s1", "location"), ls["c3"]: ("s2", "purchase")}  # c2: none within 10 km
+    near = nearest_stores(app, "ls", GuideRules.model_construct(brand="ls", version=1))
+    assert near is not None
+    rows = {r["customer_id"]: r for r in app.engine.to_arrow(near).to_pylist()}
+    # c1 → s1: Δlat 0.001° = 0.1112 km, Δlng 0.001° × cos 31.23° = 0.0951 km → √(0.1112² + 0.0951²) ≈ 0.146 km
+    assert rows[ls["c1"]]["store_code"] == "s1" and abs(rows[ls["c1"]]["distance_km"] - 0.146) < 0.002
+    assert ls["c2"] not in rows

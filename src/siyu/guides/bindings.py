@@ -24,6 +24,7 @@ from siyu.events.catalogue import MAX_KEYS, BindingChanged
 from siyu.guides import binding, mirror
 from siyu.guides.claims import NODE, claims, idmap, online
 from siyu.guides.credit import paid_orders
+from siyu.guides.location import nearest_stores
 from siyu.guides.models import CurrentBinding, CustomerStore, ManualBinding, StaffMember
 from siyu.guides.rulebook import rules_in_force
 from siyu.guides.rules import GuideRules
@@ -169,7 +170,7 @@ def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResul
 
 def home_stores(app: App, brand: str, rules: GuideRules) -> pa.Table:
     """brand, customer_id, store_code, source: the store of the customer's latest store purchase,
-    else the store_code of their profile (customers rows)."""
+    else the store_code of their profile (customers rows), else the nearest open store by location."""
     parts = []
     orders = paid_orders(app, brand)
     if orders is not None:
@@ -181,6 +182,9 @@ def home_stores(app: App, brand: str, rules: GuideRules) -> pa.Table:
         c = customers.filter((customers.brand == brand) & customers.store_code.notnull()).join(ids, NODE)
         c = c.group_by("customer_id").aggregate(store_code=c.store_code.max())
         parts.append(c.mutate(source=ibis.literal("profile")))
+    located = nearest_stores(app, brand, rules)
+    if located is not None:
+        parts.append(located.select("customer_id", "store_code", source=ibis.literal("location")))
     if not parts:
         return pa.table({k: pa.array([], pa.string()) for k in ("brand", "customer_id", "store_code", "source")})
     u = ibis.union(*parts)
