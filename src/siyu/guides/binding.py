@@ -56,9 +56,12 @@ Keep = Callable[[ir.Table, str], ir.Table]  # materialises an expression under a
 
 
 def sequenced(claims: ir.Table) -> ir.Table:
-    """Claims numbered 0, 1, … in time order within their key (`_seq`)."""
+    """Claims numbered 0, 1, … in time order within their key (`_seq`); `_last` marks each key's last."""
     order = [claims.at, claims.kind.substitute(_KIND_ORDER, else_=9), claims.staff_id, claims.source]
-    return claims.mutate(_seq=ibis.row_number().over(group_by=KEY, order_by=order))
+    numbered = claims.mutate(
+        _seq=ibis.row_number().over(group_by=KEY, order_by=order), _n=claims.count().over(group_by=KEY)
+    )
+    return numbered.mutate(_last=numbered._seq == numbered._n - 1).drop("_n")
 
 
 def step(state: ir.Table, claims: ir.Table) -> ir.Table:
@@ -86,6 +89,7 @@ def step(state: ir.Table, claims: ir.Table) -> ir.Table:
         ),
         at=j.at,
         _seq=j._seq,
+        _last=j._last,
         _changed=take | release,
     )
 
@@ -98,14 +102,18 @@ def run(claims: ir.Table, steps: int, keep: Keep) -> tuple[ir.Table, ir.Table]:
     """(final state, changes) after applying `claims` (already `sequenced`, `steps` = max _seq + 1).
 
     `changes` has one row per binding change: the key, `at`, `_seq` and the new staff_id, store_code,
-    source (NULL staff: released)."""
+    source (NULL staff: released). A key with a k-th claim had a (k-1)-th, so the state step k
+    needs is exactly what step k-1 produced: each step joins two tables that shrink as k grows,
+    and the whole run costs about one pass over the claims (not one pass over every key per step).
+    The final state of a key is what the step of its last claim produced."""
     state = empty(STATE_SCHEMA)
     changes: list[ir.Table] = []
+    finals: list[ir.Table] = []
     for k in range(steps):
         stepped = keep(step(state, claims.filter(claims._seq == k)), f"bind_step_{k}")
         changes.append(stepped.filter(stepped._changed).select(*KEY, "at", "_seq", "staff_id", "store_code", "source"))
-        carried = state.anti_join(stepped, KEY)
-        state = keep(carried.union(stepped.select(*STATE_SCHEMA)), f"bind_state_{k}")
+        finals.append(stepped.filter(stepped._last).select(*STATE_SCHEMA))
+        state = stepped.select(*STATE_SCHEMA)
     if not changes:
         none = empty(CLAIM_SCHEMA)
         return state, none.select(
@@ -116,7 +124,7 @@ def run(claims: ir.Table, steps: int, keep: Keep) -> tuple[ir.Table, ir.Table]:
             store_code=none.store_code,
             source=none.source,
         )
-    return state, ibis.union(*changes)
+    return ibis.union(*finals), ibis.union(*changes)
 
 
 def history(changes: ir.Table) -> ir.Table:
