@@ -137,7 +137,8 @@ def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResul
         rules = rules_in_force(session, brand)
     keep, names = _keep(app, brand)
     try:
-        seq = keep(binding.sequenced(claims(app, brand, rules)), "claims")
+        # sorted by position, so each step's `_seq == k` reads only its blocks (zone maps)
+        seq = keep(binding.sequenced(claims(app, brand, rules)).order_by("_seq"), "claims")
         stats = app.engine.to_arrow(seq.aggregate(n=seq.count(), steps=seq._seq.max().fill_null(-1) + 1))
         n_claims, steps = int(stats["n"][0].as_py()), int(stats["steps"][0].as_py())
         state, changes = binding.run(seq, steps, keep)
@@ -175,8 +176,10 @@ def home_stores(app: App, brand: str, rules: GuideRules) -> pa.Table:
     orders = paid_orders(app, brand)
     if orders is not None:
         o = orders.filter(~online(orders, rules))
-        o = o.mutate(_r=ibis.row_number().over(group_by="customer_id", order_by=ibis.desc(o.paid_at)))
-        parts.append(o.filter(o._r == 0).select("customer_id", "store_code", source=ibis.literal("purchase")))
+        # a hash aggregate, not a window (no sort of every store order); paid_at + order_id breaks ties
+        latest = o.paid_at.cast("string") + o.order_id
+        o = o.group_by("customer_id").aggregate(store_code=o.store_code.argmax(latest))
+        parts.append(o.mutate(source=ibis.literal("purchase")))
     customers, ids = current(app, "customers"), idmap(app, brand)
     if customers is not None and ids is not None:
         c = customers.filter((customers.brand == brand) & customers.store_code.notnull()).join(ids, NODE)
@@ -188,9 +191,10 @@ def home_stores(app: App, brand: str, rules: GuideRules) -> pa.Table:
     if not parts:
         return pa.table({k: pa.array([], pa.string()) for k in ("brand", "customer_id", "store_code", "source")})
     u = ibis.union(*parts)
-    u = u.mutate(_r=ibis.row_number().over(group_by="customer_id", order_by=u.source.substitute(_HOME_ORDER, else_=9)))
-    best = u.filter(u._r == 0).select(
-        brand=ibis.literal(brand), customer_id=u.customer_id, store_code=u.store_code, source=u.source
+    u = u.mutate(_p=u.source.substitute(_HOME_ORDER, else_=9))  # one row per source and customer
+    best = u.group_by("customer_id").aggregate(store_code=u.store_code.argmin(u._p), source=u.source.argmin(u._p))
+    best = best.select(
+        brand=ibis.literal(brand), customer_id=best.customer_id, store_code=best.store_code, source=best.source
     )
     return app.engine.to_arrow(best)
 

@@ -45,7 +45,7 @@ def paid_orders(app: App, brand: str) -> ir.Table | None:
     return o.join(ids, NODE).mutate(net_fen=(o.amount_fen - o.refund_fen.fill_null(0)).cast("int64"))
 
 
-def bound_at_payment(orders: ir.Table, history: ir.Table) -> ir.Table:
+def bound_at_payment(orders: ir.Table, history: ir.Table, single_scope: bool = False) -> ir.Table:
     """order key + bound_staff, bound_store: the binding in force when each order was paid."""
     h = history.select(
         "customer_id", "scope", b_staff="staff_id", b_store="store_code", b_from="valid_from", b_to="valid_to"
@@ -53,6 +53,8 @@ def bound_at_payment(orders: ir.Table, history: ir.Table) -> ir.Table:
     o = orders.select("source", "order_id", "customer_id", "paid_at", "store_code")
     j = o.join(h, "customer_id")  # equi-join first: few bindings per customer
     j = j.filter((j.b_from <= j.paid_at) & (j.b_to.isnull() | (j.paid_at < j.b_to)))
+    if single_scope:  # first_friend: a customer's bindings never overlap, so at most one matches
+        return j.select("source", "order_id", bound_staff=j.b_staff, bound_store=j.b_store)
     same_store = ibis.ifelse(j.b_store == j.store_code, 0, 1)
     rank = ibis.row_number().over(group_by=["source", "order_id"], order_by=[same_store, ibis.desc(j.b_from)])
     j = j.mutate(_r=rank)
@@ -61,7 +63,7 @@ def bound_at_payment(orders: ir.Table, history: ir.Table) -> ir.Table:
 
 def credited(orders: ir.Table, history: ir.Table, rules: GuideRules) -> ir.Table:
     """Every order with its credited guide and store under `rules.sales_credit` (see the table above)."""
-    bound = bound_at_payment(orders, history)
+    bound = bound_at_payment(orders, history, rules.binding.mode == "first_friend")
     j = orders.left_join(bound, ["source", "order_id"]).drop("source_right", "order_id_right")
     is_online = online(j, rules)
     none_s = ibis.null(str)
