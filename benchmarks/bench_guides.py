@@ -51,22 +51,20 @@ def write_lake(app, customers: int, orders: int, guides: int) -> None:  # type: 
     stores = max(1, guides // 10)
     per = orders / customers
     con.execute("SET threads TO 2")
-    idmap = con.sql(
-        f"SELECT '{BRAND}' AS brand, 'wecom' AS source, 'c' || i AS source_customer_id, 'c' || i AS customer_id "
-        f"FROM range({customers}) t(i)"
-    ).to_arrow_table()
-    # the same customers under the order sources
+    # the identity map: each customer under the WeCom and the order sources
     idmap_all = con.sql(
-        "SELECT brand, s.source, source_customer_id, customer_id FROM idmap, "
-        "(VALUES ('wecom'), ('pos'), ('tmall')) s(source)"
+        f"SELECT '{BRAND}' AS brand, s.source, 'c' || i AS source_customer_id, 'c' || i AS customer_id "
+        f"FROM range({customers}) t(i), (VALUES ('wecom'), ('pos'), ('tmall')) s(source)"
     ).to_arrow_table()
     relations = con.sql(
         f"""
         WITH base AS (
-          SELECT i, (hash(i) % {guides}) AS g, TIMESTAMPTZ '2023-01-01 00:00:00+00' + to_seconds((hash(i * 7) % 31536000)::BIGINT) AS started
+          SELECT i, (hash(i) % {guides}) AS g,
+                 TIMESTAMPTZ '2023-01-01 00:00:00+00' + to_seconds((hash(i * 7) % 31536000)::BIGINT) AS started
           FROM range({customers}) t(i)
         ), extra AS (
-          SELECT i, (hash(i * 13) % {guides}) AS g, started + INTERVAL 40 DAY AS started FROM base WHERE hash(i * 3) % 5 = 0
+          SELECT i, (hash(i * 13) % {guides}) AS g, started + INTERVAL 40 DAY AS started
+          FROM base WHERE hash(i * 3) % 5 = 0
         ), allr AS (SELECT * FROM base UNION ALL SELECT * FROM extra)
         SELECT '{BRAND}' AS brand, 'wecom' AS source, 'wecom' AS field, 'wecom_friend' AS relation_type,
                'c' || i AS source_customer_id, started AS started_at,
@@ -154,6 +152,8 @@ def main() -> None:
         "bound": first.bound,
         "rerun_changed": again.changed_customers,
         "credited_groups": per_guide.num_rows,
+        "bind_first_phases_s": first.phases,
+        "bind_rerun_phases_s": again.phases,
         **{k: round(v, 2) for k, v in results.items()},
         "bind_plus_attribution_s": round(total, 2),
         "vs_baseline": round(total / max(results["baseline_s"], 1e-9), 1),

@@ -10,7 +10,8 @@ answers inside any unit of work (a journey's task step, the WeCom channel) witho
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
@@ -113,6 +114,7 @@ class BindResult:
     bound: int
     changed_customers: int
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for operators
 
     def as_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -132,7 +134,12 @@ def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResul
     """Recompute every binding of `brand` from its claims; write the lake history, then the changed
     current bindings and home stores, the staff mirror and a `BindingChanged` event in one store
     transaction, then the lake copies the next run diffs against (see siyu.guides.mirror)."""
-    started = dt.datetime.now(dt.UTC)
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 3)
+
     with app.store.unit_of_work() as session:
         rules = rules_in_force(session, brand)
     keep, names = _keep(app, brand)
@@ -141,19 +148,25 @@ def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResul
         seq = keep(binding.sequenced(claims(app, brand, rules)).order_by("_seq"), "claims")
         stats = app.engine.to_arrow(seq.aggregate(n=seq.count(), steps=seq._seq.max().fill_null(-1) + 1))
         n_claims, steps = int(stats["n"][0].as_py()), int(stats["steps"][0].as_py())
+        lap("claims")
         state, changes = binding.run(seq, steps, keep)
+        lap("steps")
         now_bound = state.filter(state.staff_id.notnull()).mutate(brand=ibis.literal(brand))
         new_current = app.engine.to_arrow(now_bound.select("brand", *binding.STATE_SCHEMA))
         hist = binding.history(changes).mutate(brand=ibis.literal(brand))
         new_history = app.engine.to_arrow(hist.select("brand", *[c for c in hist.columns if c != "brand"]))
+        lap("history")
         new_homes = home_stores(app, brand, rules)
         staff = staff_rows(app, brand)
+        lap("home_stores")
     finally:
         for name in names:
             app.engine.drop_temporary(name)
     changed = mirror.changed_customers(app, brand, CURRENT_TABLE, new_current)
     homes_changed = mirror.changed_customers(app, brand, HOME_STORE_TABLE, new_homes)
+    lap("diff")
     app.lake.replace(HISTORY_TABLE, new_history, f"brand = {sql_text(brand)}")
+    lap("lake_history")
     with app.store.begin(Actor.parse(actor)) as uow:
         mirror.write_changed(uow.session, CurrentBinding, brand, new_current, changed)
         mirror.write_changed(uow.session, CustomerStore, brand, new_homes, homes_changed)
@@ -163,10 +176,12 @@ def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResul
         if changed:
             complete = len(changed) <= MAX_KEYS
             uow.emit(BindingChanged(brand, tuple(changed) if complete else (), complete, len(changed)))
+    lap("store")
     mirror.replace_in_lake(app, brand, CURRENT_TABLE, new_current)
     mirror.replace_in_lake(app, brand, HOME_STORE_TABLE, new_homes)
-    seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
-    return BindResult(brand, n_claims, steps, new_current.num_rows, len(changed), round(seconds, 3))
+    lap("lake_current")
+    seconds = round(time.perf_counter() - started, 3)
+    return BindResult(brand, n_claims, steps, new_current.num_rows, len(changed), seconds, phases)
 
 
 def home_stores(app: App, brand: str, rules: GuideRules) -> pa.Table:
