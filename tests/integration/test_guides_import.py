@@ -63,3 +63,36 @@ def test_stores_staff_and_messages_are_validated_and_quarantined(sqlite_app: App
     assert (row["store_code"], row["lat"], row["lng"]) == ("s1", 31.2304, 121.4737)
     again = import_path(app, folder).as_json()
     assert again["stores"]["unchanged"] == 1 and again["staff"]["unchanged"] == 2
+
+
+def test_manual_binding_current_guide_and_tasks_on_both_stores(app: App) -> None:
+    """The store side of the guides domain on SQLite and PostgreSQL: a manual binding becomes
+    current through a run (no lake data needed), tasks resolve it, a churn alert is idempotent."""
+    import datetime as dt
+
+    from siyu.core.actor import Actor
+    from siyu.guides.alerts import do_churn_alert
+    from siyu.guides.bindings import current_guide, do_bind_manually, run_binding
+    from siyu.guides.tasks import TaskRequest, do_create_task, list_tasks
+
+    at = dt.datetime(2024, 3, 1, 9, tzinfo=dt.UTC)
+    with app.store.begin(Actor.user("ops")) as uow:
+        do_bind_manually(uow, "demo", "cust-1", "g7", store_code="s7", at=at)
+    result = run_binding(app, "demo")
+    assert (result.bound, result.changed_customers) == (1, 1)
+    with app.store.begin(Actor.system("journeys")) as uow:
+        guide = current_guide(uow.session, "demo", "cust-1")
+        assert guide is not None and (guide.staff_id, guide.store_code, guide.source, guide.since) == (
+            "g7",
+            "s7",
+            "manual",
+            at,
+        )
+        assert current_guide(uow.session, "demo", "cust-2") is None
+        task_id, created = do_create_task(uow, TaskRequest("demo", "cust-1", "journey", "call", "k1"))
+        alerts = do_churn_alert(uow, "demo", "cust-1", "g7", key="cb")
+        assert do_churn_alert(uow, "demo", "cust-1", "g7", key="cb") == alerts
+    with app.store.unit_of_work() as session:
+        tasks = {t["id"]: t for t in list_tasks(session, "demo", staff_id="g7")}
+    assert created and tasks[task_id]["store_code"] == "s7"
+    assert [tasks[i]["kind"] for i in alerts] == ["churn_alert"]  # no staff mirror: no manager on record
