@@ -97,6 +97,8 @@ def test_a_guide_sees_only_their_own_customers_and_tasks(wb) -> None:
         # g1 cannot touch g2's task: not found, not forbidden (existence is not revealed)
         other = c.post(f"/api/v1/guides/me/tasks/{tasks['c2']}/done", json={}, headers=bearer(keys["g1"]))
         assert other.status_code == 404 and other.headers["content-type"].startswith("application/problem+json")
+        huge = c.post(f"/api/v1/guides/me/tasks/{2**70}/done", json={}, headers=bearer(keys["g1"]))
+        assert huge.status_code == 422  # validated, not a store overflow
         no_staff = c.get("/api/v1/guides/me/tasks", headers=bearer(keys["none"]))
         assert no_staff.status_code == 403
 
@@ -147,3 +149,25 @@ def test_cli_lists_and_completes_tasks(wb, monkeypatch: pytest.MonkeyPatch, tmp_
     assert done.exit_code == 0 and json.loads(done.stdout)["status"] == "done"
     missing = runner.invoke(cli, ["guides", "tasks", "done", "999999"])
     assert missing.exit_code == 3 and "no task 999999" in missing.output
+
+
+def test_stores_and_staff_are_accepted_by_the_ingest_route(wb) -> None:
+    app, _, _, url, _ = wb
+    with app.store.begin(Actor.system("tests")) as uow:
+        ingest = do_create_key(uow, "wb", parse_scopes(["ingest"]))[0]
+    rows = [
+        {"store_code": "s7", "name": "Pop-up", "type": "direct", "lat": 31.2, "lng": 121.4},
+        {"store_code": "s8", "name": "Nowhere", "lat": 123},
+    ]
+    with httpx.Client(base_url=url, timeout=30) as c:
+        r = c.post("/api/v1/ingest/stores", json=rows, headers=bearer(ingest))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["counts"] == {"accepted": 1, "updated": 0, "unchanged": 0, "rejected": 1}
+        assert body["rows"][1]["errors"][0]["field"] == "lat"
+        r = c.post(
+            "/api/v1/ingest/staff",
+            json=[{"staff_id": "g9", "role": "guide", "store_code": "s7"}],
+            headers=bearer(ingest),
+        )
+        assert r.status_code == 200 and r.json()["counts"]["accepted"] == 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -33,6 +33,7 @@ async def guide_key(key: Annotated[KeyInfo, Depends(require("read"))]) -> KeyInf
 
 
 GuideKey = Annotated[KeyInfo, Depends(guide_key)]
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Task id")]  # a 64-bit id, never an overflow
 
 
 class BoundCustomer(BaseModel):
@@ -89,7 +90,7 @@ def my_tasks(
 
 
 @router.post("/api/v1/guides/me/tasks/{task_id}/done", summary="Mark my task done 完成任务")
-def mark_done(task_id: int, body: TaskDone, key: GuideKey, state: StateDep, request: Request) -> TaskPublic:
+def mark_done(task_id: TaskId, body: TaskDone, key: GuideKey, state: StateDep, request: Request) -> TaskPublic:
     assert key.staff_id is not None
     store = _manager_store(state, key)
     actor = Actor.api_key(key.id)
