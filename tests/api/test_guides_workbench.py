@@ -149,6 +149,21 @@ def test_cli_lists_and_completes_tasks(wb, monkeypatch: pytest.MonkeyPatch, tmp_
     assert done.exit_code == 0 and json.loads(done.stdout)["status"] == "done"
     missing = runner.invoke(cli, ["guides", "tasks", "done", "999999"])
     assert missing.exit_code == 3 and "no task 999999" in missing.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("brand: wb\nversion: 2\nbinding:\n  mode: first_guide\n", encoding="utf-8")
+    applied = runner.invoke(cli, ["guides", "rules", "apply", str(bad)])
+    assert applied.exit_code == 2 and f"{bad}:4: binding.mode" in applied.output
+    bound = runner.invoke(cli, ["guides", "bind", "--brand", "wb", "--json"])
+    assert bound.exit_code == 0, bound.output
+    assert json.loads(bound.stdout)[0] | {"seconds": 0, "phases": {}} == {
+        "brand": "wb",
+        "claims": 2,
+        "steps": 1,
+        "bound": 2,
+        "changed_customers": 0,
+        "seconds": 0,
+        "phases": {},
+    }
 
 
 def test_stores_and_staff_are_accepted_by_the_ingest_route(wb) -> None:
