@@ -27,7 +27,7 @@ from siyu.api.gzip import BodyLimitMiddleware
 from siyu.api.headers import SecurityHeadersMiddleware
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
-from siyu.api.routes import audiences, ingest, journeys, loyalty, messaging, ops, read, segment
+from siyu.api.routes import audiences, guides, ingest, journeys, loyalty, messaging, ops, read, segment
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
 from siyu.ingest.inbox import GroupCommitter
@@ -118,7 +118,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     api.add_middleware(BodyLimitMiddleware)
     api.add_middleware(SecurityHeadersMiddleware)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
-    for module in (ops, segment, ingest, read, audiences, loyalty, journeys, messaging):
+    for module in (ops, segment, ingest, read, audiences, loyalty, journeys, messaging, guides):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

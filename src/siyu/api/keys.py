@@ -44,6 +44,7 @@ class KeyInfo:
     scopes: frozenset[str]
     source: str | None
     rate_limit: int | None
+    staff_id: str | None = None  # a guide workbench key: only this staff member's customers and tasks
 
     def allows(self, scope: str) -> bool:
         """`admin` includes `ingest`, `read` and `loyalty`; `pii` is only ever granted explicitly."""
@@ -76,6 +77,7 @@ def do_create_key(
     rate_limit: int | None = None,
     *,
     default_timezone: str = "Asia/Shanghai",
+    staff_id: str | None = None,
 ) -> tuple[str, KeyInfo]:
     """A new key for `brand` (registered if new). Returns the secret — the only time it exists."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -91,10 +93,11 @@ def do_create_key(
         name=name,
         rate_limit=rate_limit,
         created_at=uow.now,
+        staff_id=staff_id,
     )
     uow.session.add(key)
     uow.audit("key.create", "api_key", key_id, brand=brand, after=_audited(key))
-    return secret, KeyInfo(key_id, brand, scopes, source, rate_limit)
+    return secret, KeyInfo(key_id, brand, scopes, source, rate_limit, staff_id)
 
 
 def do_revoke_key(uow: UnitOfWork, key_id: str) -> dict[str, Any]:
@@ -132,6 +135,7 @@ def _public(key: ApiKey) -> dict[str, Any]:
         "prefix": key.prefix,
         "name": key.name,
         "rate_limit": key.rate_limit,
+        "staff_id": key.staff_id,
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
     }
@@ -153,7 +157,9 @@ class KeyVerifier:
         with self.app.store.unit_of_work() as session:
             key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hashed, ApiKey.revoked_at.is_(None)))
             info = (
-                KeyInfo(key.id, key.brand, frozenset(key.scopes.split()), key.source, key.rate_limit) if key else None
+                KeyInfo(key.id, key.brand, frozenset(key.scopes.split()), key.source, key.rate_limit, key.staff_id)
+                if key
+                else None
             )
         if len(self._cache) > 10_000:  # unknown secrets must not grow the cache without bound
             self._cache.clear()

@@ -14,6 +14,7 @@ from siyu.cli import (
     customer,
     demo,
     events,
+    guides,
     identity,
     importing,
     inbox,
@@ -69,6 +70,7 @@ app.add_typer(events.events_app, name="events")
 app.add_typer(journey.journey_app, name="journey")
 app.add_typer(messages.messages_app, name="messages")
 app.add_typer(consent.consent_app, name="consent")
+app.add_typer(guides.guides_app, name="guides")
 
 
 def main() -> None:

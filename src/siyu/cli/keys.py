@@ -31,6 +31,12 @@ def create(
     rate_limit: Annotated[
         int | None, typer.Option("--rate-limit", help="Requests per second (default $SIYU_API_RATE_LIMIT)", min=1)
     ] = None,
+    staff: Annotated[
+        str | None,
+        typer.Option(
+            "--staff", help="Guide workbench key 导购工作台: sees only this staff member's customers and tasks"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key. The key is printed once and stored only as a hash.
@@ -43,7 +49,14 @@ def create(
         app = get_app()
         with app.store.begin(cli_actor()) as uow:
             secret, info = do_create_key(
-                uow, brand, parse_scopes(scope), source, name, rate_limit, default_timezone=app.settings.timezone
+                uow,
+                brand,
+                parse_scopes(scope),
+                source,
+                name,
+                rate_limit,
+                default_timezone=app.settings.timezone,
+                staff_id=staff,
             )
     if as_json:
         print_json({"key": secret, "id": info.id})

@@ -115,6 +115,21 @@ class LayersComputed(DomainEvent):
     as_of: str
 
 
+@dataclass(frozen=True)
+class RelationsLanded(_Landed):
+    type: ClassVar[str] = "RelationsLanded"
+
+
+@dataclass(frozen=True)
+class BindingChanged(DomainEvent):
+    """A binding run changed the current guide of some customers (siyu.guides.bindings)."""
+
+    type: ClassVar[str] = "BindingChanged"
+    customer_ids: tuple[str, ...] = ()
+    keys_complete: bool = True
+    changed: int = 0
+
+
 CATALOGUE: dict[str, type[DomainEvent]] = {
     cls.type: cls
     for cls in (
@@ -128,6 +143,8 @@ CATALOGUE: dict[str, type[DomainEvent]] = {
         CouponIssued,
         ConsentChanged,
         LayersComputed,
+        RelationsLanded,
+        BindingChanged,
     )
 }
 
@@ -136,6 +153,7 @@ LANDED_BY_ENTITY: dict[str, type[_Landed]] = {
     "customers": CustomersLanded,
     "memberships": MembershipsLanded,
     "events": EventsLanded,
+    "relations": RelationsLanded,
 }
 
 

@@ -5,6 +5,7 @@
 | `loyalty_posting` | OrdersLanded, IdentityResolved    | `siyu loyalty sync` of the programs of the brands |
 | `journey_triggers`| *Landed, IdentityResolved, TierChanged | enrol event-triggered journeys; release wait_for |
 | `consent_ledger`  | EventsLanded, IdentityResolved    | consent events → the consent ledger (messaging)    |
+| `guide_binding`   | OrdersLanded, RelationsLanded, IdentityResolved | `siyu guides bind` of the brands     |
 
 Journeys, guides and referral subscribe here the same way. Every handler is idempotent: it re-reads
 the lake and the store, so a batch delivered twice (after a crash) changes nothing the second time.
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from siyu.bootstrap import App
 from siyu.events.dispatch import Handler
 from siyu.events.outbox import StoredEvent
+from siyu.guides.handlers import guide_binding
 from siyu.loyalty.models import ProgramBrand
 from siyu.loyalty.sync import sync
 
@@ -43,4 +45,4 @@ def handlers(app: App) -> list[Handler]:
     from siyu.journeys.handler import journey_triggers
     from siyu.messaging.consent_events import consent_ledger
 
-    return [loyalty_posting(app), journey_triggers(app), consent_ledger(app)]
+    return [loyalty_posting(app), journey_triggers(app), consent_ledger(app), guide_binding(app)]

@@ -19,6 +19,7 @@ class Kind(StrEnum):
     FEN = "fen"  # money: non-negative integer number of fen
     INT = "int"  # non-negative integer
     JSON = "json"  # a JSON object
+    DEGREES = "degrees"  # a decimal latitude / longitude, e.g. 31.2304
 
 
 # Identifier columns a `customers` row may carry, by type, with their strength. Strong identifiers
@@ -69,6 +70,11 @@ BUILTIN_RELATION_TYPES: dict[str, tuple[str, str]] = {
 }
 RELATION_TYPES = tuple(BUILTIN_RELATION_TYPES)
 RELATION_TYPE_COLUMNS = ("brand", "code", "name_zh", "name_en", "field", "connection")
+
+STORE_TYPES = ("direct", "franchise")  # 直营 / 加盟
+STAFF_ROLES = ("guide", "manager")  # 导购 / 店长
+STAFF_STATUSES = ("active", "left")  # 在职 / 离职
+MESSAGE_DIRECTIONS = ("in", "out")  # from the customer / from the staff member
 
 # Event types with a meaning in siyu; other snake_case types are accepted and kept as they are.
 EVENT_TYPES = (
@@ -267,6 +273,58 @@ ENTITIES: dict[str, Entity] = {
             field_columns=("field",),
             extra_checks=("event_type_format",),
         ),
+        # Guides domain (导购 · 门店): reference data with a plain key, no source (docs/guides.md).
+        Entity(
+            "stores",
+            key=("brand", "store_code"),
+            columns=(
+                _req("brand"),
+                _req("store_code"),
+                _req("name"),
+                _opt("type", choices=STORE_TYPES),
+                _opt("region"),
+                _opt("distributor"),
+                _opt("province"),
+                _opt("city"),
+                _opt("lat", Kind.DEGREES),
+                _opt("lng", Kind.DEGREES),
+                _opt("opened_at", Kind.TIMESTAMP),
+                _opt("closed_at", Kind.TIMESTAMP),
+            ),
+            extra_checks=("closed_not_before_opened", "lat_lng_range"),
+        ),
+        Entity(
+            "staff",
+            key=("brand", "staff_id"),
+            columns=(
+                _req("brand"),
+                _req("staff_id"),  # the WeCom userid
+                _opt("name"),
+                _req("role", choices=STAFF_ROLES),
+                _opt("store_code"),
+                _opt("status", choices=STAFF_STATUSES),
+                _opt("joined_at", Kind.TIMESTAMP),
+                _opt("left_at", Kind.TIMESTAMP),
+            ),
+            depends_on=("stores",),
+            extra_checks=("left_not_before_joined",),
+        ),
+        # Chat messages from WeCom session-archive (会话存档) exports.
+        Entity(
+            "messages",
+            key=("brand", "msgid"),
+            columns=(
+                _req("brand"),
+                _req("msgid"),
+                _req("staff_id"),
+                _req("external_userid"),
+                _req("direction", choices=MESSAGE_DIRECTIONS),
+                _req("sent_at", Kind.TIMESTAMP),
+                _opt("type"),
+                _opt("text"),
+            ),
+            depends_on=("staff",),
+        ),
     )
 }
 
@@ -281,6 +339,9 @@ IMPORT_ORDER = (
     "order_items",
     "relations",
     "events",
+    "stores",
+    "staff",
+    "messages",
 )
 assert set(IMPORT_ORDER) == set(ENTITIES)
 # Entities that declare things (names, flags) in the store rather than rows in the lake.

@@ -127,6 +127,10 @@ def _checks(
         elif column.kind is Kind.DATE:
             typed[column.name], more = _date(value, column.name, now)
             checks += more
+        elif column.kind is Kind.DEGREES:
+            ok = value.re_search(r"^-?[0-9]{1,3}([.][0-9]{1,12})?$")
+            typed[column.name] = ibis.ifelse(ok, value.try_cast("float64"), ibis.null("float64"))
+            checks.append((value.notnull() & ~ok, column.name, "not decimal degrees (e.g. 31.2304): " + value))
         elif column.kind is Kind.JSON:
             typed[column.name] = value
             checks.append(
@@ -204,6 +208,13 @@ def _entity_checks(entity: Entity, c: dict[str, ir.Value], rules: Rules) -> list
             checks.append((c["qty"] == 0, "qty", "quantity must be a positive integer (数量须为正整数): 0"))
         elif name == "ended_not_before_started":
             checks.append((c["ended_at"] < c["started_at"], "ended_at", "relation ended before it started"))
+        elif name == "closed_not_before_opened":
+            checks.append((c["closed_at"] < c["opened_at"], "closed_at", "store closed before it opened"))
+        elif name == "left_not_before_joined":
+            checks.append((c["left_at"] < c["joined_at"], "left_at", "staff left before joining"))
+        elif name == "lat_lng_range":
+            checks.append((c["lat"].abs() > 90, "lat", "latitude outside -90 … 90 (纬度超出范围)"))
+            checks.append((c["lng"].abs() > 180, "lng", "longitude outside -180 … 180 (经度超出范围)"))
         elif name == "relation_type_declared":
             checks.append(_relation_type_known(c, rules))
         elif name == "code_format":

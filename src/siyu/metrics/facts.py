@@ -102,7 +102,9 @@ class Facts:
 
     @staticmethod
     def _empty(schema: dict[str, str]) -> ir.Table:
-        return ibis.memtable({name: [] for name in schema}, schema=schema)
+        # From Arrow: an empty pandas column is float64, which no engine casts to a timestamp, so a
+        # brand without memberships (or relations, orders) failed every FAST+ computation.
+        return ibis.memtable(ibis.schema(schema).to_pyarrow().empty_table())
 
     # -- facts (each computed on first use, then kept) -------------------------------------------
 

@@ -25,7 +25,9 @@ from siyu.store.models import MaterialisationRun
 
 # Every lake table a fact can be built from: more than any one metric reads, which costs only a
 # stored result that could have been reused, never a stale one.
-INPUT_TABLES = (MAP_TABLE, *sorted(ENTITIES))
+# Stores, staff and chat messages (the guides domain) feed no fact: a chat export must not make every
+# stored FAST+ result stale.
+INPUT_TABLES = (MAP_TABLE, *sorted(set(ENTITIES) - {"stores", "staff", "messages"}))
 
 
 @dataclass(frozen=True)

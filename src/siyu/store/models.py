@@ -154,6 +154,8 @@ class ApiKey(Base):
     rate_limit: Mapped[int | None] = mapped_column(Integer)  # requests per second; None = default
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A guide workbench key (导购工作台): the key sees only this staff member's customers and tasks.
+    staff_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class InboxMessage(Base):

@@ -28,6 +28,9 @@ class EntityName(StrEnum):
     order_items = "order_items"
     relations = "relations"
     events = "events"
+    stores = "stores"
+    staff = "staff"
+    messages = "messages"
 
 
 assert set(EntityName) == set(IMPORT_ORDER)
