@@ -28,6 +28,7 @@ from siyu.core.actor import Actor
 from siyu.guides.tasks import TaskRequest, do_create_task
 from siyu.ingest.inbox import as_utc
 from siyu.ingest.rows import accept_rows
+from siyu.ingest.schema import ENTITIES
 from siyu.wecom import xmlmsg
 from siyu.wecom.client import WeComApiError, WeComClient
 from siyu.wecom.models import WecomCallback, WecomQrCode, WecomRelation, WecomTransfer
@@ -146,9 +147,26 @@ class Planner:
     def contact(self, ext: str) -> dict[str, Any]:
         try:
             return dict(self.client().get_external_contact(ext).get("external_contact", {}))
-        except WeComApiError as error:  # e.g. 84061: no longer a contact — keep what the callback says
+        except WeComApiError as error:  # e.g. 84061: not (or no longer) a contact of any staff member
             log.info("externalcontact/get %s: errcode %s", ext, error.errcode)
             return {}
+
+    def customer(self, ext: str, at: datetime) -> None:
+        """The source customer row, from WeCom's current contact details. When WeCom has none (a group
+        member who is nobody's friend) and we already know the customer, no row: a bare one would
+        replace the known unionid and undo One-ID's link."""
+        contact = self.contact(ext)
+        if not contact and (any(k[1] == ext for k in self.plan.open) or self._known(ext)):
+            return
+        self.plan.customer(contact, ext, at)
+
+    def _known(self, ext: str) -> bool:
+        found = self.s.scalar(
+            select(WecomRelation.id)
+            .where(WecomRelation.brand == self.plan.brand, WecomRelation.external_userid == ext)
+            .limit(1)
+        )
+        return found is not None
 
     def code(self, state: str | None) -> WecomQrCode | None:
         return self.s.get(WecomQrCode, (self.plan.brand, state)) if state else None
@@ -172,12 +190,15 @@ class Planner:
             code = self.code(state)
             props |= {"state": state, "half": change == "add_half_external_contact"}
             if code is not None:
-                props |= {"channel": code.channel, "store_code": code.store_code, "campaign": code.campaign}
-            plan.customer(self.contact(ext), ext, at)
+                props |= {
+                    "channel": code.channel, "store_code": code.store_code, "campaign": code.campaign,
+                    "exclusive": code.exclusive,
+                }  # fmt: skip
+            self.customer(ext, at)
             self.start("friend", ext, userid, at, state)
             plan.event(eid, "wecom_friend_added", ext, at, FRIEND_FIELD, props)
         elif change == "edit_external_contact":
-            plan.customer(self.contact(ext), ext, at)
+            self.customer(ext, at)
             plan.event(eid, "wecom_contact_edited", ext, at, FRIEND_FIELD, props)
         elif change == "del_external_contact":  # the staff member deleted the customer
             by = "transfer" if f.get("Source") == "DELETE_BY_TRANSFER" else "staff"
@@ -226,7 +247,7 @@ class Planner:
             )  # fmt: skip
             left += [k[1] for k, v in self.plan.open.items() if k[0] == "group" and k[2] == chat_id and v]
         for n, ext in enumerate(dict.fromkeys(joined)):
-            self.plan.customer({}, ext, at)
+            self.customer(ext, at)
             self.start("group", ext, chat_id, at, None)
             self.plan.event(f"{eid}:{n}", "wecom_group_joined", ext, at, GROUP_FIELD, {"chat_id": chat_id})
         for n, ext in enumerate(dict.fromkeys(left)):
@@ -274,9 +295,11 @@ def _apply(app: App, plan: Plan, ids: list[int]) -> None:
 
 
 def land(app: App, plan: Plan) -> None:
-    """Record the plan's canonical rows in the ingest inbox (the loader lands them in the lake)."""
+    """Record the plan's canonical rows in the ingest inbox (the loader lands them in the lake).
+    A key repeated within the batch (a relation that started and ended) keeps its last version."""
     for entity in ("customers", "relations", "events"):
-        rows = plan.rows[entity]
+        key = ENTITIES[entity].key
+        rows = list({tuple(str(r.get(k)) for k in key): r for r in plan.rows[entity]}.values())
         if not rows:
             continue
         report = accept_rows(app, entity, rows, plan.brand, SOURCE)

@@ -9,4 +9,12 @@ from siyu.loyalty import models as loyalty_models
 from siyu.messaging import models as messaging_models
 from siyu.wecom import models as wecom_models
 
-REGISTERED = (audience_models, audit_models, guide_models, loyalty_models, messaging_models, outbox_models, wecom_models)
+REGISTERED = (
+    audience_models,
+    audit_models,
+    guide_models,
+    loyalty_models,
+    messaging_models,
+    outbox_models,
+    wecom_models,
+)
