@@ -36,7 +36,7 @@ def fake(fake_served: tuple[FakeWeCom, str]) -> FakeWeCom:
     for name in ("tokens", "contacts", "contact_ways", "welcome_codes", "chatting", "welcomes", "templates",
                  "confirmed", "groupchats", "transfers", "calls"):  # fmt: skip
         setattr(served, name, getattr(fresh, name))
-    served.token_calls = 0
+    served.token_calls, served.clock, served.token_ttl_s = 0, fresh.clock, fresh.token_ttl_s
     return served
 
 

@@ -43,7 +43,7 @@ class FakeWeCom:
     token_calls: int = 0
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # external_userid → contact
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
-    welcome_codes: dict[str, float] = field(default_factory=dict)  # code → issued at
+    welcome_codes: dict[str, tuple[float, str]] = field(default_factory=dict)  # code → (issued at, external_userid)
     chatting: set[str] = field(default_factory=set)  # external_userids that already chat: 41051
     welcomes: list[dict[str, Any]] = field(default_factory=list)  # accepted send_welcome_msg bodies
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)  # msgid → add_msg_template body
@@ -71,7 +71,7 @@ class FakeWeCom:
             )
             contact["follow_user"].append({"userid": userid, "state": state, "createtime": int(self.clock())})
             code = "WC" + secrets.token_hex(12)
-            self.welcome_codes[code] = self.clock()
+            self.welcome_codes[code] = (self.clock(), external_userid)
             return code
 
     def finish_transfer(self, external_userid: str, outcome: str) -> None:
@@ -160,8 +160,10 @@ def create_fake_app(fake: FakeWeCom) -> FastAPI:
         code = str(body.get("welcome_code", ""))
         with fake.lock:
             issued = fake.welcome_codes.pop(code, None)  # single use
-        if issued is None or fake.clock() - issued > WELCOME_TTL_S:
+        if issued is None or fake.clock() - issued[0] > WELCOME_TTL_S:
             return _err(41096, "invalid welcome_code: expired or used")
+        if issued[1] in fake.chatting:
+            return _err(41051, "externaluser has started chatting")
         fake.welcomes.append(body)
         return OK
 
