@@ -11,8 +11,11 @@ from sqlalchemy import select
 from fixtures import wecom_wire as wire
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
+from siyu.core.clock import utc_now
 from siyu.fakes.wecom import FakeWeCom
-from siyu.wecom.models import WecomWelcomeSend
+from siyu.wecom.callbacks import open_callback, store_now
+from siyu.wecom.models import WecomCallback, WecomWelcomeSend
+from siyu.wecom.process import process_batch
 from siyu.wecom.runtime import WecomRuntime
 from siyu.wecom.welcome import WelcomeJob, do_set_welcome, send_welcome
 from wecom.conftest import BRAND
@@ -84,3 +87,20 @@ def test_refusal_and_expiry_are_recorded(wecom_app: App, fake: FakeWeCom, api: t
     assert (rows[used].status, rows[used].errcode) == ("failed", 41096)
     assert rows[late].status == "expired" and rows[late].latency_ms is None
     assert fake.welcomes == []
+
+
+def test_welcome_missed_by_a_crash_is_sent_by_processing(
+    wecom_app: App, fake: FakeWeCom, api: tuple[str, WecomRuntime]
+) -> None:
+    """The callback was stored but the process died before its welcome thread ran: processing sends it."""
+    _, runtime = api
+    set_welcome(wecom_app, "", {"text": "欢迎"})
+    code = fake.add_contact("wmCRASH", "zhangsan")
+    fields = wire.contact_event("add_external_contact", "wmCRASH", "zhangsan", int(time.time()), WelcomeCode=code)
+    params, body = wire.callback(fields)
+    store_now(wecom_app.store, [open_callback(runtime.corp(BRAND).crypto(), BRAND, params, body, utc_now())])
+    assert process_batch(wecom_app, runtime.client) == 1
+    with wecom_app.store.unit_of_work() as s:
+        [send] = s.scalars(select(WecomWelcomeSend)).all()
+        assert s.scalar(select(WecomCallback.processed_at)) is not None
+    assert (send.status, send.welcome_code) == ("sent", code) and len(fake.welcomes) == 1

@@ -91,7 +91,11 @@ def worker_command(
             resolve_every=settings.loader_resolve_every,
             on_batch=report,
         )
+        from siyu.wecom.runtime import WecomRuntime
+
+        wecom = WecomRuntime(app)  # WeCom callbacks stored by `siyu serve` become inbox rows first
         if once:
+            wecom.drain()
             result: dict[str, Any] = {"messages": loader.drain()}
             if as_json:
                 print_json(result)
@@ -107,5 +111,6 @@ def worker_command(
 
             every = timedelta(minutes=materialise_every)
             threading.Thread(target=run_schedule, args=(with_own_engine(app), stop, every), daemon=True).start()
+        threading.Thread(target=wecom.run, args=(stop,), name="siyu-wecom", daemon=True).start()
         console.print("loader running 入湖进程运行中 (Ctrl-C to stop)")
         loader.run(stop)

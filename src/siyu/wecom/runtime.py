@@ -93,6 +93,13 @@ class WecomRuntime:
                 self.wake.wait(POLL_S)
                 self.wake.clear()
 
+    def drain(self) -> int:
+        """Process every pending callback now (`siyu worker --once`); returns how many."""
+        app, total = with_own_engine(self.app), 0
+        while done := process_batch(app, self.client):
+            total += done
+        return total
+
     def close(self) -> None:
         self.welcomes.shutdown(wait=True)
         for client in self._clients.values():
