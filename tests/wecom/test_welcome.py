@@ -89,18 +89,25 @@ def test_refusal_and_expiry_are_recorded(wecom_app: App, fake: FakeWeCom, api: t
     assert fake.welcomes == []
 
 
-def test_welcome_missed_by_a_crash_is_sent_by_processing(
+def test_welcome_of_a_process_that_died_is_recorded_lost(
     wecom_app: App, fake: FakeWeCom, api: tuple[str, WecomRuntime]
 ) -> None:
-    """The callback was stored but the process died before its welcome thread ran: processing sends it."""
+    """The callback (and its welcome claim) was stored, then the process died before sending. No
+    other process sends it — the claim is the once-guarantee — and processing records it lost."""
     _, runtime = api
     set_welcome(wecom_app, "", {"text": "欢迎"})
     code = fake.add_contact("wmCRASH", "zhangsan")
     fields = wire.contact_event("add_external_contact", "wmCRASH", "zhangsan", int(time.time()), WelcomeCode=code)
     params, body = wire.callback(fields)
-    store_now(wecom_app.store, [open_callback(runtime.corp(BRAND).crypto(), BRAND, params, body, utc_now())])
+    arrived = utc_now() - timedelta(seconds=60)
+    assert store_now(wecom_app.store, [open_callback(runtime.corp(BRAND).crypto(), BRAND, params, body, arrived)]) == [
+        True
+    ]
+    assert store_now(wecom_app.store, [open_callback(runtime.corp(BRAND).crypto(), BRAND, params, body, arrived)]) == [
+        False
+    ]
     assert process_batch(wecom_app, runtime.client) == 1
     with wecom_app.store.unit_of_work() as s:
         [send] = s.scalars(select(WecomWelcomeSend)).all()
         assert s.scalar(select(WecomCallback.processed_at)) is not None
-    assert (send.status, send.welcome_code) == ("sent", code) and len(fake.welcomes) == 1
+    assert (send.status, send.welcome_code) == ("lost", code) and fake.welcomes == []

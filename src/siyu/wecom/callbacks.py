@@ -1,21 +1,21 @@
 """Receiving callbacks (回调接收): check the signature, decrypt, and store the message raw before
 WeCom gets its answer. Stored once: the hash of the decrypted content is unique per brand, so
-WeCom's redeliveries (it retries when an answer is slow) are no-ops. Writes are group-committed —
-callbacks that arrive while a commit is in flight share the next one — so one fsync serves many."""
+WeCom's redeliveries (it retries when an answer is slow) are no-ops. Writes are group-committed
+(siyu.wecom.group_commit), so one fsync serves many callbacks."""
 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from siyu.store.db import Store
 from siyu.wecom import xmlmsg
 from siyu.wecom.crypto import CallbackCryptoError, WeComCrypto
+from siyu.wecom.group_commit import GroupCommit
 
 MAX_BODY = 64 * 1024  # a callback is a few hundred bytes; anything this large is not one
 
@@ -35,6 +35,12 @@ class Received:
     @property
     def change_type(self) -> str | None:
         return self.fields.get("ChangeType") or None
+
+    @property
+    def welcome_code(self) -> str | None:
+        if self.fields.get("ChangeType") in ("add_external_contact", "add_half_external_contact"):
+            return self.fields.get("WelcomeCode") or None
+        return None
 
 
 def open_callback(
@@ -65,52 +71,50 @@ _INSERT = {
     "postgresql": f"INSERT INTO wecom_callbacks ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, 0) "
     "ON CONFLICT (brand, content_hash) DO NOTHING",
 }
+_CLAIM_COLUMNS = "welcome_code, brand, state, staff_id, external_userid, status, arrived_at"
+_CLAIM = {
+    "sqlite": f"INSERT OR IGNORE INTO wecom_welcome_sends ({_CLAIM_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'sending', ?)",
+    "postgresql": f"INSERT INTO wecom_welcome_sends ({_CLAIM_COLUMNS}) VALUES (%s, %s, %s, %s, %s, 'sending', %s) "
+    "ON CONFLICT (welcome_code) DO NOTHING",
+}
 
 
-def _row(dialect: str, r: Received) -> tuple[object, ...]:
-    at: object = r.received_at
-    if dialect == "sqlite":  # SQLAlchemy's SQLite DateTime text: naive UTC with microseconds
-        at = r.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return (r.brand, r.content_hash, r.event[:64], (r.change_type or None), r.body, at)
+def db_time(dialect: str, at: datetime) -> object:
+    """SQLAlchemy's SQLite DateTime text (naive UTC with microseconds); PostgreSQL takes the datetime."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else at
 
 
-def store_now(store: Store, received: list[Received]) -> None:
-    dialect = store.engine.dialect.name
+def write_callbacks(connection: Connection, received: list[Received]) -> list[bool]:
+    """Insert the callbacks; True for each one new (False: a redelivery, already stored). A new add
+    with a WelcomeCode also claims its welcome in the same transaction: only the delivery that
+    stored the callback sends the welcome, whichever process received the others."""
+    dialect = connection.dialect.name
+    new = []
+    for r in received:
+        at = db_time(dialect, r.received_at)
+        inserted = connection.exec_driver_sql(
+            _INSERT[dialect], (r.brand, r.content_hash, r.event[:64], r.change_type, r.body, at)
+        ).rowcount
+        new.append(inserted == 1)
+        if inserted == 1 and r.welcome_code:
+            f = r.fields
+            claim = (
+                r.welcome_code,
+                r.brand,
+                f.get("State") or None,
+                f.get("UserID", ""),
+                f.get("ExternalUserID", ""),
+                at,
+            )
+            connection.exec_driver_sql(_CLAIM[dialect], claim)
+    return new
+
+
+def store_now(store: Store, received: list[Received]) -> list[bool]:
     with store.engine.begin() as connection:
-        connection.exec_driver_sql(_INSERT[dialect], [_row(dialect, r) for r in received])
+        return write_callbacks(connection, received)
 
 
-class CallbackWriter:
-    """Group commit of received callbacks; `submit` resolves once the row is durable."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._queue: queue.SimpleQueue[tuple[Received, Future[None]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, received: Received) -> Future[None]:
-        done: Future[None] = Future()
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="siyu-wecom-callbacks", daemon=True)
-                self._thread.start()
-        self._queue.put((received, done))
-        return done
-
-    def _run(self) -> None:
-        while True:
-            waiting = [self._queue.get()]
-            while True:
-                try:
-                    waiting.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                store_now(self.store, [r for r, _ in waiting])
-            except Exception as exc:  # nothing committed: every waiting request answers 5xx, WeCom retries
-                for _, done in waiting:
-                    done.set_exception(exc)
-            else:
-                for _, done in waiting:
-                    done.set_result(None)
+def callback_writer(store: Store) -> GroupCommit[Received, bool]:
+    """Group commit of received callbacks; each future resolves to "new" once the row is durable."""
+    return GroupCommit(store, write_callbacks, "siyu-wecom-callbacks")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
-from siyu.core.clock import utc_now
 from siyu.guides.tasks import TaskRequest, do_create_task
 from siyu.ingest.inbox import as_utc
 from siyu.ingest.rows import accept_rows
@@ -34,7 +32,7 @@ from siyu.ingest.schema import ENTITIES
 from siyu.wecom import xmlmsg
 from siyu.wecom.client import WeComApiError, WeComClient
 from siyu.wecom.models import WecomCallback, WecomQrCode, WecomRelation, WecomTransfer
-from siyu.wecom.welcome import WelcomeJob, send_welcome
+from siyu.wecom.welcome import do_mark_lost
 
 log = logging.getLogger("siyu.wecom")
 SOURCE = "wecom"
@@ -63,7 +61,6 @@ class Plan:
     ends: dict[tuple[str, str, str, datetime], tuple[datetime, str]] = field(default_factory=dict)
     tasks: list[TaskRequest] = field(default_factory=list)
     transfer_failures: list[tuple[str, str, str]] = field(default_factory=list)  # (ext, takeover, status)
-    welcomes: list[dict[str, Any]] = field(default_factory=list)  # add callbacks with a WelcomeCode
     # (kind, external_userid, counterpart) → (started_at, state) of the open relation, as the batch goes
     open: dict[tuple[str, str, str], tuple[datetime, str | None] | None] = field(default_factory=dict)
 
@@ -201,8 +198,6 @@ class Planner:
             self.customer(ext, at)
             self.start("friend", ext, userid, at, state)
             plan.event(eid, "wecom_friend_added", ext, at, FRIEND_FIELD, props)
-            if f.get("WelcomeCode"):
-                plan.welcomes.append(f)
         elif change == "edit_external_contact":
             self.customer(ext, at)
             plan.event(eid, "wecom_contact_edited", ext, at, FRIEND_FIELD, props)
@@ -298,6 +293,7 @@ def _apply(app: App, plan: Plan, ids: list[int]) -> None:
         for task in plan.tasks:
             do_create_task(uow, task)
         s.execute(update(WecomCallback).where(WecomCallback.id.in_(ids)).values(processed_at=uow.now, error=None))
+        do_mark_lost(s, plan.brand, uow.now)
 
 
 def land(app: App, plan: Plan) -> None:
@@ -326,7 +322,7 @@ def process_batch(app: App, clients: Callable[[str], WeComClient], limit: int = 
         if first is None:
             return 0
         pending = s.execute(
-            select(WecomCallback.id, WecomCallback.content_hash, WecomCallback.body, WecomCallback.received_at)
+            select(WecomCallback.id, WecomCallback.content_hash, WecomCallback.body)
             .where(
                 WecomCallback.brand == first,
                 WecomCallback.processed_at.is_(None),
@@ -338,11 +334,8 @@ def process_batch(app: App, clients: Callable[[str], WeComClient], limit: int = 
         plan = Plan(first)
         planner = Planner(s, plan, lambda: clients(first))
         try:
-            received = {}
-            for _, content_hash, body, received_at in pending:
-                fields = xmlmsg.message(body.encode())
-                received[fields.get("WelcomeCode")] = as_utc(received_at)
-                planner.callback(content_hash, fields)
+            for _, content_hash, body in pending:
+                planner.callback(content_hash, xmlmsg.message(body.encode()))
         except Exception as exc:
             _failed(app, [p[0] for p in pending], exc)
             raise
@@ -353,22 +346,7 @@ def process_batch(app: App, clients: Callable[[str], WeComClient], limit: int = 
     except Exception as exc:
         _failed(app, ids, exc)
         raise
-    _welcome_missed(app, clients(first), plan, received)
     return len(ids)
-
-
-def _welcome_missed(app: App, client: WeComClient, plan: Plan, received: dict[Any, datetime]) -> None:
-    """Welcomes the callback path did not start (the process died between storing and sending):
-    sent if still within the window, else recorded as expired. A code already claimed is skipped."""
-    now = utc_now()
-    for f in plan.welcomes:
-        arrived = received[f["WelcomeCode"]]
-        job = WelcomeJob(
-            brand=plan.brand, welcome_code=str(f["WelcomeCode"]), staff_id=str(f.get("UserID", "")),
-            external_userid=str(f.get("ExternalUserID", "")), state=str(f.get("State") or ""), arrived_at=arrived,
-            arrived_mono=time.monotonic() - (now - arrived).total_seconds(),
-        )  # fmt: skip
-        send_welcome(app.store, client, job, now)
 
 
 def _failed(app: App, ids: list[int], exc: Exception) -> None:

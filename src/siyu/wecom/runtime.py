@@ -12,14 +12,16 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from siyu.bootstrap import App, with_own_engine
 from siyu.core.clock import utc_now
-from siyu.wecom.callbacks import CallbackWriter, Received
+from siyu.wecom.callbacks import Received, callback_writer
 from siyu.wecom.client import TokenCache, WeComClient
+from siyu.wecom.group_commit import GroupCommit
 from siyu.wecom.process import process_batch
 from siyu.wecom.settings import CorpSettings, load
-from siyu.wecom.welcome import WelcomeJob, send_welcome
+from siyu.wecom.welcome import WelcomeJob, deliver, lookup, write_outcomes
 
 log = logging.getLogger("siyu.wecom")
 SETTINGS_TTL_S = 10.0  # `siyu wecom configure` reaches running servers within this time
@@ -30,7 +32,11 @@ class WecomRuntime:
     def __init__(self, app: App, welcome_threads: int = 8) -> None:
         self.app = app
         self.tokens = TokenCache()
-        self.writer = CallbackWriter(app.store)
+        self.writer = callback_writer(app.store)
+        self.outcomes: GroupCommit[tuple[str, dict[str, Any]], None] = GroupCommit(
+            app.store, write_outcomes, "siyu-wecom-welcome-outcomes"
+        )
+        self._templates: dict[tuple[str, str], tuple[tuple[dict[str, Any] | None, dict[str, str]], float]] = {}
         self.welcomes = ThreadPoolExecutor(welcome_threads, thread_name_prefix="siyu-wecom-welcome")
         self.wake = threading.Event()
         self._corps: dict[str, tuple[CorpSettings, float]] = {}
@@ -59,10 +65,21 @@ class WecomRuntime:
                 self._clients[brand] = client
             return client
 
-    def stored(self, received: Received, arrived_mono: float) -> None:
-        """A callback is durable: start its welcome now, and wake the processing loop."""
+    def template(self, brand: str, state: str) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The welcome of a channel code, cached like the settings (the welcome path reads no tables)."""
+        found = self._templates.get((brand, state))
+        if found is None or found[1] < time.monotonic():
+            with self.app.store.unit_of_work() as session:
+                value = lookup(session, brand, state)
+            self._templates[(brand, state)] = (value, time.monotonic() + SETTINGS_TTL_S)
+            return value
+        return found[0]
+
+    def stored(self, received: Received, arrived_mono: float, new: bool) -> None:
+        """A callback is durable: start its welcome now (only the delivery that stored it, which
+        also claimed the WelcomeCode), and wake the processing loop."""
         f = received.fields
-        if f.get("WelcomeCode") and f.get("ChangeType") in ("add_external_contact", "add_half_external_contact"):
+        if new and received.welcome_code:
             job = WelcomeJob(
                 brand=received.brand, welcome_code=str(f["WelcomeCode"]), staff_id=str(f.get("UserID", "")),
                 external_userid=str(f.get("ExternalUserID", "")), state=str(f.get("State") or ""),
@@ -73,9 +90,12 @@ class WecomRuntime:
 
     def _welcome(self, job: WelcomeJob) -> None:
         try:
-            send_welcome(self.app.store, self.client(job.brand), job, utc_now())
-        except Exception:
+            content, variables = self.template(job.brand, job.state)
+            values = deliver(self.client(job.brand), job, content, variables, utc_now())
+        except Exception as exc:  # e.g. gettoken failed: record it, never retry (the code is single-use)
             log.exception("welcome for %s failed", job.brand)
+            values = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:400]}
+        self.outcomes.submit((job.welcome_code, values))
 
     def run(self, stop: threading.Event) -> None:
         """The processing loop (until `stop`): batches while there is work, then waits to be woken."""

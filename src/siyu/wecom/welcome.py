@@ -2,7 +2,8 @@
 
 WeCom lets a WelcomeCode be used once, within 20 seconds of the add. So the welcome runs first on
 the callback path, on its own threads, before the slower processing; a claim row per code (unique)
-makes it once even when WeCom redelivers the callback; a send after the window is recorded as
+(written with the callback itself) makes it once even when WeCom redelivers the callback, to this
+or another process; a send after the window is recorded as
 `expired` rather than attempted; WeCom's refusals (41051: the customer already chats with the
 staff member; an expired or used code) are recorded with their errcode. The latency from the
 callback's arrival to the send call is stored with each send.
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from siyu.store.db import Store
 from siyu.store.uow import UnitOfWork
@@ -83,57 +85,35 @@ def render(content: dict[str, Any], variables: dict[str, str]) -> dict[str, Any]
     return body
 
 
-def _claim(store: Store, job: WelcomeJob) -> tuple[dict[str, Any] | None, dict[str, str]] | None:
-    """Claim the code (None: another delivery already has it) and read the welcome and code mapping."""
-    try:
-        with store.unit_of_work() as s:
-            s.add(
-                WecomWelcomeSend(
-                    welcome_code=job.welcome_code, brand=job.brand, state=job.state or None, staff_id=job.staff_id,
-                    external_userid=job.external_userid, status="sending", arrived_at=job.arrived_at,
-                )
-            )  # fmt: skip
-            s.flush()
-            rows = {
-                r.state: r.content
-                for r in s.scalars(
-                    select(WecomWelcome).where(WecomWelcome.brand == job.brand, WecomWelcome.state.in_([job.state, ""]))
-                )
-            }
-            code = s.get(WecomQrCode, (job.brand, job.state)) if job.state else None
-    except IntegrityError:
-        return None
-    found = rows.get(job.state) or rows.get("")
-    variables = {"staff_id": job.staff_id, "state": job.state}
+def lookup(session: Session, brand: str, state: str) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The welcome of channel code `state` (else the brand's default) and the code's variables."""
+    rows = {
+        r.state: r.content
+        for r in session.scalars(
+            select(WecomWelcome).where(WecomWelcome.brand == brand, WecomWelcome.state.in_([state, ""]))
+        )
+    }
+    code = session.get(WecomQrCode, (brand, state)) if state else None
+    variables = {"state": state}
     if code is not None:
         variables |= {
             "store_code": code.store_code or "",
             "channel": code.channel or "",
             "campaign": code.campaign or "",
         }
+    found = rows.get(state) or rows.get("")
     return (json.loads(found) if found else None), variables
 
 
-def _finish(store: Store, code: str, **values: Any) -> None:
-    with store.unit_of_work() as s:
-        row = s.scalar(select(WecomWelcomeSend).where(WecomWelcomeSend.welcome_code == code))
-        if row is not None:
-            for k, v in values.items():
-                setattr(row, k, v)
-
-
-def send_welcome(store: Store, client: WeComClient, job: WelcomeJob, now: datetime) -> str:
-    """Send the welcome of `job` once; returns the status recorded."""
-    claimed = _claim(store, job)
-    if claimed is None:
-        return "duplicate"
-    content, variables = claimed
+def deliver(
+    client: WeComClient, job: WelcomeJob, content: dict[str, Any] | None, variables: dict[str, str], now: datetime
+) -> dict[str, Any]:
+    """Send the welcome (no store access): the values to record for the claimed code."""
     if content is None:
-        _finish(store, job.welcome_code, status="no_template")
-        return "no_template"
+        return {"status": "no_template"}
     if now - job.arrived_at > WINDOW:
-        _finish(store, job.welcome_code, status="expired", error="20-second window passed before sending")
-        return "expired"
+        return {"status": "expired", "error": "20-second window passed before sending"}
+    variables = variables | {"staff_id": job.staff_id}
     if "{name}" in json.dumps(content, ensure_ascii=False):
         try:
             variables["name"] = str(
@@ -146,15 +126,52 @@ def send_welcome(store: Store, client: WeComClient, job: WelcomeJob, now: dateti
     try:
         client.send_welcome_msg(body)
     except WeComApiError as error:
-        status = "failed"
-        _finish(
-            store,
-            job.welcome_code,
-            status=status,
-            errcode=error.errcode,
-            error=error.errmsg[:400],
-            latency_ms=latency_ms,
+        return {"status": "failed", "errcode": error.errcode, "error": error.errmsg[:400], "latency_ms": latency_ms}
+    return {"status": "sent", "latency_ms": latency_ms, "sent_at": now}
+
+
+def write_outcomes(connection: Connection, outcomes: list[tuple[str, dict[str, Any]]]) -> list[None]:
+    """Record sends; only a claim still `sending` is updated (the first outcome recorded wins)."""
+    for code, values in outcomes:
+        connection.execute(
+            update(WecomWelcomeSend)
+            .where(WecomWelcomeSend.welcome_code == code, WecomWelcomeSend.status == "sending")
+            .values(**values)
         )
-        return status
-    _finish(store, job.welcome_code, status="sent", latency_ms=latency_ms, sent_at=now)
-    return "sent"
+    return [None] * len(outcomes)
+
+
+def do_mark_lost(session: Session, brand: str, now: datetime) -> int:
+    """Claims still `sending` well after the window: the process that stored them died before it
+    sent (a welcome is attempted by that process only, so it is never sent twice)."""
+    result = session.execute(
+        update(WecomWelcomeSend)
+        .where(
+            WecomWelcomeSend.brand == brand,
+            WecomWelcomeSend.status == "sending",
+            WecomWelcomeSend.arrived_at < now - 2 * WINDOW,
+        )
+        .values(status="lost", error="not sent: the receiving process stopped within the window")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def send_welcome(store: Store, client: WeComClient, job: WelcomeJob, now: datetime) -> str:
+    """Claim, look up, send and record one welcome (the callback path claims with the callback
+    instead; see WecomRuntime). Returns the status recorded, or "duplicate" if already claimed."""
+    try:
+        with store.unit_of_work() as s:
+            s.add(
+                WecomWelcomeSend(
+                    welcome_code=job.welcome_code, brand=job.brand, state=job.state or None, staff_id=job.staff_id,
+                    external_userid=job.external_userid, status="sending", arrived_at=job.arrived_at,
+                )
+            )  # fmt: skip
+            s.flush()
+            content, variables = lookup(s, job.brand, job.state)
+    except IntegrityError:
+        return "duplicate"
+    values = deliver(client, job, content, variables, now)
+    with store.engine.begin() as connection:
+        write_outcomes(connection, [(job.welcome_code, values)])
+    return str(values["status"])

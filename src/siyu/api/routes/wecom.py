@@ -66,6 +66,6 @@ async def receive(brand: str, request: Request) -> PlainTextResponse:
         received = open_callback(corp.crypto(), brand, dict(request.query_params), body, utc_now())
     except CallbackCryptoError as error:
         raise _rejected(brand, request, error) from None
-    await asyncio.wrap_future(runtime.writer.submit(received))  # durable before WeCom hears "success"
-    runtime.stored(received, arrived)
+    new = await asyncio.wrap_future(runtime.writer.submit(received))  # durable before WeCom hears "success"
+    runtime.stored(received, arrived, new)
     return PlainTextResponse("success")
