@@ -121,7 +121,8 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     errors.install(api)
     api.add_middleware(BodyLimitMiddleware)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
-    for module in (ops, segment, ingest, read, audiences, loyalty, wecom):
+    # wecom first: routes are matched in order, and WeCom callbacks are a hot path
+    for module in (wecom, ops, segment, ingest, read, audiences, loyalty):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

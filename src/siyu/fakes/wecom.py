@@ -231,6 +231,20 @@ def create_fake_app(fake: FakeWeCom) -> FastAPI:
             body, error = await _body(request)
             return error or _result(body)
 
+    # Test controls over HTTP, for a fake running in a process of its own (the benchmark, the demo).
+    @api.post("/fake/add_contact")
+    async def fake_add_contact(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        codes = [
+            fake.add_contact(str(c["external_userid"]), str(c["userid"]), name=str(c.get("name", "")))
+            for c in body["contacts"]
+        ]
+        return {**OK, "welcome_codes": codes}
+
+    @api.get("/fake/welcomes")
+    def fake_welcomes() -> dict[str, Any]:
+        return {**OK, "count": len(fake.welcomes)}
+
     return api
 
 

@@ -29,7 +29,7 @@ POLL_S = 1.0
 
 
 class WecomRuntime:
-    def __init__(self, app: App, welcome_threads: int = 8) -> None:
+    def __init__(self, app: App, welcome_threads: int = 32) -> None:
         self.app = app
         self.tokens = TokenCache()
         self.writer = callback_writer(app.store)
@@ -37,6 +37,8 @@ class WecomRuntime:
             app.store, write_outcomes, "siyu-wecom-welcome-outcomes"
         )
         self._templates: dict[tuple[str, str], tuple[tuple[dict[str, Any] | None, dict[str, str]], float]] = {}
+        # Threads, not a queue: a welcome waits on WeCom's answers, and a burst of adds must not queue
+        # behind each other past the 20-second window.
         self.welcomes = ThreadPoolExecutor(welcome_threads, thread_name_prefix="siyu-wecom-welcome")
         self.wake = threading.Event()
         self._corps: dict[str, tuple[CorpSettings, float]] = {}
