@@ -16,6 +16,8 @@ from fixtures import wecom_wire as wire
 from siyu.api.app import create_app
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
+from siyu.events import outbox
+from siyu.events.catalogue import WecomContactChanged
 from siyu.fakes.wecom import FakeWeCom
 from siyu.guides.models import GuideTask
 from siyu.store.models import InboxMessage
@@ -129,6 +131,9 @@ def test_add_then_customer_deletes_guide(api: tuple[str, WecomRuntime], wecom_ap
         ]
         tasks = list(s.scalars(select(GuideTask)))
     assert [by for _, by in history] == ["customer", None]
+    with wecom_app.store.unit_of_work() as s:
+        [changed] = [e.event for e in outbox.after(s, -1, -1, 100) if e.event.type == "WecomContactChanged"]
+    assert changed == WecomContactChanged(BRAND, ("wmCUST1",), ("friend_added", "friend_lost"))
     assert [(t.kind, t.assignee_staff_id, t.store_code, t.status) for t in tasks] == [
         ("churn_alert", "zhangsan", "SH01", "open")
     ]

@@ -115,6 +115,17 @@ class LayersComputed(DomainEvent):
     as_of: str
 
 
+@dataclass(frozen=True)
+class WecomContactChanged(DomainEvent):
+    """WeCom callbacks changed friend or group relations (siyu.wecom.process): the contacts
+    (external_userid) and the changes (`friend_added`, `friend_lost`, `friend_removed`,
+    `transferred`, `group_joined`, `group_left`). The rows themselves go through the ingest inbox."""
+
+    type: ClassVar[str] = "WecomContactChanged"
+    external_userids: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+
+
 CATALOGUE: dict[str, type[DomainEvent]] = {
     cls.type: cls
     for cls in (
@@ -128,6 +139,7 @@ CATALOGUE: dict[str, type[DomainEvent]] = {
         CouponIssued,
         ConsentChanged,
         LayersComputed,
+        WecomContactChanged,
     )
 }
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
+from siyu.events.catalogue import WecomContactChanged
 from siyu.guides.tasks import TaskRequest, do_create_task
 from siyu.ingest.inbox import as_utc
 from siyu.ingest.rows import accept_rows
@@ -38,6 +39,10 @@ log = logging.getLogger("siyu.wecom")
 SOURCE = "wecom"
 FRIEND_FIELD, GROUP_FIELD = "wecom", "wecom_group"
 MAX_ATTEMPTS = 5
+CHANGES = {  # event type → WecomContactChanged change
+    "wecom_friend_added": "friend_added", "wecom_friend_lost": "friend_lost",
+    "wecom_friend_removed": "friend_removed", "wecom_group_joined": "group_joined", "wecom_group_left": "group_left",
+}  # fmt: skip
 FAIL_REASONS = {"customer_refused": "refused", "customer_limit_exceed": "limit_exceeded"}
 
 
@@ -294,6 +299,15 @@ def _apply(app: App, plan: Plan, ids: list[int]) -> None:
             do_create_task(uow, task)
         s.execute(update(WecomCallback).where(WecomCallback.id.in_(ids)).values(processed_at=uow.now, error=None))
         do_mark_lost(s, plan.brand, uow.now)
+        changed = [e for e in plan.rows["events"] if e["type"] in CHANGES]
+        if changed:
+            uow.emit(
+                WecomContactChanged(
+                    plan.brand,
+                    tuple(sorted({str(e["source_customer_id"]) for e in changed})),
+                    tuple(sorted({CHANGES[str(e["type"])] for e in changed})),
+                )
+            )
 
 
 def land(app: App, plan: Plan) -> None:
