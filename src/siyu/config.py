@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     ready_max_pending_age: float = Field(
         default=300.0, description="/ready is 503 when the oldest pending inbox message waited longer (s; 0 = off)"
     )
+    wecom_api_base: str = Field(
+        default="https://qyapi.weixin.qq.com", description="WeCom API host (a local fake in tests and the demo)"
+    )
     # Business timestamps outside [earliest, now + max_future] are rejected at the door (docs/import-schema.md).
     ingest_earliest: datetime = Field(default=EARLIEST, description="Earliest accepted business timestamp")
     ingest_max_future: timedelta = Field(default=MAX_FUTURE, description="How far past now a timestamp may be")

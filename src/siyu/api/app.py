@@ -27,11 +27,12 @@ from siyu.api.gzip import BodyLimitMiddleware
 from siyu.api.headers import SecurityHeadersMiddleware
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
-from siyu.api.routes import audiences, guides, ingest, journeys, loyalty, messaging, ops, read, segment
+from siyu.api.routes import audiences, guides, ingest, journeys, loyalty, messaging, ops, read, segment, wecom
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
 from siyu.ingest.inbox import GroupCommitter
 from siyu.ingest.loader import Loader
+from siyu.wecom.runtime import WecomRuntime
 
 DESCRIPTION = """\
 siyu 私域 HTTP API.
@@ -61,6 +62,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
         audiences=EnginePool(app, settings.api_audience_engines, settings.api_engine_wait),
         inbox=GroupCommitter(app.store),
     )
+    wecom_runtime = WecomRuntime(app)  # callbacks, welcome messages (siyu.wecom)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -76,10 +78,12 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
             )
             thread = threading.Thread(target=loader.run, args=(stop,), name="siyu-loader", daemon=True)
             thread.start()
+            threading.Thread(target=wecom_runtime.run, args=(stop,), name="siyu-wecom", daemon=True).start()
         yield
         stop.set()
         if thread is not None:
             thread.join(timeout=60)
+        wecom_runtime.close()
 
     api = FastAPI(
         title="siyu 私域 API",
@@ -114,11 +118,13 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
         )
 
     api.state.siyu = state
+    api.state.wecom = wecom_runtime
     errors.install(api)
     api.add_middleware(BodyLimitMiddleware)
     api.add_middleware(SecurityHeadersMiddleware)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
-    for module in (ops, segment, ingest, read, audiences, loyalty, journeys, messaging, guides):
+    # wecom first: routes are matched in order, and WeCom callbacks are a hot path
+    for module in (wecom, ops, segment, ingest, read, audiences, loyalty, journeys, messaging, guides):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -26,6 +26,7 @@ from siyu.cli import (
     report,
     serve,
     tags,
+    wecom,
 )
 from siyu.cli.common import state
 
@@ -71,6 +72,8 @@ app.add_typer(journey.journey_app, name="journey")
 app.add_typer(messages.messages_app, name="messages")
 app.add_typer(consent.consent_app, name="consent")
 app.add_typer(guides.guides_app, name="guides")
+app.add_typer(wecom.wecom_app, name="wecom")
+app.add_typer(wecom.qrcodes_app, name="qrcodes")
 
 
 def main() -> None:

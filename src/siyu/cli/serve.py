@@ -91,7 +91,11 @@ def worker_command(
             resolve_every=settings.loader_resolve_every,
             on_batch=report,
         )
+        from siyu.wecom.runtime import WecomRuntime
+
+        wecom = WecomRuntime(app)  # WeCom callbacks stored by `siyu serve` become inbox rows first
         if once:
+            wecom.drain()
             result: dict[str, Any] = {"messages": loader.drain()}
             if as_json:
                 print_json(result)
@@ -113,5 +117,6 @@ def worker_command(
         threading.Thread(target=run_loop, args=(with_own_engine(app), stop), daemon=True).start()
         from siyu.messaging.dispatch import Dispatcher  # sends due messages beside the loader (触达)
         threading.Thread(target=Dispatcher(with_own_engine(app)).run, args=(stop,), daemon=True).start()
+        threading.Thread(target=wecom.run, args=(stop,), name="siyu-wecom", daemon=True).start()
         console.print("loader running 入湖进程运行中 (Ctrl-C to stop)")
         loader.run(stop)

@@ -130,6 +130,17 @@ class BindingChanged(DomainEvent):
     changed: int = 0
 
 
+@dataclass(frozen=True)
+class WecomContactChanged(DomainEvent):
+    """WeCom callbacks changed friend or group relations (siyu.wecom.process): the contacts
+    (external_userid) and the changes (`friend_added`, `friend_lost`, `friend_removed`,
+    `transferred`, `group_joined`, `group_left`). The rows themselves go through the ingest inbox."""
+
+    type: ClassVar[str] = "WecomContactChanged"
+    external_userids: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+
+
 CATALOGUE: dict[str, type[DomainEvent]] = {
     cls.type: cls
     for cls in (
@@ -145,6 +156,7 @@ CATALOGUE: dict[str, type[DomainEvent]] = {
         LayersComputed,
         RelationsLanded,
         BindingChanged,
+        WecomContactChanged,
     )
 }
 

@@ -9,6 +9,7 @@ from siyu.journeys import models as journey_models
 from siyu.loyalty import models as loyalty_models
 from siyu.messaging import ledger_models as messaging_ledger_models
 from siyu.messaging import models as messaging_models
+from siyu.wecom import models as wecom_models
 
 REGISTERED = (
     audience_models,
@@ -19,4 +20,5 @@ REGISTERED = (
     messaging_models,
     messaging_ledger_models,
     outbox_models,
+    wecom_models,
 )
