@@ -21,6 +21,7 @@ from siyu.cli import (
     report,
     serve,
     tags,
+    users,
 )
 from siyu.cli.common import state
 
@@ -61,6 +62,7 @@ app.add_typer(tags.tags_app, name="tags")
 app.add_typer(audience.audience_app, name="audience")
 app.add_typer(loyalty.loyalty_app, name="loyalty")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(users.users_app, name="users")
 
 
 def main() -> None:

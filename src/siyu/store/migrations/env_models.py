@@ -3,9 +3,18 @@
 
 from siyu.audiences import models as audience_models
 from siyu.audit import models as audit_models
+from siyu.console import models as console_models
 from siyu.events import outbox as outbox_models
 from siyu.guides import models as guide_models
 from siyu.loyalty import models as loyalty_models
 from siyu.messaging import models as messaging_models
 
-REGISTERED = (audience_models, audit_models, guide_models, loyalty_models, messaging_models, outbox_models)
+REGISTERED = (
+    audience_models,
+    audit_models,
+    console_models,
+    guide_models,
+    loyalty_models,
+    messaging_models,
+    outbox_models,
+)
