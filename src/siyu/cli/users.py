@@ -87,9 +87,8 @@ def disable(email: Annotated[str, typer.Argument(help="The user's e-mail")]) -> 
     """Disable a user; their open sessions end at once."""
     from siyu.console.users import do_disable_user
 
-    with user_errors():
-        with get_app().store.begin(cli_actor()) as uow:
-            do_disable_user(uow, email)
+    with user_errors(), get_app().store.begin(cli_actor()) as uow:
+        do_disable_user(uow, email)
     console.print(f"disabled 已停用 {email}", highlight=False)
 
 

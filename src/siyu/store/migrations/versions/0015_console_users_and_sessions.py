@@ -5,9 +5,8 @@ Revises: 0010
 Create Date: 2026-12-03 12:17:26.329423
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0015"
 down_revision = "0010"
