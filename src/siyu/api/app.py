@@ -29,6 +29,7 @@ from siyu.api.ratelimit import RateLimiter
 from siyu.api.routes import audiences, ingest, loyalty, ops, read, segment
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
+from siyu.console.mount import mount as mount_console
 from siyu.ingest.inbox import GroupCommitter
 from siyu.ingest.loader import Loader
 
@@ -118,6 +119,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
     for module in (ops, segment, ingest, read, audiences, loyalty):
         api.include_router(module.router)
+    mount_console(api)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema:
