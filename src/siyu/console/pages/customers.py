@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from siyu.api.deps import ComputeDep
+from siyu.audiences.customer import customer_lights
 from siyu.audiences.tag_manual import do_remove_tag, do_set_tag, known_customer
 from siyu.audiences.tags import list_tags
 from siyu.bootstrap import App
@@ -62,7 +63,7 @@ def _checked(ctx: Ctx, app: App, customer_id: str) -> str:
 
 
 def _view(app: App, brand: str, customer_id: str, mask: bool) -> dict[str, Any]:
-    view = customer_view(app, customer_id, brand, mask=mask)
+    view = customer_view(app, customer_id, brand, mask=mask, lights=False)  # lights: the /reach fragment
     records = ibis.memtable(pa.Table.from_pylist([{"brand": view["brand"], **s} for s in view["sources"]]))
     try:
         view.update(customer_profile(app, view["brand"], customer_id, records))
@@ -81,6 +82,13 @@ def _render(ctx: Ctx, app: App, brand: str, customer_id: str, *, revealed: bool)
 def customer(ctx: View, app: ComputeDep, customer_id: str) -> HTMLResponse:
     brand = _checked(ctx, app, customer_id)
     return _render(ctx, app, brand, customer_id, revealed=False)
+
+
+@router.get("/console/customers/{customer_id}/reach")
+def reach(ctx: View, app: ComputeDep, customer_id: str) -> HTMLResponse:
+    """Reachability lights (亮灯), fetched by the 360 page after it shows: the slowest part of the view."""
+    brand = _checked(ctx, app, customer_id)
+    return ctx.render("customer_reach.html", lights=customer_lights(app, customer_id, brand))
 
 
 @router.post("/console/customers/{customer_id}/reveal")
