@@ -52,7 +52,10 @@ def _pick_scope(app: App) -> tuple[str, str, str, str]:
     assert customers is not None
     guided = customers.filter(customers.guide_code.notnull())
     rows = app.engine.to_arrow(
-        guided.group_by(["guide_code", "store_code"]).agg(n=guided.count()).order_by([ibis.desc("n"), "guide_code"]).limit(2)
+        guided.group_by(["guide_code", "store_code"])
+        .agg(n=guided.count())
+        .order_by([ibis.desc("n"), "guide_code"])
+        .limit(2)
     ).to_pylist()
     guide, store = rows[0]["guide_code"], rows[0]["store_code"]
     other_guide = rows[1]["guide_code"]

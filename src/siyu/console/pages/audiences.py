@@ -111,9 +111,10 @@ def export(ctx: Export, app: AudienceDep, code: str, cleanup: BackgroundTasks) -
     folder = Path(tempfile.mkdtemp(prefix="siyu-console-export-"))
     path = folder / f"{code}.csv"
     try:
-        with service.export_audience(app, brand, path, code) as exported, app.store.begin(
-            Actor.user(ctx.user.email)
-        ) as uow:
+        with (
+            service.export_audience(app, brand, path, code) as exported,
+            app.store.begin(Actor.user(ctx.user.email)) as uow,
+        ):
             service.do_record_export(uow, exported)
     except BaseException:
         shutil.rmtree(folder, True)

@@ -19,7 +19,7 @@ from siyu.bootstrap import App
 from siyu.console.scope import SCOPED_ROLES, in_scope, scoped_customers
 from siyu.console.web import ConsoleDenied, Ctx, page
 from siyu.core.actor import Actor
-from siyu.core.errors import SiyuError
+from siyu.core.errors import NotFoundError, SiyuError
 from siyu.customers.profile import customer_profile
 from siyu.customers.view import customer_view, find_customer_ids
 
@@ -57,7 +57,11 @@ def _checked(ctx: Ctx, app: App, customer_id: str) -> str:
     """The brand, once the customer is in it and in the user's scope (404 either way: a guide
     learns nothing about customers who are not theirs)."""
     brand = _brand(ctx)
-    if customer_id not in find_customer_ids(app, customer_id, brand) or not in_scope(app, ctx.user, brand, customer_id):
+    try:
+        known_customer(app.engine, brand, customer_id)
+    except NotFoundError:
+        raise ConsoleDenied(404, "error.not_found") from None
+    if not in_scope(app, ctx.user, brand, customer_id):
         raise ConsoleDenied(404, "error.not_found")
     return brand
 
