@@ -17,7 +17,7 @@ from siyu.console.users import SESSION_FOR, LoginError, User, do_login, do_logou
 from siyu.console.web import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
-    ConsoleDenied,
+    ConsoleDeniedError,
     Ctx,
     lang_of,
     page,
@@ -62,7 +62,7 @@ def login(
     state: ApiState = request.app.state.siyu
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, csrf):
-        raise ConsoleDenied(403, "error.csrf")
+        raise ConsoleDeniedError(403, "error.csrf")
     with state.app.store.begin(Actor.user(email.strip().lower()[:320])) as uow:
         outcome = do_login(uow, email, password)
     lang = lang_of(request)

@@ -32,12 +32,12 @@ CSRF_HEADER = "x-csrf-token"
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-class ConsoleRedirect(Exception):
+class ConsoleRedirectError(Exception):
     def __init__(self, to: str) -> None:
         self.to = to
 
 
-class ConsoleDenied(Exception):
+class ConsoleDeniedError(Exception):
     """403 (role or scope) or 404, shown as a page in the user's language."""
 
     def __init__(self, status: int, message_id: str) -> None:
@@ -117,17 +117,17 @@ def page(permission: str | None) -> Callable[[Request], Awaitable[Ctx]]:
         token = request.cookies.get(SESSION_COOKIE)
         found = await run_in_threadpool(session_of, state.app, token, utc_now()) if token else None
         if found is None:
-            raise ConsoleRedirect("/console/login")
+            raise ConsoleRedirectError("/console/login")
         user, csrf = found
         lang = lang_of(request)
         if request.method == "POST" and not await _csrf_ok(request, csrf):
-            raise ConsoleDenied(403, "error.csrf")
+            raise ConsoleDeniedError(403, "error.csrf")
         if permission is not None and not allows(user.role, permission):
-            raise ConsoleDenied(403, "error.forbidden")
+            raise ConsoleDeniedError(403, "error.forbidden")
         brands = await run_in_threadpool(_brands_of, state.app, user)
         wanted = request.query_params.get("brand")
         if wanted is not None and wanted not in brands:
-            raise ConsoleDenied(403, "error.brand")
+            raise ConsoleDeniedError(403, "error.brand")
         return Ctx(request, state, user, csrf, lang, brands, wanted or (brands[0] if brands else None))
 
     return check
@@ -136,12 +136,12 @@ def page(permission: str | None) -> Callable[[Request], Awaitable[Ctx]]:
 def install(api: Any) -> None:
     """Error pages for the console's own exceptions (the API keeps problem+json)."""
 
-    @api.exception_handler(ConsoleRedirect)
-    async def redirect(_request: Request, exc: ConsoleRedirect) -> Response:
+    @api.exception_handler(ConsoleRedirectError)
+    async def redirect(_request: Request, exc: ConsoleRedirectError) -> Response:
         return RedirectResponse(exc.to, status_code=303)
 
-    @api.exception_handler(ConsoleDenied)
-    async def denied(request: Request, exc: ConsoleDenied) -> Response:
+    @api.exception_handler(ConsoleDeniedError)
+    async def denied(request: Request, exc: ConsoleDeniedError) -> Response:
         lang = lang_of(request)
         return templates.TemplateResponse(
             request,

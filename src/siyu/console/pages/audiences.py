@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from siyu.api.deps import AudienceDep
 from siyu.audiences import service, snapshots
 from siyu.audiences.tags import list_tags
-from siyu.console.web import ConsoleDenied, Ctx, page
+from siyu.console.web import ConsoleDeniedError, Ctx, page
 from siyu.core.actor import Actor
 from siyu.core.errors import NotFoundError, SiyuError
 
@@ -28,7 +28,7 @@ Rule = Annotated[str, Form(max_length=20_000)]
 
 def _brand(ctx: Ctx) -> str:
     if ctx.brand is None:
-        raise ConsoleDenied(404, "error.no_brand")
+        raise ConsoleDeniedError(404, "error.no_brand")
     return ctx.brand
 
 
@@ -76,7 +76,7 @@ def _audience(ctx: Ctx, code: str) -> dict[str, object]:
     try:
         return service.get_audience(ctx.app, _brand(ctx), code)
     except NotFoundError:
-        raise ConsoleDenied(404, "error.not_found") from None
+        raise ConsoleDeniedError(404, "error.not_found") from None
 
 
 @router.get("/console/audiences/{code}")

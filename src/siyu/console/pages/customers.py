@@ -17,7 +17,7 @@ from siyu.audiences.tag_manual import do_remove_tag, do_set_tag, known_customer
 from siyu.audiences.tags import list_tags
 from siyu.bootstrap import App
 from siyu.console.scope import SCOPED_ROLES, in_scope, scoped_customers
-from siyu.console.web import ConsoleDenied, Ctx, page
+from siyu.console.web import ConsoleDeniedError, Ctx, page
 from siyu.core.actor import Actor
 from siyu.core.errors import NotFoundError, SiyuError
 from siyu.customers.profile import customer_profile
@@ -31,7 +31,7 @@ Tag = Annotated[Ctx, Depends(page("customers.tag"))]
 
 def _brand(ctx: Ctx) -> str:
     if ctx.brand is None:
-        raise ConsoleDenied(404, "error.no_brand")
+        raise ConsoleDeniedError(404, "error.no_brand")
     return ctx.brand
 
 
@@ -60,9 +60,9 @@ def _checked(ctx: Ctx, app: App, customer_id: str) -> str:
     try:
         known_customer(app.engine, brand, customer_id)
     except NotFoundError:
-        raise ConsoleDenied(404, "error.not_found") from None
+        raise ConsoleDeniedError(404, "error.not_found") from None
     if not in_scope(app, ctx.user, brand, customer_id):
-        raise ConsoleDenied(404, "error.not_found")
+        raise ConsoleDeniedError(404, "error.not_found")
     return brand
 
 

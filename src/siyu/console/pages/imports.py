@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from siyu.api.deps import ComputeDep
-from siyu.console.web import ConsoleDenied, Ctx, page
+from siyu.console.web import ConsoleDeniedError, Ctx, page
 from siyu.core.errors import SiyuError
 from siyu.ingest.importer import import_path, quarantine
 
@@ -28,7 +28,7 @@ UPLOADS = "uploads"
 
 def _folder(ctx: Ctx) -> Path:
     if ctx.brand is None:
-        raise ConsoleDenied(404, "error.no_brand")
+        raise ConsoleDeniedError(404, "error.no_brand")
     return ctx.app.settings.home / UPLOADS / ctx.brand
 
 

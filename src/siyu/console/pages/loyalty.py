@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Form, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
-from siyu.console.web import ConsoleDenied, Ctx, page
+from siyu.console.web import ConsoleDeniedError, Ctx, page
 from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError
@@ -32,7 +32,7 @@ MAX_PROGRAM_BYTES = 256 * 1024
 
 def _programs(ctx: Ctx) -> list[dict[str, Any]]:
     if ctx.brand is None:
-        raise ConsoleDenied(404, "error.no_brand")
+        raise ConsoleDeniedError(404, "error.no_brand")
     with ctx.app.store.unit_of_work() as session:
         out = []
         for code in programs_of_brand(session, ctx.brand):
@@ -93,7 +93,7 @@ def _member(ctx: Ctx, program: str, member_no: str) -> LoyaltyAccount:
     with ctx.app.store.unit_of_work() as session:
         account = account_by_member_no(session, program, member_no.strip())
         if account is None or account.brand not in ctx.brands:
-            raise ConsoleDenied(404, "error.not_found")
+            raise ConsoleDeniedError(404, "error.not_found")
         return account
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from siyu.api.deps import ComputeDep
 from siyu.bootstrap import App
 from siyu.brands.settings import brand_settings
-from siyu.console.web import ConsoleDenied, Ctx, page
+from siyu.console.web import ConsoleDeniedError, Ctx, page
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError
 from siyu.metrics.labels import LAYER_NAMES, LAYERS
@@ -46,7 +46,7 @@ def default_period(app: App, brand: str) -> str:
 
 def _brand(ctx: Ctx) -> str:
     if ctx.brand is None:
-        raise ConsoleDenied(404, "error.no_brand")
+        raise ConsoleDeniedError(404, "error.no_brand")
     return ctx.brand
 
 

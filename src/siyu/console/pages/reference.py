@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from siyu.audiences.tags import list_tags
 from siyu.audit.trail import AuditFilter, entries
-from siyu.console.web import ConsoleDenied, Ctx, page
+from siyu.console.web import ConsoleDeniedError, Ctx, page
 
 router = APIRouter(include_in_schema=False)
 Tags = Annotated[Ctx, Depends(page("tags.view"))]
@@ -19,7 +19,7 @@ Audit = Annotated[Ctx, Depends(page("audit.view"))]
 @router.get("/console/tags")
 def tags(ctx: Tags) -> HTMLResponse:
     if ctx.brand is None:
-        raise ConsoleDenied(404, "error.no_brand")
+        raise ConsoleDeniedError(404, "error.no_brand")
     return ctx.render("tags.html", rows=list_tags(ctx.app, ctx.brand))
 
 

@@ -14,7 +14,7 @@ from siyu.brands.settings import list_brands
 from siyu.console.passwords import one_time_password
 from siyu.console.permissions import ROLES
 from siyu.console.users import GROUP_ROLES, do_create_user, do_disable_user, list_users
-from siyu.console.web import ConsoleDenied, Ctx, page
+from siyu.console.web import ConsoleDeniedError, Ctx, page
 from siyu.core.actor import Actor
 from siyu.core.errors import SiyuError
 from siyu.store.models import ApiKey
@@ -52,7 +52,7 @@ def create_key(
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
     if ctx.brand is None:
-        raise ConsoleDenied(404, "error.no_brand")
+        raise ConsoleDeniedError(404, "error.no_brand")
     try:
         with ctx.app.store.begin(Actor.user(ctx.user.email)) as uow:
             secret, _ = do_create_key(uow, ctx.brand, parse_scopes(scopes), None, name or None)
@@ -67,7 +67,7 @@ def revoke_key(ctx: Keys, key_id: str) -> HTMLResponse:
     with ctx.app.store.unit_of_work() as session:
         key = session.get(ApiKey, key_id)
         if key is None or key.brand not in ctx.brands:
-            raise ConsoleDenied(404, "error.not_found")
+            raise ConsoleDeniedError(404, "error.not_found")
     with ctx.app.store.begin(Actor.user(ctx.user.email)) as uow:
         do_revoke_key(uow, key_id)
     return _render(ctx)
@@ -82,7 +82,7 @@ def create_user(
     staff_id: Annotated[str, Form(max_length=64)] = "",
 ) -> HTMLResponse:
     if ctx.user.role != "group_admin" and role in GROUP_ROLES:
-        raise ConsoleDenied(403, "error.forbidden")
+        raise ConsoleDeniedError(403, "error.forbidden")
     password = one_time_password()
     brand = None if role in GROUP_ROLES else ctx.brand
     try:
@@ -101,7 +101,7 @@ def create_user(
 def disable_user(ctx: Users, email: Annotated[str, Form(max_length=320)]) -> HTMLResponse:
     target = next((u for u in list_users(ctx.app, ctx.user.brand) if u["email"] == email.strip().lower()), None)
     if target is None or (ctx.user.role != "group_admin" and target["role"] in GROUP_ROLES):
-        raise ConsoleDenied(404, "error.not_found")
+        raise ConsoleDeniedError(404, "error.not_found")
     with ctx.app.store.begin(Actor.user(ctx.user.email)) as uow:
         do_disable_user(uow, email)
     return _render(ctx)
