@@ -94,7 +94,9 @@ def test_users_cli_create_list_disable(tmp_path, monkeypatch) -> None:  # type: 
     assert made.exit_code == 0, made.output
     assert "one-time password" in made.output
     given = runner.invoke(
-        cli, ["users", "create", "--email", "g@brand.cn", "--role", "guide", "--brand", "demo", "--staff", "G1", "--password-stdin"],
+        cli,
+        ["users", "create", "--email", "g@brand.cn", "--role", "guide", "--brand", "demo", "--staff", "G1",
+         "--password-stdin"],
         input="short\n",
     )  # fmt: skip
     assert given.exit_code == 2 and "at least 10" in given.output
