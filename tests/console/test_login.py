@@ -106,3 +106,15 @@ def test_users_cli_create_list_disable(tmp_path, monkeypatch) -> None:  # type: 
     assert '"ops@brand.cn"' in listed.output and "password" not in listed.output
     assert runner.invoke(cli, ["users", "disable", "ops@brand.cn"]).exit_code == 0
     assert '"disabled": true' in runner.invoke(cli, ["users", "list", "--json"]).output
+
+
+def test_the_demo_admin_signs_in_with_the_printed_password_and_a_second_demo_resets_it(workspace: Workspace) -> None:
+    from siyu.cli.demo import DEMO_ADMIN, demo_console_user
+
+    first = demo_console_user(workspace.app)
+    second = demo_console_user(workspace.app)  # `siyu demo` run again in the same workspace
+    assert first != second
+    with httpx.Client(base_url=workspace.url, timeout=30) as c:
+        old = c.post("/console/login", data={"email": DEMO_ADMIN, "password": first, "csrf": _form(c)})
+        assert old.status_code == 401
+    login(workspace.url, DEMO_ADMIN, second).close()

@@ -5,11 +5,11 @@
     if (!src || !window.echarts) return;
     var d = JSON.parse(src.textContent);
     var opts = {
-      layers: { tooltip: {}, xAxis: { type: "category", data: d.layers.names, axisLabel: { interval: 0, rotate: 20 } }, yAxis: { type: "value" }, series: [{ type: "bar", data: d.layers.values }] },
+      layers: { tooltip: {}, grid: { containLabel: true }, xAxis: { type: "category", data: d.layers.names, axisLabel: { interval: 0, rotate: 20 } }, yAxis: { type: "value" }, series: [{ type: "bar", data: d.layers.values }] },
       sankey: { tooltip: {}, series: [{ type: "sankey", data: d.sankey.nodes, links: d.sankey.links, emphasis: { focus: "adjacency" } }] },
       connection: { tooltip: {}, xAxis: { type: "value", max: 100 }, yAxis: { type: "category", data: d.connection.fields }, series: [{ type: "bar", data: d.connection.rates }], grid: { left: 110 } },
-      clv: { tooltip: {}, legend: {}, xAxis: { type: "category", data: d.clv.names, axisLabel: { interval: 0, rotate: 20 } }, yAxis: { type: "value" }, series: [{ name: "CLV", type: "bar", data: d.clv.values }, { name: "predicted", type: "bar", data: d.clv.predicted }] },
-      trend: { tooltip: { trigger: "axis" }, xAxis: { type: "category", data: d.trend.periods }, yAxis: { type: "value" }, series: [{ type: "line", data: d.trend.capital, smooth: true }] }
+      clv: { tooltip: {}, legend: {}, grid: { containLabel: true }, xAxis: { type: "category", data: d.clv.names, axisLabel: { interval: 0, rotate: 20 } }, yAxis: { type: "value" }, series: [{ name: "CLV", type: "bar", data: d.clv.values }, { name: "predicted", type: "bar", data: d.clv.predicted }] },
+      trend: { tooltip: { trigger: "axis" }, grid: { containLabel: true }, xAxis: { type: "category", data: d.trend.periods }, yAxis: { type: "value" }, series: [{ type: "line", data: d.trend.capital, smooth: true }] }
     };
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       var chart = echarts.init(el);
