@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -133,20 +133,24 @@ def page(permission: str | None) -> Callable[[Request], Awaitable[Ctx]]:
     return check
 
 
-def install(api: Any) -> None:
+async def _redirect(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleRedirectError)
+    return RedirectResponse(exc.to, status_code=303)
+
+
+async def _denied(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleDeniedError)
+    lang = lang_of(request)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"t": lambda k, **v: translate(lang, k, **v), "lang": lang, "message": translate(lang, exc.message_id),
+         "status": exc.status},
+        status_code=exc.status,
+    )  # fmt: skip
+
+
+def install(api: FastAPI) -> None:
     """Error pages for the console's own exceptions (the API keeps problem+json)."""
-
-    @api.exception_handler(ConsoleRedirectError)
-    async def redirect(_request: Request, exc: ConsoleRedirectError) -> Response:
-        return RedirectResponse(exc.to, status_code=303)
-
-    @api.exception_handler(ConsoleDeniedError)
-    async def denied(request: Request, exc: ConsoleDeniedError) -> Response:
-        lang = lang_of(request)
-        return templates.TemplateResponse(
-            request,
-            "error.html",
-            {"t": lambda k, **v: translate(lang, k, **v), "lang": lang, "message": translate(lang, exc.message_id),
-             "status": exc.status},
-            status_code=exc.status,
-        )  # fmt: skip
+    api.add_exception_handler(ConsoleRedirectError, _redirect)
+    api.add_exception_handler(ConsoleDeniedError, _denied)

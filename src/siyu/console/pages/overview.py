@@ -60,7 +60,7 @@ def overview(ctx: View, period: Period = None) -> HTMLResponse:
 def _change(cur: float | int | None, prev: float | int | None) -> float | None:
     if cur is None or prev in (None, 0):
         return None
-    return (cur - prev) / abs(prev)  # type: ignore[operator]
+    return (cur - prev) / abs(prev)
 
 
 def charts(data: dict[str, Any], lang: str) -> dict[str, Any]:
