@@ -153,7 +153,6 @@ def test_a_guide_cannot_open_another_guides_customer(browser: Browser, workspace
     assert client.get(f"/console/customers/{workspace.other_customer}/reach?brand=demo").status_code == 404
     tag = {"code": "x", "reason": "r", "csrf": client.csrf}  # type: ignore[attr-defined]
     assert client.post(f"/console/customers/{workspace.other_customer}/tags?brand=demo", data=tag).status_code == 404
-    assert client.get(f"/console/customers/{workspace.own_customer}?brand=demo").status_code == 200
     client.close()
 
 
