@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     api_audience_timeout: float = Field(
         default=30.0, ge=0, description="Seconds an audience request may compile and run before 503 (0 = no limit)"
     )
+    console_secure_cookie: bool | None = Field(
+        default=None, description="Console cookies `Secure`: unset = yes except plain HTTP to 127.0.0.1/localhost"
+    )
     # Audience and tag rules: size limits checked before anything compiles (docs/api.md).
     rule_max_depth: int = Field(default=20, ge=1, le=100, description="Nested all / any / not levels in a rule")
     rule_max_nodes: int = Field(default=200, ge=1, le=5_000, description="Conditions and combinators in a rule")

@@ -30,6 +30,7 @@ from siyu.api.ratelimit import RateLimiter
 from siyu.api.routes import audiences, guides, ingest, journeys, loyalty, messaging, ops, read, segment, wecom
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
+from siyu.console.mount import mount as mount_console
 from siyu.ingest.inbox import GroupCommitter
 from siyu.ingest.loader import Loader
 from siyu.wecom.runtime import WecomRuntime
@@ -126,6 +127,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     # wecom first: routes are matched in order, and WeCom callbacks are a hot path
     for module in (wecom, ops, segment, ingest, read, audiences, loyalty, journeys, messaging, guides):
         api.include_router(module.router)
+    mount_console(api)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema:

@@ -27,6 +27,7 @@ from siyu.cli import (
     serve,
     tags,
     wecom,
+    users,
 )
 from siyu.cli.common import state
 
@@ -74,6 +75,7 @@ app.add_typer(consent.consent_app, name="consent")
 app.add_typer(guides.guides_app, name="guides")
 app.add_typer(wecom.wecom_app, name="wecom")
 app.add_typer(wecom.qrcodes_app, name="qrcodes")
+app.add_typer(users.users_app, name="users")
 
 
 def main() -> None:

@@ -15,6 +15,8 @@ from siyu.cli.report import write as write_report_for
 from siyu.core.money import format_fen
 from siyu.core.output import OutputError
 
+DEMO_ADMIN = "demo_admin@example.com"
+
 
 def demo_command(
     customers: Annotated[int, typer.Option(help="Number of people in the synthetic brand", min=100)] = 20_000,
@@ -127,6 +129,29 @@ def demo_command(
     )
     console.print(f"files 文件: {out_dir}  ·  try: siyu metrics fast --brand demo --period {month}")
     console.print(f"[bold]health report 健康度报告 ({month}):[/] {report_path}")
+    password = demo_console_user(app)
+    console.print(
+        f"[bold]console 控制台:[/] siyu serve, then http://127.0.0.1:8000/console — user 用户 demo_admin@example.com, "
+        f"one-time password 一次性密码 {password}",
+        highlight=False,
+    )
+
+
+def demo_console_user(app: Any) -> str:
+    """The demo's console user `demo_admin@example.com` (group admin) with a new one-time password;
+    a second `siyu demo` in the same workspace resets it."""
+    from siyu.cli.common import cli_actor
+    from siyu.console.passwords import one_time_password
+    from siyu.console.users import UserError, do_create_user, do_reset_password
+
+    password = one_time_password()
+    try:
+        with app.store.begin(cli_actor()) as uow:
+            do_create_user(uow, DEMO_ADMIN, "group_admin", password)
+    except UserError:  # exists from an earlier demo
+        with app.store.begin(cli_actor()) as uow:
+            do_reset_password(uow, DEMO_ADMIN, password)
+    return password
 
 
 def _print_loyalty(n: dict[str, Any]) -> None:

@@ -51,8 +51,11 @@ def find_customer_ids(app: App, key: str, brand: str | None = None) -> list[str]
     return sorted(str(v) for v in app.engine.to_arrow(customers)["customer_id"].to_pylist())
 
 
-def customer_view(app: App, key: str, brand: str | None = None, mask: bool = True) -> dict[str, Any]:
-    """What we know of one customer; identifiers are masked unless `mask=False` (PII-scoped callers)."""
+def customer_view(
+    app: App, key: str, brand: str | None = None, mask: bool = True, *, lights: bool = True
+) -> dict[str, Any]:
+    """What we know of one customer; identifiers are masked unless `mask=False` (PII-scoped callers).
+    `lights=False` leaves out reachability (the slowest part), for callers that fetch it apart."""
     ids = find_customer_ids(app, key, brand)
     if not ids:
         raise NotFoundError(
@@ -103,7 +106,7 @@ def customer_view(app: App, key: str, brand: str | None = None, mask: bool = Tru
         "memberships": memberships,
         "orders": _order_summary(app, records),
         "tags": customer_tags(app, customer_id, brand_code),
-        "lights": customer_lights(app, customer_id, brand_code),
+        "lights": customer_lights(app, customer_id, brand_code) if lights else None,
         "loyalty": _loyalty(app, brand_code, customer_id, mask),
         "journeys": _journeys(app, brand_code, customer_id),
         "messages": _messages(app, brand_code, customer_id),

@@ -3,6 +3,7 @@
 
 from siyu.audiences import models as audience_models
 from siyu.audit import models as audit_models
+from siyu.console import models as console_models
 from siyu.events import outbox as outbox_models
 from siyu.guides import models as guide_models
 from siyu.journeys import models as journey_models
@@ -21,4 +22,5 @@ REGISTERED = (
     messaging_ledger_models,
     outbox_models,
     wecom_models,
+    console_models,
 )
