@@ -12,6 +12,7 @@ from siyu.cli import (
     clv,
     customer,
     demo,
+    engine,
     events,
     identity,
     importing,
@@ -63,6 +64,7 @@ app.add_typer(audience.audience_app, name="audience")
 app.add_typer(loyalty.loyalty_app, name="loyalty")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(events.events_app, name="events")
+app.add_typer(engine.engine_app, name="engine")
 
 
 def main() -> None:
