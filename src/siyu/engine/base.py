@@ -147,7 +147,7 @@ class Engine:
             self.drop_temporary(name)
             # Ibis's `Table.cache()` on this engine's backend: the public method would pick Ibis's default
             # backend for an expression made of in-memory tables only.
-            cached = self.con._cached_table(expr)
+            cached = self._cache(expr)
             self._cached[name] = cached
             return cached
 
@@ -204,6 +204,9 @@ class Engine:
 
     def _read_parquet(self, files: list[str], name: str) -> ir.Table:
         return self.con.read_parquet(files, table_name=name, **self.capabilities.read_parquet_options)
+
+    def _cache(self, expr: ir.Table) -> ir.Table:
+        return self.con._cached_table(expr)
 
     def _to_arrow(self, expr: ir.Expr) -> pa.Table:
         return self.con.to_pyarrow(expr)

@@ -153,6 +153,10 @@ class PySparkEngine(Engine):
         result = self._session.sql(self.con.compile(table)).toArrow()
         return expr.__pyarrow_result__(PyArrowData.convert_table(result, table.schema()))
 
+    def _cache(self, expr: ir.Table) -> ir.Table:
+        self.con._run_pre_execute_hooks(expr)  # Ibis's PySpark cache does not register in-memory tables
+        return super()._cache(expr)
+
     def _unregister(self, name: str) -> None:
         self._session.catalog.dropTempView(name)
 
