@@ -18,7 +18,7 @@ def test_engine_info_json_names_engine_version_and_capabilities(tmp_path: Path) 
     assert (info["engine"], info["version"]) == ("duckdb", duckdb.__version__)
     caps = info["capabilities"]
     assert caps["temp_tables"] is True and caps["streams_batches"] is True
-    assert caps["builtins"] == ["siyu_json_valid", "siyu_local_to_utc", "siyu_utc_to_local"]
+    assert caps["builtins"] == ["siyu_json_text", "siyu_json_valid", "siyu_local_to_utc", "siyu_utc_to_local"]
 
 
 def test_engine_info_table_and_an_unknown_engine(tmp_path: Path) -> None:

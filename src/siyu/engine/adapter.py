@@ -10,9 +10,11 @@ built once, without knowing the engine, and runs on any engine that spells every
 | naive wall-clock time in a zone -> UTC instant | `timezone(zone, ts)` | `to_utc_timestamp(ts, zone)` |
 | UTC instant -> naive wall-clock time in a zone | `timezone(zone, ts)` | `from_utc_timestamp(ts, zone)` |
 | text parses as JSON | `json_valid(text)` | `get_json_object(text, '$') IS NOT NULL` |
+| a top-level JSON value as text | `json_extract_string(text, '$.key')` | `get_json_object(text, '$.key')` |
 """
 
 # No `from __future__ import annotations`: Ibis reads the UDF's annotations as data types.
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -46,7 +48,13 @@ def _json_valid(text: dt.String()) -> dt.Boolean():  # type: ignore[valid-type]
     ...
 
 
-PORTABLE = frozenset({"siyu_local_to_utc", "siyu_utc_to_local", "siyu_json_valid"})
+@ibis.udf.scalar.builtin(name="siyu_json_text")  # type: ignore[untyped-decorator]
+def _json_text(text: dt.String(), path: dt.String()) -> dt.String():  # type: ignore[valid-type]
+    ...
+
+
+PORTABLE = frozenset({"siyu_local_to_utc", "siyu_utc_to_local", "siyu_json_valid", "siyu_json_text"})
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def local_to_utc(ts: ibis.Value, zone: ibis.Value) -> ibis.Value:
@@ -62,6 +70,15 @@ def utc_to_local(ts: ibis.Value, zone: str) -> ibis.Value:
 def is_valid_json(text: ibis.Value) -> ibis.Value:
     """True when `text` parses as JSON (NULL for NULL)."""
     return _json_valid(text)
+
+
+def json_text(text: ibis.Value, key: str) -> ibis.Value:
+    """The value at top-level `key` of the JSON object in `text`, as text (a number as its digits); NULL
+    when absent or when `text` is not JSON. Natively on every engine (Ibis's JSON type needs a Python UDF
+    on Spark)."""
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"json_text: {key!r} is not a plain key")
+    return _json_text(text, ibis.literal(f"$.{key}"))
 
 
 def spell(expr: ir.Expr, spellings: Mapping[str, Spelling], engine: str) -> ir.Expr:
@@ -97,7 +114,13 @@ def _duckdb_json_valid(text: dt.String()) -> dt.Boolean():  # type: ignore[valid
     ...
 
 
+@ibis.udf.scalar.builtin(name="json_extract_string")  # type: ignore[untyped-decorator]
+def _duckdb_json_text(text: dt.String(), path: dt.String()) -> dt.String():  # type: ignore[valid-type]
+    ...
+
+
 DUCKDB_BUILTINS: Mapping[str, Spelling] = {
+    "siyu_json_text": _duckdb_json_text,
     "siyu_local_to_utc": lambda ts, zone: _duckdb_local_to_instant(zone, ts),
     "siyu_utc_to_local": lambda ts, zone: _duckdb_instant_to_local(zone, ts),
     "siyu_json_valid": _duckdb_json_valid,
@@ -129,6 +152,7 @@ def _spark_json_valid(text: ir.Value) -> ir.Value:
 
 
 SPARK_BUILTINS: Mapping[str, Spelling] = {
+    "siyu_json_text": _spark_json_path,
     "siyu_local_to_utc": _spark_to_utc,
     "siyu_utc_to_local": _spark_from_utc,
     "siyu_json_valid": _spark_json_valid,

@@ -13,12 +13,15 @@ over it with its own job group, so `interrupt` cancels only that engine's jobs.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 from ibis.backends.pyspark import Backend as IbisPySpark
@@ -30,6 +33,10 @@ from siyu.core.errors import SiyuError
 from siyu.engine.adapter import SPARK_BUILTINS
 from siyu.engine.base import Capabilities, Engine
 from siyu.lake.tables import Lake
+
+# Loading Ibis's PySpark backend through `ibis` registers its options (`ibis.options.pyspark`), which its
+# compiler reads; the subclass below alone would not.
+ibis.pyspark  # noqa: B018
 
 SPARK = Capabilities(
     name="pyspark",
@@ -89,6 +96,9 @@ def _spark_size(limit: str) -> str:
 def session(master: str, conf: Mapping[str, str]) -> SparkSession:
     """The process's SparkSession, started on first use. Settings read at JVM start (driver memory) apply
     to the first call only; SQL settings apply to every call."""
+    # Python workers run Ibis's few Python UDFs (JSON unwrapping) with this interpreter unless told
+    # otherwise, so they find the same packages (on a cluster: PYSPARK_PYTHON = the executors' Python).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master)
     for key, value in conf.items():
         builder = builder.config(key, value)
