@@ -16,6 +16,9 @@ fi
 # A real browser draws the HTML report in the tests.
 bash scripts/chromium.sh >/dev/null
 
+# Java for Spark: the parity tests run siyu's compute on PySpark in local mode (docs/engines.md).
+bash scripts/java.sh
+
 # Test files run in parallel (pytest-xdist), whole files per worker so module-scoped fixtures are
 # built once. Three workers on two cores: many tests wait on PostgreSQL, fsync or a subprocess.
 exec .venv/bin/python -m pytest -n "${SIYU_TEST_WORKERS:-3}" --dist loadfile "$@"

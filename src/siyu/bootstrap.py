@@ -26,7 +26,12 @@ class App:
 
 def _engine(settings: Settings, lake: Lake) -> Engine:
     return connect(
-        settings.engine, lake, memory_limit=settings.engine_memory_limit, temp_directory=str(settings.home / "tmp")
+        settings.engine,
+        lake,
+        memory_limit=settings.engine_memory_limit,
+        temp_directory=str(settings.home / "tmp"),
+        spark_master=settings.spark_master,
+        spark_conf=settings.spark_conf,
     )
 
 

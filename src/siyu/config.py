@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the store; default sqlite:///$SIYU_HOME/siyu.db"
     )
-    engine: str = Field(default="duckdb", description="Compute engine for Ibis expressions")
+    engine: str = Field(default="duckdb", description="Compute engine for Ibis expressions: duckdb | pyspark")
+    spark_master: str = Field(default="local[*]", description="Spark master URL (SIYU_ENGINE=pyspark)")
+    spark_conf: str = Field(default="", description="Extra Spark settings: key=value pairs separated by commas")
     engine_memory_limit: str = Field(
         default="4GB", description="DuckDB memory limit; larger work spills to $SIYU_HOME/tmp"
     )

@@ -7,6 +7,7 @@ So everything it does goes through the generic paths a less capable backend woul
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pytest
 
+from siyu.engine.adapter import UnspelledBuiltinError, is_valid_json, local_to_utc, utc_to_local
 from siyu.engine.base import Capabilities, Engine, QueryInterruptedError
 from siyu.engine.connect import connect
 from siyu.engine.duckdb import DUCKDB, DuckDBEngine
@@ -157,5 +159,26 @@ def test_interrupt_cancels_the_running_query(duck: DuckDBEngine) -> None:
 
 
 def test_connect_names_the_supported_engines(lake: Lake) -> None:
-    with pytest.raises(ValueError, match="supported engines are: duckdb"):
+    with pytest.raises(ValueError, match="supported engines are: duckdb, pyspark"):
         connect("spark", lake)
+
+
+def test_portable_builtins_take_the_engine_spelling(duck: DuckDBEngine) -> None:
+    """Domain code builds `local_to_utc` & co. without knowing the engine; the engine spells them."""
+    t = ibis.memtable(pa.table({"ts": pa.array([dt.datetime(2024, 6, 1, 8, 0)], pa.timestamp("us")), "j": ["{}"]}))
+    expr = t.select(
+        utc=local_to_utc(t.ts, ibis.literal("Asia/Shanghai")),
+        back=utc_to_local(local_to_utc(t.ts, ibis.literal("Asia/Shanghai")), "Asia/Shanghai"),
+        ok=is_valid_json(t.j),
+        bad=is_valid_json(ibis.literal("{no")),
+    )
+    (row,) = duck.to_arrow(expr).to_pylist()
+    assert row["utc"] == dt.datetime(2024, 6, 1, 0, 0, tzinfo=dt.UTC)  # 08:00 in Shanghai is 00:00 UTC
+    assert row["back"] == dt.datetime(2024, 6, 1, 8, 0)
+    assert (row["ok"], row["bad"]) == (True, False)
+
+
+def test_a_builtin_the_engine_cannot_spell_is_named(generic: GenericEngine) -> None:
+    t = _numbers(1)
+    with pytest.raises(UnspelledBuiltinError, match="generic engine has no spelling of siyu_json_valid"):
+        generic.to_arrow(t.select(ok=is_valid_json(t.n.cast("string"))))

@@ -47,7 +47,7 @@ class PlanRecordingEngine(DuckDBEngine):
 
     def to_arrow(self, expr: ibis.Expr) -> pa.Table:
         result = super().to_arrow(expr)  # registers the expression's in-memory tables
-        sql = "EXPLAIN (ANALYZE, FORMAT json) " + ibis.to_sql(expr, dialect="duckdb")
+        sql = "EXPLAIN (ANALYZE, FORMAT json) " + ibis.to_sql(self.spelled(expr), dialect="duckdb")
         profile = json.loads(self.con.con.sql(sql).fetchall()[0][1])
         self.largest.append(max(_rows(op) for op in profile["operator"]))
         return result

@@ -8,7 +8,6 @@ have left it: the earlier output validated into typed columns.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,20 +26,20 @@ from siyu.api.schemas.segment import (
     to_inbox_rows,
 )
 from siyu.api.schemas.segment_values import MessageValueError
+from siyu.engine.connect import Engine, connect
 from siyu.ingest.schema import ENTITIES
 from siyu.ingest.segment import segment_to_canonical
 from siyu.ingest.validate import validate
+from siyu.lake.tables import Lake as DeltaLake
 
 RECEIVED = datetime(2024, 6, 18, 4, 0, tzinfo=UTC)
 Rows = dict[str, list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
-def con() -> Iterator[ibis.BaseBackend]:
-    connection = ibis.duckdb.connect()
-    connection.raw_sql("SET TimeZone = 'UTC'")  # as siyu.engine.connect does
-    yield connection
-    connection.disconnect()
+def con(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The engine, so the portable builtins are spelled for it (and time is UTC, as siyu runs it)."""
+    return connect("duckdb", DeltaLake(tmp_path_factory.mktemp("lake")), memory_limit="1GB")
 
 
 def _messages(messages: list[dict[str, Any]], first_id: int = 1, source: str = "app") -> ibis.Table:
@@ -65,14 +64,14 @@ class Lake:
     def __init__(self) -> None:
         self.tables: dict[str, pa.Table] = {}
 
-    def add(self, con: ibis.BaseBackend, mapped: dict[str, pa.Table]) -> None:
+    def add(self, con: Engine, mapped: dict[str, pa.Table]) -> None:
         for entity, table in mapped.items():
             typed = validate(ibis.memtable(table), ENTITIES[entity], ibis.literal("Asia/Shanghai"))
-            typed_rows = con.to_pyarrow(typed.filter(typed._valid).drop("_valid", "_line"))
+            typed_rows = con.to_arrow(typed.filter(typed._valid).drop("_valid", "_line"))
             if entity in self.tables:
                 key = list(ENTITIES[entity].key)
                 old = ibis.memtable(self.tables[entity])
-                kept = con.to_pyarrow(old.anti_join(ibis.memtable(typed_rows), key))
+                kept = con.to_arrow(old.anti_join(ibis.memtable(typed_rows), key))
                 typed_rows = pa.concat_tables([kept, typed_rows])
             self.tables[entity] = typed_rows
 
@@ -81,11 +80,11 @@ class Lake:
         return None if table is None else ibis.memtable(table)
 
 
-def _map(con: ibis.BaseBackend, messages: ibis.Table, lake: Lake | None = None) -> dict[str, pa.Table]:
+def _map(con: Engine, messages: ibis.Table, lake: Lake | None = None) -> dict[str, pa.Table]:
     existing = lake.existing if lake is not None else (lambda entity: None)
-    parsed = lambda table: con.create_table("segment_parsed", table, temp=True, overwrite=True)  # noqa: E731
+    parsed = lambda table: con.materialise(table, "segment_parsed")  # noqa: E731
     mapped = segment_to_canonical(messages, existing, materialise=parsed)
-    return {entity: con.to_pyarrow(expr.order_by(["_line", *ENTITIES[entity].key])) for entity, expr in mapped.items()}
+    return {entity: con.to_arrow(expr.order_by(["_line", *ENTITIES[entity].key])) for entity, expr in mapped.items()}
 
 
 def _rows(tables: dict[str, pa.Table]) -> Rows:
@@ -93,7 +92,7 @@ def _rows(tables: dict[str, pa.Table]) -> Rows:
     return {e: [{k: v for k, v in r.items() if v is not None} for r in t.to_pylist()] for e, t in tables.items()}
 
 
-def run(con: ibis.BaseBackend, messages: list[dict[str, Any]], lake: Lake | None = None, first_id: int = 1) -> Rows:
+def run(con: Engine, messages: list[dict[str, Any]], lake: Lake | None = None, first_id: int = 1) -> Rows:
     return _rows(_map(con, _messages(messages, first_id), lake))
 
 
@@ -104,7 +103,7 @@ def _base(**values: Any) -> dict[str, Any]:
 # -- output shape ---------------------------------------------------------------------------------
 
 
-def test_every_entity_has_exactly_the_canonical_columns(con: ibis.BaseBackend) -> None:
+def test_every_entity_has_exactly_the_canonical_columns(con: Engine) -> None:
     tables = _map(con, _messages([{"type": "track", "userId": "u1", "event": "Signed In"}]))
     assert set(tables) == {"customers", "identities", "orders", "order_items", "events"}
     for entity, table in tables.items():
@@ -139,7 +138,7 @@ IDENTIFY = {
 }
 
 
-def test_identify_traits_become_identifiers_and_profile(con: ibis.BaseBackend) -> None:
+def test_identify_traits_become_identifiers_and_profile(con: Engine) -> None:
     rows = run(con, [IDENTIFY])
     assert rows["customers"] == [
         _base(
@@ -167,7 +166,7 @@ def test_identify_traits_become_identifiers_and_profile(con: ibis.BaseBackend) -
     assert rows["events"] == [] and rows["orders"] == []
 
 
-def test_identify_folds_within_a_batch_last_non_null_wins(con: ibis.BaseBackend) -> None:
+def test_identify_folds_within_a_batch_last_non_null_wins(con: Engine) -> None:
     rows = run(
         con,
         [
@@ -190,7 +189,7 @@ def test_identify_folds_within_a_batch_last_non_null_wins(con: ibis.BaseBackend)
     ]
 
 
-def test_identify_merges_over_the_lake_a_later_identify_keeps_earlier_traits(con: ibis.BaseBackend) -> None:
+def test_identify_merges_over_the_lake_a_later_identify_keeps_earlier_traits(con: Engine) -> None:
     lake = Lake()
     lake.add(con, _map(con, _messages([IDENTIFY])))
     later = {"type": "identify", "userId": "u1", "traits": {"email": "new@example.com", "gender": "unsure"}}
@@ -225,7 +224,7 @@ def test_identify_merges_over_the_lake_a_later_identify_keeps_earlier_traits(con
     ]
 
 
-def test_identify_first_and_last_name_latin_order(con: ibis.BaseBackend) -> None:
+def test_identify_first_and_last_name_latin_order(con: Engine) -> None:
     rows = run(con, [{"type": "identify", "userId": "u2", "traits": {"first_name": "Lei", "lastName": "Li"}}])
     assert rows["customers"][0]["name"] == "Lei Li"
 
@@ -233,20 +232,20 @@ def test_identify_first_and_last_name_latin_order(con: ibis.BaseBackend) -> None
 # -- people without a userId, numeric ids, aliases ------------------------------------------------
 
 
-def test_anonymous_only_user_is_a_source_customer_of_its_own(con: ibis.BaseBackend) -> None:
+def test_anonymous_only_user_is_a_source_customer_of_its_own(con: Engine) -> None:
     rows = run(con, [{"type": "track", "anonymousId": "anon-9", "event": "Product Viewed"}])
     assert rows["customers"] == [_base(source_customer_id="anon-9", anonymous_id="anon-9", _line=1)]
     assert rows["identities"] == []
     assert rows["events"][0]["source_customer_id"] == "anon-9"
 
 
-def test_numeric_user_id_becomes_text(con: ibis.BaseBackend) -> None:
+def test_numeric_user_id_becomes_text(con: Engine) -> None:
     rows = run(con, [{"type": "track", "userId": 42, "event": "Signed In"}])
     assert rows["customers"] == [_base(source_customer_id="42", _line=1)]
     assert rows["events"][0]["source_customer_id"] == "42"
 
 
-def test_alias_links_both_source_customers_with_a_strong_alias(con: ibis.BaseBackend) -> None:
+def test_alias_links_both_source_customers_with_a_strong_alias(con: Engine) -> None:
     rows = run(con, [{"type": "alias", "previousId": "anon-9", "userId": "u1", "timestamp": "2024-06-18T10:00:00Z"}])
     assert rows["identities"] == [
         _base(source_customer_id="anon-9", id_type="alias", id_value="app:u1", _line=1),
@@ -272,7 +271,7 @@ def _track(event: str, **properties: Any) -> dict[str, Any]:
     }
 
 
-def test_track_names_map_to_canonical_types_or_snake_case(con: ibis.BaseBackend) -> None:
+def test_track_names_map_to_canonical_types_or_snake_case(con: Engine) -> None:
     names = {
         "Product Viewed": "view_item",
         "Product Added": "add_cart",
@@ -292,7 +291,7 @@ def test_track_names_map_to_canonical_types_or_snake_case(con: ibis.BaseBackend)
     assert [json.loads(e["properties"])["segment_event"] for e in rows["events"]] == list(names)
 
 
-def test_track_event_row_keeps_properties(con: ibis.BaseBackend) -> None:
+def test_track_event_row_keeps_properties(con: Engine) -> None:
     rows = run(con, [{**_track("Product Reviewed", product_id="p1", rating=5, review_body="好"), "messageId": "msg-1"}])
     assert rows["events"] == [
         _base(
@@ -307,7 +306,7 @@ def test_track_event_row_keeps_properties(con: ibis.BaseBackend) -> None:
     ]
 
 
-def test_field_from_properties_then_context_then_source(con: ibis.BaseBackend) -> None:
+def test_field_from_properties_then_context_then_source(con: Engine) -> None:
     rows = run(
         con,
         [
@@ -319,12 +318,12 @@ def test_field_from_properties_then_context_then_source(con: ibis.BaseBackend) -
     assert [e["field"] for e in rows["events"]] == ["mini_program", "wecom", "app"]
 
 
-def test_live_video_is_live_watch(con: ibis.BaseBackend) -> None:
+def test_live_video_is_live_watch(con: Engine) -> None:
     rows = run(con, [_track("Video Playback Started", livestream=True), _track("Video Playback Started")])
     assert [e["type"] for e in rows["events"]] == ["live_watch", "video_playback_started"]
 
 
-def test_page_and_screen_are_visits(con: ibis.BaseBackend) -> None:
+def test_page_and_screen_are_visits(con: Engine) -> None:
     page = {
         "type": "page",
         "anonymousId": "a1",
@@ -351,7 +350,7 @@ def test_page_and_screen_are_visits(con: ibis.BaseBackend) -> None:
     ]
 
 
-def test_group_is_kept_as_an_event(con: ibis.BaseBackend) -> None:
+def test_group_is_kept_as_an_event(con: Engine) -> None:
     rows = run(con, [{"type": "group", "userId": "u1", "groupId": 7, "traits": {"name": "ACME"}}])
     assert [(e["type"], json.loads(e["properties"])) for e in rows["events"]] == [
         ("group", {"segment_type": "group", "group_id": 7, "name": "ACME"})
@@ -359,7 +358,7 @@ def test_group_is_kept_as_an_event(con: ibis.BaseBackend) -> None:
     assert rows["customers"] == [_base(source_customer_id="u1", _line=1)]  # group traits are not the person's
 
 
-def test_occurred_at_timestamp_skew_corrected_original_or_received(con: ibis.BaseBackend) -> None:
+def test_occurred_at_timestamp_skew_corrected_original_or_received(con: Engine) -> None:
     rows = run(
         con,
         [
@@ -386,7 +385,7 @@ def test_occurred_at_timestamp_skew_corrected_original_or_received(con: ibis.Bas
     ]
 
 
-def test_clock_skew_correction_only_when_sane_and_in_bounds(con: ibis.BaseBackend) -> None:
+def test_clock_skew_correction_only_when_sane_and_in_bounds(con: Engine) -> None:
     def track(event: str, **times: str) -> dict[str, Any]:
         return {"type": "track", "userId": "u1", "event": event, **times}
 
@@ -413,7 +412,7 @@ def test_clock_skew_correction_only_when_sane_and_in_bounds(con: ibis.BaseBacken
     ]
 
 
-def test_traits_in_context_fill_the_profile_under_top_level_traits(con: ibis.BaseBackend) -> None:
+def test_traits_in_context_fill_the_profile_under_top_level_traits(con: Engine) -> None:
     rows = run(
         con,
         [
@@ -460,7 +459,7 @@ ORDER = {
 }
 
 
-def test_order_completed_becomes_an_order_with_its_items(con: ibis.BaseBackend) -> None:
+def test_order_completed_becomes_an_order_with_its_items(con: Engine) -> None:
     rows = run(con, [ORDER])
     assert rows["orders"] == [
         _base(
@@ -485,7 +484,7 @@ def test_order_completed_becomes_an_order_with_its_items(con: ibis.BaseBackend) 
     assert rows["customers"] == [_base(source_customer_id="u1", _line=1)]
 
 
-def test_order_revenue_when_no_total_and_last_completion_wins(con: ibis.BaseBackend) -> None:
+def test_order_revenue_when_no_total_and_last_completion_wins(con: Engine) -> None:
     first = {**ORDER, "properties": {"orderId": "O-2", "revenue": "10.005", "products": [{"sku": "A", "price": 1}]}}
     second = {**ORDER, "properties": {"orderId": "O-2", "revenue": "12.50"}}
     rows = run(con, [first, second])
@@ -495,7 +494,7 @@ def test_order_revenue_when_no_total_and_last_completion_wins(con: ibis.BaseBack
     assert rows["orders"][0]["amount_fen"] == "1000.5"  # never rounded: the importer rejects half a fen
 
 
-def test_sub_fen_and_huge_amounts_are_never_rounded_or_overflowed(con: ibis.BaseBackend) -> None:
+def test_sub_fen_and_huge_amounts_are_never_rounded_or_overflowed(con: Engine) -> None:
     tiny = {**ORDER, "properties": {"order_id": "O-4", "total": 0.001}}
     huge = {**ORDER, "properties": {"order_id": "O-5", "total": 100000000000000000000, "points_used": 1e30}}
     rows = run(con, [tiny, huge])
@@ -509,7 +508,7 @@ def test_sub_fen_and_huge_amounts_are_never_rounded_or_overflowed(con: ibis.Base
     assert "orders" not in lake.tables or lake.tables["orders"].num_rows == 0
 
 
-def test_money_that_is_not_a_number_is_passed_on_for_the_importer_to_reject(con: ibis.BaseBackend) -> None:
+def test_money_that_is_not_a_number_is_passed_on_for_the_importer_to_reject(con: Engine) -> None:
     bad = {**ORDER, "properties": {"order_id": "O-3", "total": "lots", "products": [{"sku": "A", "quantity": 1.5}]}}
     rows = run(con, [bad])
     assert rows["orders"][0]["amount_fen"] == "lots"
@@ -521,7 +520,7 @@ QTY_15 = "item line 2 rejected (商品行无效): qty: must be a non-negative in
 
 
 @pytest.mark.parametrize("quantity", [-3, 1.5, 0])
-def test_an_order_with_a_bad_item_line_is_rejected_whole(con: ibis.BaseBackend, quantity: float) -> None:
+def test_an_order_with_a_bad_item_line_is_rejected_whole(con: Engine, quantity: float) -> None:
     products = [{"sku": "A", "price": 10, "quantity": 1}, {"sku": "B", "price": 5, "quantity": quantity}]
     order = {**ORDER, "properties": {"order_id": "O-6", "total": 15, "products": products}}
     rows = run(con, [order])
@@ -548,7 +547,7 @@ def _order_state(rows: Rows) -> list[tuple[str, str, str | None, str]]:
     return [(o["order_id"], o["status"], o.get("refund_fen"), o["amount_fen"]) for o in rows["orders"]]
 
 
-def test_refunds_in_the_same_batch(con: ibis.BaseBackend) -> None:
+def test_refunds_in_the_same_batch(con: Engine) -> None:
     partial = run(con, [ORDER, _refund("O-1", "r1", total=19.99)])
     assert _order_state(partial) == [("O-1", "partially_refunded", "1999", "6797")]
     assert partial["orders"][0]["_line"] == 1
@@ -560,7 +559,7 @@ def test_refunds_in_the_same_batch(con: ibis.BaseBackend) -> None:
     assert _order_state(by_products) == [("O-1", "partially_refunded", "3998", "6797")]
 
 
-def test_refunds_in_later_batches_are_summed_from_refund_events(con: ibis.BaseBackend) -> None:
+def test_refunds_in_later_batches_are_summed_from_refund_events(con: Engine) -> None:
     lake = Lake()
     lake.add(con, _map(con, _messages([ORDER])))
     first = _messages([_refund("O-1", "r1", total=19.99)], first_id=10)
@@ -577,7 +576,7 @@ def test_refunds_in_later_batches_are_summed_from_refund_events(con: ibis.BaseBa
     assert _order_state(_rows(third)) == [("O-1", "refunded", "6797", "6797")]
 
 
-def test_refund_before_its_order_is_applied_when_the_order_arrives(con: ibis.BaseBackend) -> None:
+def test_refund_before_its_order_is_applied_when_the_order_arrives(con: Engine) -> None:
     lake = Lake()
     early = _map(con, _messages([_refund("O-1", "r1", total=19.99)]), lake)
     assert _rows(early)["orders"] == []  # nothing to refund yet; the refund event is kept
@@ -587,7 +586,7 @@ def test_refund_before_its_order_is_applied_when_the_order_arrives(con: ibis.Bas
     assert _order_state(rows) == [("O-1", "partially_refunded", "1999", "6797")]
 
 
-def test_a_repeated_completion_keeps_earlier_refunds(con: ibis.BaseBackend) -> None:
+def test_a_repeated_completion_keeps_earlier_refunds(con: Engine) -> None:
     lake = Lake()
     lake.add(con, _map(con, _messages([ORDER, _refund("O-1", "r1", total=19.99)])))
     rows = run(con, [{**ORDER, "messageId": "oc-2"}], lake, first_id=10)

@@ -13,6 +13,7 @@ from siyu.cli import (
     consent,
     customer,
     demo,
+    engine,
     events,
     guides,
     identity,
@@ -76,6 +77,7 @@ app.add_typer(guides.guides_app, name="guides")
 app.add_typer(wecom.wecom_app, name="wecom")
 app.add_typer(wecom.qrcodes_app, name="qrcodes")
 app.add_typer(users.users_app, name="users")
+app.add_typer(engine.engine_app, name="engine")
 
 
 def main() -> None:

@@ -4,13 +4,15 @@ Domain code builds portable Ibis expressions and hands them to an `Engine` to re
 results into Arrow, stream them, keep intermediate results, and let go of what it registered. How a
 backend does each of those is decided here from its `Capabilities` (data, not `if backend == …`):
 where a backend lacks something, the generic path below stands in. Backend calls live in one adapter
-module per backend (`siyu.engine.duckdb`); nothing outside it names a backend's own connection.
+module per backend (`siyu.engine.duckdb`, `siyu.engine.pyspark`); nothing outside them names a backend's
+own connection. Builtins that each backend spells its own way are rewritten into its spelling before an
+expression runs (`siyu.engine.adapter`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -20,6 +22,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from siyu.core.errors import SiyuError
+from siyu.engine.adapter import Spelling, spell
 from siyu.lake.tables import Lake
 
 _names = itertools.count()
@@ -43,6 +46,27 @@ class Capabilities:
     # Passed to `read_parquet` for lake files: files written before a column was added must read it
     # as NULL (schema evolution), which each backend spells its own way.
     read_parquet_options: Mapping[str, Any] = field(default_factory=dict)
+    # Compiles a query once and runs it again over a refilled input table (else: the expressions are
+    # rebuilt over each new input and run as usual).
+    prepared_queries: bool = False
+    # How the backend spells each portable builtin of `siyu.engine.adapter` (name -> expression builder).
+    # A builtin missing here fails with `UnspelledBuiltinError` naming it.
+    builtins: Mapping[str, Spelling] = field(default_factory=dict)
+    # Backend errors that mean the machinery failed (I/O, memory, a lost connection), not the data.
+    transient_errors: tuple[type[BaseException], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The table as plain data (`siyu engine info --json`)."""
+        return {
+            "streams_batches": self.streams_batches,
+            "registers_memtables": self.registers_memtables,
+            "temp_tables": self.temp_tables,
+            "interrupts": self.interrupts,
+            "prepared_queries": self.prepared_queries,
+            "read_parquet_options": dict(self.read_parquet_options),
+            "builtins": sorted(self.builtins),
+            "transient_errors": [f"{e.__module__}.{e.__qualname__}" for e in self.transient_errors],
+        }
 
 
 class QueryInterruptedError(SiyuError):
@@ -67,13 +91,20 @@ class Engine:
 
     # -- the port --------------------------------------------------------------------------------------
 
+    @property
+    def version(self) -> str:
+        """The backend's version (DuckDB's, Spark's)."""
+        return str(self.con.version)
+
+    def info(self) -> dict[str, Any]:
+        """The engine, its version and its capability table (`siyu engine info`)."""
+        return {"engine": self.capabilities.name, "version": self.version, "capabilities": self.capabilities.as_dict()}
+
     def table(self, name: str, empty_schema: pa.Schema | None = None) -> ir.Table | None:
         """The lake table's current version, or an empty table of `empty_schema` (None if neither)."""
         files = self.lake.files(name)
         if files:
-            return self.con.read_parquet(
-                files, table_name=f"lake_{name}_{next(_names)}", **self.capabilities.read_parquet_options
-            )
+            return self._read_parquet(files, f"lake_{name}_{next(_names)}")
         schema = self.lake.schema(name) or empty_schema
         if schema is None:
             return None
@@ -82,20 +113,20 @@ class Engine:
     def to_arrow(self, expr: ir.Expr) -> pa.Table:
         """The result of a table expression as one Arrow table."""
         with self._query():
-            result = self.con.to_pyarrow(expr)
+            result = self._to_arrow(self.spelled(expr))
         assert isinstance(result, pa.Table)
         return result
 
     def scalar(self, expr: ir.Scalar) -> Any:
         """One value, e.g. a count, as a Python value."""
         with self._query():
-            return self.con.execute(expr)
+            return self._scalar(self.spelled(expr))
 
     def batches(self, expr: ir.Table, rows: int = 1_000_000) -> pa.RecordBatchReader:
         """The result as a stream of Arrow record batches of up to `rows` rows."""
         with self._query():
             if self.capabilities.streams_batches:
-                return self._stream(expr, rows)
+                return self._stream(self.spelled(expr), rows)
             table = self.to_arrow(expr)
             return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=rows))
 
@@ -109,13 +140,14 @@ class Engine:
     def materialise(self, expr: ir.Table, name: str) -> ir.Table:
         """Compute `expr` once into a temporary table `name` so later steps reuse it; `drop_temporary`
         lets it go (a long-running process would otherwise keep every one)."""
+        expr = self.spelled(expr)
         with self._query():
             if self.capabilities.temp_tables:
                 return self.con.create_table(name, expr, temp=True, overwrite=True)
             self.drop_temporary(name)
             # Ibis's `Table.cache()` on this engine's backend: the public method would pick Ibis's default
             # backend for an expression made of in-memory tables only.
-            cached = self.con._cached_table(expr)
+            cached = self._cache(expr)
             self._cached[name] = cached
             return cached
 
@@ -142,7 +174,50 @@ class Engine:
         self._interrupt()
         return True
 
+    @contextmanager
+    def reusable(
+        self, build: Callable[[ir.Table], Iterable[ir.Table]], schema: pa.Schema
+    ) -> Iterator[Callable[[pa.Table], None]]:
+        """A probe: `run(data)` runs the expressions `build` makes over an input table of `schema` holding
+        `data`, for their errors only (results are dropped). With `prepared_queries` the expressions are
+        built and compiled once and re-run over a refilled table; else they are rebuilt for each input."""
+        if self.capabilities.prepared_queries:
+            with self._prepared(build, schema) as run:
+                yield run
+            return
+
+        def rebuild(data: pa.Table) -> None:
+            table = ibis.memtable(data)
+            try:
+                for expr in build(table):
+                    self.to_arrow(expr)
+            finally:
+                self.release(table)
+
+        yield rebuild
+
+    def spelled(self, expr: ir.Expr) -> Any:
+        """`expr` with the portable builtins in this backend's spelling (done before anything compiles)."""
+        return spell(expr, self.capabilities.builtins, self.capabilities.name)
+
     # -- what an adapter provides for the capabilities it claims ---------------------------------------
+
+    def _read_parquet(self, files: list[str], name: str) -> ir.Table:
+        return self.con.read_parquet(files, table_name=name, **self.capabilities.read_parquet_options)
+
+    def _cache(self, expr: ir.Table) -> ir.Table:
+        return self.con._cached_table(expr)
+
+    def _to_arrow(self, expr: ir.Expr) -> pa.Table:
+        return self.con.to_pyarrow(expr)
+
+    def _scalar(self, expr: ir.Scalar) -> Any:
+        return self.con.execute(expr)
+
+    def _prepared(
+        self, build: Callable[[ir.Table], Iterable[ir.Table]], schema: pa.Schema
+    ) -> Any:  # a context manager yielding run(data)
+        raise NotImplementedError(f"{self.capabilities.name}: prepared_queries without _prepared")
 
     def _stream(self, expr: ir.Table, rows: int) -> pa.RecordBatchReader:
         raise NotImplementedError(f"{self.capabilities.name}: streams_batches without _stream")

@@ -8,6 +8,9 @@ in-memory table, interrupting a query).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -15,6 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from siyu.engine.adapter import DUCKDB_BUILTINS
 from siyu.engine.base import Capabilities, Engine
 from siyu.lake.tables import Lake
 
@@ -25,6 +29,9 @@ DUCKDB = Capabilities(
     temp_tables=True,
     interrupts=True,
     read_parquet_options={"union_by_name": True},
+    prepared_queries=True,
+    builtins=DUCKDB_BUILTINS,
+    transient_errors=(duckdb.OperationalError,),  # DuckDB I/O and out-of-memory
 )
 
 
@@ -32,7 +39,9 @@ class DuckDBEngine(Engine):
     capabilities = DUCKDB
 
     @classmethod
-    def open(cls, lake: Lake, *, memory_limit: str = "4GB", temp_directory: str | None = None) -> DuckDBEngine:
+    def open(
+        cls, lake: Lake, *, memory_limit: str = "4GB", temp_directory: str | None = None, **_: object
+    ) -> DuckDBEngine:
         """An in-process DuckDB that computes in UTC and never downloads extensions."""
         con = ibis.duckdb.connect()
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
@@ -55,6 +64,25 @@ class DuckDBEngine(Engine):
         reader = self._duckdb.sql(ibis.to_sql(expr, dialect="duckdb")).to_arrow_reader(rows)
         assert isinstance(reader, pa.RecordBatchReader)
         return reader
+
+    @contextmanager
+    def _prepared(
+        self, build: Callable[[ir.Table], Iterable[ir.Table]], schema: pa.Schema
+    ) -> Iterator[Callable[[pa.Table], None]]:
+        # A temporary table that each run refills, and the expressions over it compiled to SQL once.
+        name = f"probe_{uuid.uuid4().hex}"
+        table = self.con.create_table(name, schema.empty_table(), temp=True, overwrite=True)
+        try:
+            queries = [self.con.compile(self.spelled(expr)) for expr in build(table)]
+
+            def run(data: pa.Table) -> None:
+                self.con.create_table(name, data, temp=True, overwrite=True)
+                for query in queries:
+                    self._duckdb.sql(query).fetchall()
+
+            yield run
+        finally:
+            self.con.drop_table(name, force=True)
 
     def _unregister(self, name: str) -> None:
         self._duckdb.unregister(name)

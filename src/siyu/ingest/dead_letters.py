@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import sqlalchemy.exc
 from deltalake.exceptions import DeltaError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.core.errors import SiyuError
+from siyu.engine.connect import transient_errors
 from siyu.ingest.inbox import OPEN_DEAD, as_utc
 from siyu.store.db import Store
 from siyu.store.models import InboxMessage
@@ -35,9 +35,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     MemoryError,
     sqlalchemy.exc.OperationalError,  # store unreachable, locked, connection lost
     sqlalchemy.exc.InterfaceError,
-    duckdb.OperationalError,  # DuckDB I/O and out-of-memory
     DeltaError,  # lake commit and protocol
-)
+)  # + each compute engine's own (its capability table's `transient_errors`)
 _REASON_CHARS = 300
 # SQL type names stay in a reason ("… to type INT64"); any other token with a digit is masked.
 _TYPE_NAME = re.compile(r"^\(?(U?(TINY|SMALL|BIG|HUGE)?INT(8|16|32|64|128)?|DECIMAL\(\d+,\d+\))\)?[.,:;]?$", re.I)
@@ -59,7 +58,7 @@ class LoadStepError(Exception):
 
     @property
     def transient(self) -> bool:
-        return isinstance(self.cause, TRANSIENT)
+        return isinstance(self.cause, TRANSIENT + transient_errors())
 
     @property
     def reason(self) -> str:

@@ -9,10 +9,8 @@ message itself) — over ever smaller halves: about 2·log2(n) cheap runs for on
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
 
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -69,23 +67,22 @@ def canonical_probe(rows: list[Pending]) -> None:
 
 @contextmanager
 def segment_probe(engine: Engine) -> Iterator[Probe]:
-    """The Segment mapping compiled once to SQL over a temporary table that each run refills."""
-    con: Any = engine.con  # the SQL backend's compile / raw_sql
-    name = f"inbox_probe_{uuid.uuid4().hex}"
-    with stage("segment mapping"):
-        table = con.create_table(name, messages_table([]), temp=True, overwrite=True)
-        queries = [con.compile(expr) for expr in segment_to_canonical(table, lambda _: None).values()]
+    """The Segment mapping over the messages alone, compiled once where the engine can re-run a query
+    (`Engine.reusable`)."""
+    with stage("segment mapping"), ExitStack() as stack:
+        run = stack.enter_context(
+            engine.reusable(
+                lambda table: segment_to_canonical(table, lambda _: None).values(), messages_table([]).schema
+            )
+        )
+        stack = stack.pop_all()
 
     def probe(rows: list[Pending]) -> None:
         with stage("segment mapping"):
-            con.create_table(name, messages_table(rows), temp=True, overwrite=True)
-            for query in queries:
-                con.raw_sql(query).fetchall()
+            run(messages_table(rows))
 
-    try:
+    with stack:
         yield probe
-    finally:
-        con.drop_table(name, force=True)
 
 
 def culprits(probe: Probe, rows: list[Pending]) -> list[tuple[Pending, LoadStepError]]:

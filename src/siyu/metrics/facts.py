@@ -29,7 +29,7 @@ import ibis.expr.types as ir
 from siyu.bootstrap import App
 from siyu.brands.settings import BrandSettings
 from siyu.core.errors import SiyuError
-from siyu.engine.adapter import utc_to_local
+from siyu.engine.adapter import json_text, utc_to_local
 from siyu.identity.service import MAP_TABLE
 from siyu.ingest import registry
 from siyu.ingest.schema import PAID_STATUSES
@@ -155,16 +155,16 @@ class Facts:
         events = self._resolved("events", lambda t: t.type.isin(SOCIAL_EVENTS))
         if events is None:
             return None
-        props = events.properties.cast("json")
-        rating = props["rating"].float.fill_null(props["rating"].str.try_cast("float64"))
+        props = events.properties
+        rating = json_text(props, "rating").try_cast("float64")  # 5 or "5"
         return self._keep(
             "social",
             events.select(
                 "customer_id",
                 "type",
                 "occurred_at",
-                share_id=props["share_id"].str,
-                order_id=props["order_id"].str,
+                share_id=json_text(props, "share_id"),
+                order_id=json_text(props, "order_id"),
                 rating=rating,
             ),
         )
