@@ -23,7 +23,8 @@ from siyu.guides.models import GuideTask
 from siyu.journeys.apply import do_apply_journey, do_set_status
 from siyu.journeys.errors import JourneyError
 from siyu.journeys.handler import journey_triggers
-from siyu.journeys.manual import customer_journeys, enrol_customer
+from siyu.journeys.listing import customer_journeys
+from siyu.journeys.manual import enrol_customer
 from siyu.journeys.models import Enrolment, EnrolmentStep, JourneyRow
 from siyu.journeys.report import journey_report
 from siyu.journeys.runner import run_due

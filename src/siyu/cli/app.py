@@ -27,8 +27,8 @@ from siyu.cli import (
     report,
     serve,
     tags,
-    wecom,
     users,
+    wecom,
 )
 from siyu.cli.common import state
 
@@ -76,6 +76,9 @@ app.add_typer(consent.consent_app, name="consent")
 app.add_typer(guides.guides_app, name="guides")
 app.add_typer(wecom.wecom_app, name="wecom")
 app.add_typer(wecom.qrcodes_app, name="qrcodes")
+# customer inheritance (客户继承) calls WeCom, so it lives with the WeCom commands, under `siyu guides`
+guides.guides_app.command("transfer")(wecom.transfer_command)
+guides.guides_app.command("transfer-status")(wecom.transfer_status_command)
 app.add_typer(users.users_app, name="users")
 app.add_typer(engine.engine_app, name="engine")
 

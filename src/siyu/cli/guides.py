@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.errors import UnreadableFileError
-from siyu.store.models import Brand
 
 guides_app = typer.Typer(
     help="Guides and stores 导购 · 门店: binding rules, binding runs, tasks, performance.", no_args_is_help=True
@@ -50,7 +48,10 @@ def rules_apply(
 def bind_command(brand: BrandOpt = None, as_json: JsonOpt = False) -> None:
     """Recompute customer–guide bindings (客户归属) from WeCom friends, store purchases, share
     visits and manual / transfer bindings; safe to re-run any time."""
+    from sqlalchemy import select
+
     from siyu.guides.bindings import run_binding
+    from siyu.store.models import Brand
 
     with user_errors():
         app = get_app()
@@ -118,8 +119,11 @@ def tasks_done(
 def sop_command(brand: BrandOpt = None, as_json: JsonOpt = False) -> None:
     """Create the SOP tasks due now (day 1, 3, 7 … after an add; rules file `sop:`). Run it daily;
     tasks are created once however often it runs."""
+    from sqlalchemy import select
+
     from siyu.guides.alerts import do_sop_tasks
     from siyu.guides.rulebook import rules_in_force
+    from siyu.store.models import Brand
 
     with user_errors():
         app = get_app()

@@ -12,8 +12,6 @@ import typer
 from rich.table import Table
 
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
-from siyu.journeys import apply as journeys
-from siyu.journeys.errors import JourneyError
 
 journey_app = typer.Typer(help="Journeys 营销旅程: apply YAML, run due steps, report. See docs/journeys.md.")
 
@@ -23,6 +21,8 @@ NowOpt = Annotated[str | None, typer.Option("--now", help="Act as of this ISO ti
 
 
 def _time(text: str | None, what: str = "--now") -> dt.datetime:
+    from siyu.journeys.errors import JourneyError
+
     if text is None:
         return dt.datetime.now(dt.UTC)
     try:
@@ -52,6 +52,8 @@ def apply_command(
     needs a higher `version:`; customers already in finish on their version.
 
     Example: siyu journey apply journeys/onboarding.yaml"""
+    from siyu.journeys import apply as journeys
+
     with user_errors():
         app = get_app()
         since = _day(backfill_from) if backfill_from else None
@@ -66,6 +68,8 @@ def apply_command(
 @journey_app.command("list")
 def list_command(as_json: JsonOpt = False) -> None:
     """The applied journeys."""
+    from siyu.journeys import apply as journeys
+
     with user_errors():
         app = get_app()
         with app.store.unit_of_work() as session:
@@ -84,6 +88,8 @@ def list_command(as_json: JsonOpt = False) -> None:
 @journey_app.command("show")
 def show_command(code: CodeArg) -> None:
     """A journey's current definition and its versions (JSON)."""
+    from siyu.journeys import apply as journeys
+
     with user_errors():
         app = get_app()
         with app.store.unit_of_work() as session:
@@ -91,6 +97,8 @@ def show_command(code: CodeArg) -> None:
 
 
 def _status(code: str, status: str) -> None:
+    from siyu.journeys import apply as journeys
+
     with user_errors():
         app = get_app()
         with app.store.begin(cli_actor()) as uow:
@@ -136,6 +144,8 @@ def preview_command(
     step: Annotated[str, typer.Option("--step", help="A send step's id")],
 ) -> None:
     """Render a send step's template for one customer (nothing is sent)."""
+    from siyu.journeys import apply as journeys
+    from siyu.journeys.errors import JourneyError
     from siyu.journeys.manual import resolve_customer
     from siyu.messaging.templates import render_for_customer  # type: ignore[import-not-found,unused-ignore]
 

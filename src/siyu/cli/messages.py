@@ -7,14 +7,16 @@ import json
 import signal
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from siyu.bootstrap import App
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.errors import SiyuError
+
+if TYPE_CHECKING:
+    from siyu.bootstrap import App
 
 messages_app = typer.Typer(help="Outbound messages 触达消息: send, list, policies.", no_args_is_help=True)
 policy_app = typer.Typer(help="Per-brand message policy 触达策略 (caps, quiet hours, webhook).", no_args_is_help=True)

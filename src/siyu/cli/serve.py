@@ -116,6 +116,7 @@ def worker_command(
 
         threading.Thread(target=run_loop, args=(with_own_engine(app), stop), daemon=True).start()
         from siyu.messaging.dispatch import Dispatcher  # sends due messages beside the loader (触达)
+
         threading.Thread(target=Dispatcher(with_own_engine(app)).run, args=(stop,), daemon=True).start()
         threading.Thread(target=wecom.run, args=(stop,), name="siyu-wecom", daemon=True).start()
         console.print("loader running 入湖进程运行中 (Ctrl-C to stop)")

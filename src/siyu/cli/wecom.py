@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import func, select
 
-from siyu.bootstrap import App
 from siyu.cli.common import cli_actor, console, get_app, print_json, user_errors
 from siyu.core.errors import SiyuError
-from siyu.wecom.client import WeComClient
-from siyu.wecom.models import WecomCallback, WecomWelcomeSend
-from siyu.wecom.qrcodes import QrCodeRequest, do_create_qrcode, list_codes
-from siyu.wecom.settings import CorpSettings, do_configure, load, masked
-from siyu.wecom.welcome import do_set_welcome
+
+if TYPE_CHECKING:
+    from siyu.bootstrap import App
+    from siyu.wecom.client import WeComClient
 
 wecom_app = typer.Typer(help="WeCom (企业微信): configuration, welcome messages, callbacks", no_args_is_help=True)
 qrcodes_app = typer.Typer(help="Channel QR codes (渠道活码)", no_args_is_help=True)
@@ -34,6 +31,9 @@ class WecomInputError(SiyuError):
 
 
 def brand_client(app: App, brand: str) -> WeComClient:
+    from siyu.wecom.client import WeComClient
+    from siyu.wecom.settings import load
+
     with app.store.unit_of_work() as session:
         corp = load(session, app.settings.pii_key, brand)
     return WeComClient(app.settings.wecom_api_base, corp.corp_id, corp.secret)
@@ -52,6 +52,8 @@ def configure_command(
 
     Example: siyu wecom configure --brand demo --corp-id ww123 --token T --aes-key K43… --secret S
     """
+    from siyu.wecom.settings import CorpSettings, do_configure
+
     with user_errors():
         app = get_app()
         corp = CorpSettings(brand, corp_id, token, aes_key, secret)
@@ -65,6 +67,11 @@ def configure_command(
 @wecom_app.command("show")
 def show_command(brand: Brand, as_json: AsJson = False) -> None:
     """The brand's WeCom settings with secrets masked, and callback / welcome counts."""
+    from sqlalchemy import func, select
+
+    from siyu.wecom.models import WecomCallback, WecomWelcomeSend
+    from siyu.wecom.settings import load, masked
+
     with user_errors():
         app = get_app()
         with app.store.unit_of_work() as s:
@@ -111,6 +118,8 @@ def welcome_set_command(
 
     Example: siyu wecom welcome set --brand demo --state store_sh01 --text "{name}您好，我是您的专属顾问"
     """
+    from siyu.wecom.welcome import do_set_welcome
+
     with user_errors():
         try:
             content = {
@@ -144,6 +153,8 @@ def qrcodes_create_command(
 
     Example: siyu qrcodes create --brand demo --state sh01_counter --staff zhangsan --store SH01 --json
     """
+    from siyu.wecom.qrcodes import QrCodeRequest, do_create_qrcode
+
     with user_errors():
         app = get_app()
         request = QrCodeRequest(
@@ -166,6 +177,8 @@ def qrcodes_create_command(
 @qrcodes_app.command("list")
 def qrcodes_list_command(brand: Brand, as_json: AsJson = False) -> None:
     """The brand's channel QR codes."""
+    from siyu.wecom.qrcodes import list_codes
+
     with user_errors():
         app = get_app()
         with app.store.begin(cli_actor(), write=False) as uow:

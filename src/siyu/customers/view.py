@@ -115,7 +115,7 @@ def customer_view(
 
 def _journeys(app: App, brand: str, customer_id: str) -> list[dict[str, Any]]:
     """The journeys (营销旅程) the customer is or was in, newest first."""
-    from siyu.journeys.manual import customer_journeys
+    from siyu.journeys.listing import customer_journeys
 
     return customer_journeys(app, brand, customer_id)
 

@@ -17,24 +17,24 @@ def latest_snapshot(app: App, brand: str, code: str) -> int:
 
 
 def audience_candidates(app: App, journey: Journey, mark: str | None) -> tuple[pa.Table, str | None]:
-    from siyu.journeys.triggers import _empty
+    from siyu.journeys.sources import empty_candidates
 
     trigger = journey.trigger.audience
     assert trigger is not None
     snaps = list_snapshots(app, journey.brand, trigger.code)
     if not snaps:
-        return _empty(), mark
+        return empty_candidates(), mark
     newest = snaps[0]
     seen = int(mark or 0)
     if int(newest["snapshot_id"]) <= seen:
-        return _empty(), mark
+        return empty_candidates(), mark
     now_in = members(app, journey.brand, trigger.code, int(newest["snapshot_id"]))
     before = members(app, journey.brand, trigger.code, seen) if seen else None
     if trigger.change == "enter":
         moved = now_in if before is None else now_in.anti_join(before, "customer_id")
     else:
         if before is None:
-            return _empty(), str(newest["snapshot_id"])
+            return empty_candidates(), str(newest["snapshot_id"])
         moved = before.anti_join(now_in, "customer_id")
     found = app.engine.to_arrow(moved.select("customer_id"))
     n = found.num_rows

@@ -22,7 +22,7 @@ ACTOR = Actor.system("journeys")
 
 def track_goals(app: App, now: dt.datetime) -> int:
     """Mark the enrolments that reached their goal; returns how many converted in this pass."""
-    from siyu.journeys.runner import _branch_answers
+    from siyu.journeys.rules import branch_answers
     from siyu.journeys.triggers import zone_of
 
     now = now.astimezone(dt.UTC)
@@ -64,7 +64,7 @@ def track_goals(app: App, now: dt.datetime) -> int:
             first = app.engine.to_arrow(joined.group_by("id").agg(at=joined.occurred_at.min()))
             hits = dict(zip(first["id"].to_pylist(), first["at"].to_pylist(), strict=True))
         else:
-            yes = _branch_answers(
+            yes = branch_answers(
                 app, spec.brand, zone_of(app, spec), spec.goal.rule, [r.customer_id for r in rows], now
             )
             hits = {r.id: now for r in rows if r.customer_id in yes}

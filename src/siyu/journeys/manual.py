@@ -55,21 +55,3 @@ def enrol_customer(app: App, code: str, customer_key: str, now: dt.datetime, key
         "journey": code, "customer_id": customer, "enrolled": True, "created": bool(new),
         "enrolment_id": existing.id, "version": existing.version, "status": existing.status,
     }  # fmt: skip
-
-
-def customer_journeys(app: App, brand: str, customer_id: str) -> list[dict[str, Any]]:
-    """The journeys a customer is or was in (the customer view)."""
-    with app.store.unit_of_work() as session:
-        rows = session.execute(
-            select(Enrolment)
-            .where(Enrolment.brand == brand, Enrolment.customer_id == customer_id)
-            .order_by(Enrolment.entered_at.desc(), Enrolment.id.desc())
-            .limit(50)
-        ).scalars()
-        return [
-            {
-                "journey": e.journey, "version": e.version, "status": e.status, "step": e.step_id,
-                "entered_at": e.entered_at, "holdout": e.holdout, "converted": e.converted_at is not None,
-            }
-            for e in rows
-        ]  # fmt: skip

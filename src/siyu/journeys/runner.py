@@ -17,15 +17,11 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import ibis
 import pyarrow as pa
 from sqlalchemy import insert, select, update
 
-from siyu.audiences.compile import compile_rule
-from siyu.audiences.context import Context
-from siyu.audiences.service import parse_input
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.journeys.apply import load_version
@@ -33,6 +29,7 @@ from siyu.journeys.definition import Journey
 from siyu.journeys.enrol import enrol
 from siyu.journeys.machine import StepLog, Walk, aware
 from siyu.journeys.models import Enrolment, EnrolmentStep, JourneyRow
+from siyu.journeys.rules import Answers, rule_holds
 from siyu.journeys.sources import occurrences
 from siyu.journeys.triggers import candidates, zone_of
 
@@ -162,44 +159,6 @@ def match_waits(app: App, now: dt.datetime) -> int:
     return matched
 
 
-def _branch_answers(
-    app: App, brand: str, zone: ZoneInfo, rule: object, customers: list[str], now: dt.datetime
-) -> set[str]:
-    """The customers among `customers` the audience rule holds for now (one engine query over
-    those customers' records: `Context.narrowed`)."""
-    _, node = parse_input(rule)  # type: ignore[arg-type]
-    ctx = Context(app, brand, now.astimezone(zone).date())
-    try:
-        narrowed = ctx.narrowed(ibis.memtable(pa.table({"customer_id": pa.array(customers, pa.string())})))
-        return set(app.engine.to_arrow(compile_rule(narrowed, node))["customer_id"].to_pylist())
-    finally:
-        ctx.release()
-
-
-# Past this many customers at one branch in a pass, the rule is evaluated once for the whole brand
-# (one query, no temporary table) and the answer reused by every batch of the pass: all of them
-# act at the same moment, so it is the same answer.
-WHOLE_BRAND = 400
-Answers = dict[tuple[str, str, dt.datetime], set[str]]
-
-
-def _rule_holds(
-    app: App, brand: str, zone: ZoneInfo, rule: object, customers: list[str], now: dt.datetime, cache: Answers
-) -> set[str]:
-    key = (brand, json.dumps(rule, sort_keys=True, default=str), now)
-    if key in cache:
-        return cache[key]
-    if len(customers) < WHOLE_BRAND:
-        return _branch_answers(app, brand, zone, rule, customers, now)
-    _, node = parse_input(rule)  # type: ignore[arg-type]
-    ctx = Context(app, brand, now.astimezone(zone).date())
-    try:
-        cache[key] = set(app.engine.to_arrow(compile_rule(ctx, node))["customer_id"].to_pylist())
-    finally:
-        ctx.release()
-    return cache[key]
-
-
 def advance_batch(app: App, now: dt.datetime, limit: int = BATCH, answers: Answers | None = None) -> tuple[int, int]:
     """Claim up to `limit` due enrolments and move each as far as it goes; returns (enrolments
     claimed, transitions made); (0, 0): nothing due."""
@@ -234,7 +193,7 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH, answers: Answe
                 branch = spec.step(step_id).branch
                 assert branch is not None
                 who = [e.customer_id for e in group]
-                yes = _rule_holds(
+                yes = rule_holds(
                     app, spec.brand, zones[code], branch.rule, who, now, answers if answers is not None else {}
                 )
                 walk.answers.update({e.id: e.customer_id in yes for e in group})

@@ -13,6 +13,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from siyu.bootstrap import App
 from siyu.identity.service import MAP_TABLE
@@ -114,3 +115,15 @@ def unresolved(app: App, brand: str, event_type: str) -> ir.Table | None:
     if entity == "events":
         rows = rows.filter(rows.type == event_type)
     return rows.anti_join(idmap, NODE).select("ingested_at")
+
+
+def empty_candidates() -> pa.Table:
+    """No candidates, in the shape every trigger answers."""
+    return pa.table(
+        {
+            "customer_id": pa.array([], pa.string()),
+            "entry_key": pa.array([], pa.string()),
+            "occurred_at": pa.array([], pa.timestamp("us", "UTC")),
+            "props": pa.array([], pa.string()),
+        }
+    )

@@ -23,7 +23,7 @@ from siyu.bootstrap import App
 from siyu.brands.settings import brand_settings
 from siyu.ingest.views import current
 from siyu.journeys.definition import DateTrigger, Journey
-from siyu.journeys.sources import identity_map, occurrences, unresolved
+from siyu.journeys.sources import empty_candidates, identity_map, occurrences, unresolved
 
 # An unresolved row stops holding the mark once rows this much newer have landed: a source record
 # that never resolves (bad data) must not make every later scan re-read everything.
@@ -80,7 +80,7 @@ def event_candidates(
     assert trigger is not None
     rows = occurrences(app, journey.brand, trigger.type, trigger.where)
     if rows is None:
-        return _empty(), mark
+        return empty_candidates(), mark
     if mark is not None:
         rows = rows.filter(rows.ingested_at > _parse(mark))
     elif backfill_from is not None:
@@ -142,10 +142,10 @@ def date_candidates(app: App, journey: Journey, mark: str | None, now: dt.dateti
     today = local.date() if local.time() >= dt.time(hours, minutes) else local.date() - dt.timedelta(days=1)
     first = _parse_day(mark) + dt.timedelta(days=1) if mark else today
     if first > today:
-        return _empty(), mark
+        return empty_candidates(), mark
     people = _anniversaries(app, journey, trigger)
     if people is None:
-        return _empty(), today.isoformat()
+        return empty_candidates(), today.isoformat()
     out = []
     years: tuple[int, ...] | None = None
     day = first
@@ -171,7 +171,7 @@ def date_candidates(app: App, journey: Journey, mark: str | None, now: dt.dateti
                 .append_column("props", pa.array([json.dumps({"date": target.isoformat()})] * found.num_rows))
             )
         day += dt.timedelta(days=1)
-    return (pa.concat_tables(out) if out else _empty()), today.isoformat()
+    return (pa.concat_tables(out) if out else empty_candidates()), today.isoformat()
 
 
 def _same_lunar_day(day: dt.date, years: tuple[int, ...]) -> list[dt.date]:
@@ -202,7 +202,7 @@ def broadcast_candidates(app: App, journey: Journey, mark: str | None, now: dt.d
     trigger = journey.trigger.broadcast
     assert trigger is not None
     if mark == "done" or now < trigger.at:
-        return _empty(), mark
+        return empty_candidates(), mark
     zone = zone_of(app, journey)
     with compiled_audience(app, journey.brand, trigger.audience, None, now.astimezone(zone).date()) as (_, expr):
         found = app.engine.to_arrow(expr.select("customer_id"))
@@ -214,17 +214,6 @@ def broadcast_candidates(app: App, journey: Journey, mark: str | None, now: dt.d
         .append_column("props", pa.array(["{}"] * n, pa.string()))
     )
     return found, "done"
-
-
-def _empty() -> pa.Table:
-    return pa.table(
-        {
-            "customer_id": pa.array([], pa.string()),
-            "entry_key": pa.array([], pa.string()),
-            "occurred_at": pa.array([], pa.timestamp("us", "UTC")),
-            "props": pa.array([], pa.string()),
-        }
-    )
 
 
 def candidates(

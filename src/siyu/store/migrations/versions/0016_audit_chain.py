@@ -1,7 +1,7 @@
 """tamper-evident audit chain: writing transaction, chain position, previous and own hash
 
 Revision ID: 0016
-Revises: 0010
+Revises: 0015
 Create Date: 2026-12-03
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0010"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

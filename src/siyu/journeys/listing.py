@@ -1,0 +1,28 @@
+"""The journeys a customer is or was in (the customer view)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from siyu.bootstrap import App
+from siyu.journeys.models import Enrolment
+
+
+def customer_journeys(app: App, brand: str, customer_id: str) -> list[dict[str, Any]]:
+    """The journeys a customer is or was in (the customer view)."""
+    with app.store.unit_of_work() as session:
+        rows = session.execute(
+            select(Enrolment)
+            .where(Enrolment.brand == brand, Enrolment.customer_id == customer_id)
+            .order_by(Enrolment.entered_at.desc(), Enrolment.id.desc())
+            .limit(50)
+        ).scalars()
+        return [
+            {
+                "journey": e.journey, "version": e.version, "status": e.status, "step": e.step_id,
+                "entered_at": e.entered_at, "holdout": e.holdout, "converted": e.converted_at is not None,
+            }
+            for e in rows
+        ]  # fmt: skip
