@@ -27,6 +27,9 @@ CSP_HTML = (
     b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
     b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
+# The console's Alpine.js evaluates its x-data / @click expressions with `new Function`, so console
+# pages need 'unsafe-eval' (still same-origin only: no script can come from anywhere else).
+CSP_CONSOLE = CSP_HTML.replace(b"script-src 'self' 'unsafe-inline'", b"script-src 'self' 'unsafe-inline' 'unsafe-eval'")
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
@@ -39,6 +42,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         under_api = scope.get("path", "").startswith("/api/")
+        html_policy = CSP_CONSOLE if scope.get("path", "").startswith("/console") else CSP_HTML
         https = scope.get("scheme") == "https"
 
         async def with_headers(message: Message) -> None:
@@ -48,7 +52,7 @@ class SecurityHeadersMiddleware:
                 headers += [(n, v) for n, v in ALWAYS if n not in present]
                 if b"content-security-policy" not in present:
                     ctype = dict(headers).get(b"content-type", b"")
-                    headers.append((b"content-security-policy", CSP_HTML if b"text/html" in ctype else CSP_DATA))
+                    headers.append((b"content-security-policy", html_policy if b"text/html" in ctype else CSP_DATA))
                 if under_api and b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
                 if https:  # HSTS only means something over TLS (a proxy in front sets the scheme)
