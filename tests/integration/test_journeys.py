@@ -507,6 +507,14 @@ def test_cli_apply_list_show_enrol_run_report(app: App, root: Path) -> None:
     assert report["steps"]["wait7"] == {"entered": 1, "waiting": 1, "completed": 0}
     bad = run(cli, ["journey", "report", "nope"], env=env)
     assert bad.exit_code == 3 and "unknown_journey" in bad.output
+    # preview renders the step's SMS template for the customer (h2's render_for_customer); nothing is sent
+    ask = ["journey", "preview", "cli_j", "--customer", "13800000005", "--step", "ask"]
+    missing = run(cli, ask, env=env)  # enrolled by hand: no order in its context, and the template needs one
+    assert missing.exit_code == 2 and "order_id" in missing.output
+    shown = json.loads(ok(*ask, "--context", '{"order_id": "O-77"}'))
+    assert shown["params"] == {"order": "O-77"}
+    not_send = run(cli, ["journey", "preview", "cli_j", "--customer", "13800000005", "--step", "wait7"], env=env)
+    assert not_send.exit_code != 0 and "preview a send step" in not_send.output
 
 
 CLUB = """

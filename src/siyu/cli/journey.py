@@ -142,12 +142,18 @@ def preview_command(
     code: CodeArg,
     customer: Annotated[str, typer.Option("--customer", help="Customer id, phone or member no")],
     step: Annotated[str, typer.Option("--step", help="A send step's id")],
+    context_json: Annotated[
+        str | None, typer.Option("--context", help="Journey context as JSON over the enrolment's own")
+    ] = None,
 ) -> None:
-    """Render a send step's template for one customer (nothing is sent)."""
+    """Render a send step's template for one customer (nothing is sent). The template sees the
+    context of the customer's latest enrolment in the journey (trigger properties, the coupon
+    issued…), with --context on top — what a real send of that step would see."""
     from siyu.journeys import apply as journeys
     from siyu.journeys.errors import JourneyError
+    from siyu.journeys.listing import enrolment_context
     from siyu.journeys.manual import resolve_customer
-    from siyu.messaging.templates import render_for_customer  # type: ignore[import-not-found,unused-ignore]
+    from siyu.messaging.templates import render_for_customer
 
     with user_errors():
         app = get_app()
@@ -162,7 +168,15 @@ def preview_command(
             raise JourneyError(f"step {step!r} is a {spec.step(step).kind} step; preview a send step")
         customer_id = resolve_customer(app, spec.brand, customer)
         content: dict[str, Any] = spec.templates[send.template][send.channel]
-        context = {"journey": code, "step": step}
+        context = enrolment_context(app, code, customer_id)
+        if context_json:
+            try:
+                extra = json.loads(context_json)
+            except ValueError as e:
+                raise JourneyError(f"--context is not JSON: {e}") from e
+            if not isinstance(extra, dict):
+                raise JourneyError('--context must be a JSON object, e.g. {"order_id": "O1"}')
+            context.update(extra)
         print_json(render_for_customer(app, spec.brand, customer_id, send.channel, content, context))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -26,3 +27,15 @@ def customer_journeys(app: App, brand: str, customer_id: str) -> list[dict[str, 
             }
             for e in rows
         ]  # fmt: skip
+
+
+def enrolment_context(app: App, journey: str, customer_id: str) -> dict[str, Any]:
+    """The context of the customer's latest enrolment in `journey` ({} if never enrolled)."""
+    with app.store.unit_of_work() as session:
+        raw = session.scalar(
+            select(Enrolment.context)
+            .where(Enrolment.journey == journey, Enrolment.customer_id == customer_id)
+            .order_by(Enrolment.entered_at.desc(), Enrolment.id.desc())
+            .limit(1)
+        )
+    return dict(json.loads(raw or "{}"))
