@@ -19,7 +19,7 @@ from siyu.config import Settings
 from siyu.events import outbox
 from siyu.events.catalogue import WecomContactChanged
 from siyu.fakes.wecom import FakeWeCom
-from siyu.guides.models import GuideTask
+from siyu.guides.models import GuideTask, StaffMember
 from siyu.store.models import InboxMessage
 from siyu.wecom.models import WecomCallback, WecomQrCode, WecomRelation
 from siyu.wecom.process import process_batch
@@ -94,6 +94,9 @@ def test_add_then_customer_deletes_guide(api: tuple[str, WecomRuntime], wecom_ap
                 campaign="c1", exclusive=True, config_id="cfg", qr_code="https://x", created_at=datetime.now(UTC),
             )
         )  # fmt: skip
+        # the staff table (imported staff.csv, mirrored by the binding run): SH01 has a manager
+        s.add(StaffMember(brand=BRAND, staff_id="zhangsan", role="guide", store_code="SH01", status="active"))
+        s.add(StaffMember(brand=BRAND, staff_id="wangjl", role="manager", store_code="SH01", status="active"))
     fake.add_contact("wmCUST1", "zhangsan", name="李雷", unionid="oUNION1", state="sh01_counter")
     timeline = [
         wire.contact_event("add_external_contact", "wmCUST1", "zhangsan", T0, State="sh01_counter"),
@@ -135,7 +138,8 @@ def test_add_then_customer_deletes_guide(api: tuple[str, WecomRuntime], wecom_ap
         [changed] = [e.event for e in outbox.after(s, -1, -1, 100) if e.event.type == "WecomContactChanged"]
     assert changed == WecomContactChanged(BRAND, ("wmCUST1",), ("friend_added", "friend_lost"))
     assert [(t.kind, t.assignee_staff_id, t.store_code, t.status) for t in tasks] == [
-        ("churn_alert", "zhangsan", "SH01", "open")
+        ("churn_alert", "zhangsan", "SH01", "open"),
+        ("churn_alert", "wangjl", "SH01", "open"),  # 删人提醒 also reaches the store manager
     ]
 
 

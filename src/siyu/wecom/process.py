@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,10 +26,13 @@ from sqlalchemy.orm import Session
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.events.catalogue import WecomContactChanged
+from siyu.guides.alerts import store_managers
+from siyu.guides.models import StaffMember
 from siyu.guides.tasks import TaskRequest, do_create_task
 from siyu.ingest.inbox import as_utc
 from siyu.ingest.rows import accept_rows
 from siyu.ingest.schema import ENTITIES
+from siyu.store.uow import UnitOfWork
 from siyu.wecom import xmlmsg
 from siyu.wecom.client import WeComApiError, WeComClient
 from siyu.wecom.models import WecomCallback, WecomQrCode, WecomRelation, WecomTransfer
@@ -297,6 +300,8 @@ def _apply(app: App, plan: Plan, ids: list[int]) -> None:
             )  # fmt: skip
         for task in plan.tasks:
             do_create_task(uow, task)
+            if task.kind == "churn_alert" and task.assignee_staff_id:
+                _alert_managers(uow, task)
         s.execute(update(WecomCallback).where(WecomCallback.id.in_(ids)).values(processed_at=uow.now, error=None))
         do_mark_lost(s, plan.brand, uow.now)
         changed = [e for e in plan.rows["events"] if e["type"] in CHANGES]
@@ -371,3 +376,14 @@ def _failed(app: App, ids: list[int], exc: Exception) -> None:
             .where(WecomCallback.id.in_(ids))
             .values(attempts=WecomCallback.attempts + 1, error=str(exc)[:400])
         )
+
+
+def _alert_managers(uow: UnitOfWork, task: TaskRequest) -> None:
+    """删人提醒 reaches the guide's store managers too (each once): the guide's store from the staff
+    table, else the channel code's store."""
+    guide = uow.session.get(StaffMember, (task.brand, task.assignee_staff_id))
+    store = guide.store_code if guide and guide.store_code else task.store_code
+    for manager in store_managers(uow, task.brand, store):
+        if manager != task.assignee_staff_id:
+            key = f"{task.idempotency_key}:manager:{manager}"
+            do_create_task(uow, replace(task, assignee_staff_id=manager, store_code=store, idempotency_key=key))
