@@ -26,11 +26,14 @@ from api.conftest import bearer, new_key, serving
 from fixtures.audience_ops import create_audience
 from fixtures.fast_brand import write_brand
 from siyu.api.app import create_app
+from siyu.api.keys import do_create_key, parse_scopes
 from siyu.bootstrap import App
 from siyu.cli.app import app as cli
+from siyu.core.actor import Actor
 from siyu.customers.view import find_customer_ids
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
+from siyu.journeys.apply import do_apply_journey
 from siyu.loyalty.programs import do_apply_program
 from siyu.messaging.unsubscribe import Unsubscribe, make_token
 from siyu.metrics.materialise import materialise_layers, materialise_rfm
@@ -50,6 +53,16 @@ points:
 mall:
   - {code: mug, name_zh: 马克杯, name_en: Mug, kind: item, points: 300, stock: 2}
 """
+JOURNEY = """\
+brand: fx
+code: phones
+version: 1
+name: {zh: 测试, en: Test}
+category: transactional
+trigger: {event: {type: sign_in}}
+steps:
+  - {id: done, exit: }
+"""
 # Values for the routes' required parameters (path parameters are filled in by the fixture's ids).
 QUERY = {
     "/api/v1/customers": {"phone": "13800000001"},
@@ -66,6 +79,7 @@ CLI_READS = [
     ["metrics", "rfm", "--brand", "fx", "--as-of", "2024-06-30", "--json"],
     ["metrics", "clv-matrix", "--brand", "fx", "--period", "2024-06", "--json"],
 ]
+GUIDE_WORKBENCH = "/api/v1/guides/me/"
 # The reads that use stored layers / RFM once they are materialised.
 STORED_READERS = ("/api/v1/metrics/", "/api/v1/customers/{customer_id}")
 
@@ -99,6 +113,7 @@ class Seeded:
     url: str
     secret: str
     paths: dict[str, str]  # GET route -> a real path for it
+    guide_secret: str = ""  # a key bound to a staff member: the guide workbench routes need one
 
 
 @pytest.fixture
@@ -110,7 +125,12 @@ def seeded(app: App, tmp_path: Path) -> Iterator[Seeded]:
     program = tmp_path / "fx_club.yaml"
     program.write_text(PROGRAM, encoding="utf-8")
     do_apply_program(app.store, program, actor="test", at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    journey = tmp_path / "phones.yaml"  # a journey under the audience's code: {code} serves both routes
+    journey.write_text(JOURNEY, encoding="utf-8")
+    do_apply_journey(app, journey, actor=Actor.system("tests"), at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     secret = new_key(app, "fx", "read,loyalty,admin,pii")
+    with app.store.begin(Actor.system("tests")) as uow:
+        guide_secret = do_create_key(uow, "fx", parse_scopes(["read"]), staff_id="g1")[0]
     customer_id = find_customer_ids(app, "13800000001", "fx")[0]  # A
     api = create_app(app, run_loader=False)
     token = make_token(app.settings.pii_key, Unsubscribe("fx", customer_id, "marketing_email", 1))
@@ -120,7 +140,7 @@ def seeded(app: App, tmp_path: Path) -> Iterator[Seeded]:
             enrolled = client.post("/api/v1/loyalty/fx_club/members", json={"customer_id": customer_id},
                                    headers=bearer(secret))  # fmt: skip
             assert enrolled.status_code == 201, enrolled.text
-        yield Seeded(app, url, secret, {route: route.format(**ids) for route in get_routes(api)})
+        yield Seeded(app, url, secret, {route: route.format(**ids) for route in get_routes(api)}, guide_secret)
 
 
 def call_gets(s: Seeded, only: tuple[str, ...] = ("/",)) -> None:
@@ -129,7 +149,8 @@ def call_gets(s: Seeded, only: tuple[str, ...] = ("/",)) -> None:
             if not route.startswith(only):
                 continue
             lake, store = state(s.app)
-            r = client.get(path, params=QUERY.get(route, {}))
+            guide = route.startswith(GUIDE_WORKBENCH)
+            r = client.get(path, params=QUERY.get(route, {}), headers=bearer(s.guide_secret) if guide else None)
             assert r.status_code == 200, f"GET {route}: {r.status_code} {r.text[:300]} (add its parameters to QUERY)"
             expected = {name: n + AUDIT.get(route, {}).get(name, 0) for name, n in store.items()}
             assert state(s.app) == (lake, expected), f"GET {route} wrote"

@@ -3,6 +3,7 @@ within the documented shapes and outside them, the server never answers with a 5
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,4 +37,6 @@ def test_no_server_errors(sqlite_app: App, tmp_path: Path, make_key_sqlite: KeyM
             capture_output=True, text=True, timeout=900, cwd=tmp_path,
         )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "passed" in result.stdout and " failed" not in result.stdout
+    # count failures, not the word: the report's warnings say "Authentication failed: …" for the
+    # routes a read key may not call (guide workbench keys, the SMS receipt token)
+    assert "passed" in result.stdout and not re.search(r"\b[1-9][0-9]* failed\b", result.stdout), result.stdout

@@ -218,7 +218,9 @@ jb,crm,S2,sign_in,c5,2026-03-01T09:00:00+08:00,"{""channel"": ""web""}"
     assert outcomes(app, enrolments(app, "signin")["c4"].id) == [("hello", "webhook:queued")]
     [m] = messages(app, "signin")
     assert m.channel == "webhook" and m.category == "transactional"
-    assert json.loads(m.payload)["url"] == "https://hooks.example.com/x"
+    # queued unrendered: the dispatcher composes it at send time (siyu.messaging.enqueue)
+    queued = json.loads(m.payload)
+    assert queued["rendered"] is False and queued["content"]["url"] == "https://hooks.example.com/x"
 
 
 def test_date_triggers_birthday_lunar_and_anniversary(app: App, root: Path) -> None:

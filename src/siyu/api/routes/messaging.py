@@ -55,9 +55,13 @@ def unsubscribe(token: str, request: Request, state: StateDep) -> HTMLResponse:
 
 @router.post("/api/v1/messaging/sms/receipts", summary="Aliyun SMS delivery receipts (SmsReport push) 短信回执")
 async def sms_receipts(request: Request, state: StateDep, token: str = "") -> dict[str, Any]:
-    if not hmac.compare_digest(token, receipt_token(state.app.settings.pii_key)):
+    # bytes: compare_digest refuses str with non-ASCII characters (a fuzzer's token is anything)
+    if not hmac.compare_digest(token.encode(), receipt_token(state.app.settings.pii_key).encode()):
         raise ApiError(403, "bad_receipt_token", "the receipt URL's token is wrong: see `siyu messages receipt-url`")
-    body = await request.json()
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(422, "invalid_json", "the receipt body is not JSON (Aliyun SmsReport: a JSON array)") from None
     reports = body if isinstance(body, list) else [body]
     apply_sms_receipts(state.app.store, [r for r in reports if isinstance(r, dict)], state.app.clock())
     return {"code": 0, "msg": "成功"}
