@@ -15,8 +15,6 @@ Algorithm (all Ibis; the Python loop is over iterations, never rows):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +26,7 @@ import pyarrow as pa
 from siyu.engine.base import Engine
 from siyu.identity.normalise import identifier_value_expr, mask_value
 from siyu.ingest.schema import IDENTIFIER_TYPES
+from siyu.privacy.hashing import keyed_hash
 
 NODE = ("brand", "source", "source_customer_id")
 SEP = "\x1f"
@@ -235,5 +234,5 @@ def _merges(
     for r in rows:
         raw = r.pop("raw_value")
         r["id_value"] = mask_value(r["id_type"], raw)
-        r["id_hash"] = hmac.new(pii_key, f"{r['id_type']}:{raw}".encode(), hashlib.sha256).hexdigest()
+        r["id_hash"] = keyed_hash(pii_key, r["id_type"], raw)
     return pa.Table.from_pylist(rows, schema=schema)

@@ -1,0 +1,1 @@
+"""Personal-information duties (PIPL): keyed hashes, encryption at rest, subject rights, retention."""
