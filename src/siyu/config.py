@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     pii_key: str = Field(default=DEV_PII_KEY, description="Key for PII hashes; set it in production")
     # HTTP API and the inbox loader (siyu serve / siyu worker).
     api_loader: bool = Field(default=True, description="Run the inbox loader inside each `siyu serve` process")
-    api_rate_limit: int = Field(default=1000, description="Requests per second per API key (per process)")
+    api_rate_limit: int = Field(default=1000, description="Requests per second per API key, shared by every server process")
     api_compute_engines: int = Field(default=2, ge=1, description="Concurrent customer / metric reads per API process")
     api_audience_engines: int = Field(
         default=2, ge=1, description="Concurrent audience counts, previews and exports per API process (own engines)"

@@ -246,3 +246,55 @@ def test_narrowing_by_precomputed_conditions_changes_nothing(au: App, rule: str)
     assert not temporary_audience_tables(au)
     assert count_audience(au, "au", rule=rule, as_of=AS_OF)["customers"] == len(expected)
     assert not temporary_audience_tables(au)
+
+
+def _customer(app: App, letter: str) -> str:
+    idmap = app.engine.to_arrow(app.engine.table("identity_map")).to_pylist()  # type: ignore[arg-type]
+    return next(r["customer_id"] for r in idmap if r["brand"] == "au" and r["source_customer_id"][0] == letter.lower())
+
+
+def test_reachability_reads_the_consent_ledger(au: App) -> None:
+    """Decisions recorded in the consent ledger (CLI, API, unsubscribe link) count for reachability and
+    the consent condition beside the lake's events: the latest per customer and channel up to the
+    as-of day wins, whichever source it came from. Runs last: it removes its records again."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import delete
+
+    from siyu.audiences.customer import customer_lights
+    from siyu.core.actor import Actor
+    from siyu.messaging.consent import ConsentChange, do_record_consents
+    from siyu.messaging.ledger_models import ConsentRecord
+
+    a, b, d, e = (_customer(au, x) for x in "ABDE")
+    tz = ZoneInfo("Asia/Shanghai")
+    changes = [
+        # A's latest lake record (06-01) grants SMS: a withdrawal through the CLI on 06-20 is later
+        ConsentChange("au", a, "marketing_sms", False, "cli", {}, at=datetime(2024, 6, 20, 9, tzinfo=tz)),
+        # E unsubscribed from SMS by event on 06-01; an unsubscribe link cannot re-grant, a form can (06-25)
+        ConsentChange("au", e, "marketing_sms", True, "api", {"form": "f1"}, at=datetime(2024, 6, 25, 9, tzinfo=tz)),
+        # D withdraws e-mail… after the as-of day: not yet
+        ConsentChange("au", d, "marketing_email", False, "cli", {}, at=datetime(2024, 7, 2, 9, tzinfo=tz)),
+        # a record with its own channel: D withdraws WeCom contact by channel name on 06-05
+        ConsentChange("au", d, "personalised_recommendation", False, "cli", {}, "wecom", datetime(2024, 6, 5)),
+        # ledger rows that came from lake events are read from the lake, not twice: this stray one
+        # (a withdrawal for B) must be ignored
+        ConsentChange("au", b, "marketing_sms", False, "event", {}, at=datetime(2024, 6, 9, tzinfo=tz)),
+    ]
+    with au.store.begin(Actor.system("test")) as uow:
+        do_record_consents(uow, changes)
+    try:
+        assert who(au, "reachable sms") == "BCDE"  # was ABCD
+        assert who(au, "consent sms denied") == "AH"  # was EH
+        assert who(au, "consent sms granted") == "E"  # was A
+        assert who(au, "consent email denied") == "H"  # D's withdrawal is after 06-30
+        assert who(au, "consent email denied", as_of=date(2024, 7, 3)) == "DH"
+        assert who(au, "consent wecom denied") == "DH"
+        lights = customer_lights(au, a, "au", AS_OF)  # the customer view compiles for one customer
+        assert (lights["sms"]["on"], lights["sms"]["withdrawn"]) == (False, True)
+        assert customer_lights(au, e, "au", AS_OF)["sms"]["on"] is True
+    finally:
+        with au.store.begin(Actor.system("test")) as uow:
+            uow.session.execute(delete(ConsentRecord).where(ConsentRecord.brand == "au"))
+    assert who(au, "reachable sms") == "ABCD"

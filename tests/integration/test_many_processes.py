@@ -1,7 +1,8 @@
 """Two `siyu serve` processes (each with its loader) and two `siyu worker` processes on one
 PostgreSQL store and one workspace: customers and orders posted through both servers at once land
 exactly once, and the points ledger posts every order exactly once — the loader lock and the event
-handlers' leases split the work between the four processes without doubling any of it."""
+handlers' leases split the work between the four processes without doubling any of it. An API key's
+rate limit holds across both servers."""
 
 from __future__ import annotations
 
@@ -121,3 +122,12 @@ def test_two_servers_and_two_workers_do_everything_once(pg_database: str, tmp_pa
     for p in procs:
         with contextlib.suppress(Exception):
             assert p.alive()
+
+    # One rate limit across both servers (the bucket is in the store): 1 request/s with bursts of 2
+    # is spent by two requests to server 0, so server 1 refuses the third.
+    slow = new_key(app, "shop", "ingest", rate_limit=1)
+    bad = {"not": "a list of rows"}  # refused at once for its body, after the limit is taken
+    with httpx.Client(timeout=30, headers=bearer(slow)) as client:
+        assert [client.post(f"{urls[0]}/api/v1/ingest/customers", json=bad).status_code for _ in range(2)] == [422] * 2
+        third = client.post(f"{urls[1]}/api/v1/ingest/customers", json=bad)
+    assert third.status_code == 429 and int(third.headers["retry-after"]) >= 1

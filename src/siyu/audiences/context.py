@@ -58,6 +58,7 @@ class Context:
         self.cache: dict[str, Any] = {}  # per-compilation memo for leaf helpers (e.g. consent)
         self.temporary: list[str] = []  # temporary engine tables this compilation made (see release)
         self.single = customer_id is not None
+        self.customer_id = customer_id
         idmap = idmap.filter(idmap.brand == self.brand.code).select(*NODE, ID)
         if customer_id is not None:
             # One customer's view: their records once, and every raw table cut to them (see raw).

@@ -14,15 +14,22 @@ relation, below) at the end of the as-of day, and has not withdrawn consent for 
 | tmall 天猫 | a `tmall_ouid`, or an active relation in a field of platform `tmall` |
 | offline_store 线下门店 | a `store_code` on a customer record, or an active relation in a field of platform `offline` |
 
-Consent comes from events (imported like any event): `unsubscribe` with `properties.channel`, and
-`consent` with `properties.channel` and `properties.granted` (true / false). A missing or `all`
-channel applies to every channel. The latest record per customer and channel up to the end of the
-as-of day wins. No record means "not withdrawn" (the channel's own opt-in, such as a WeChat
+Consent comes from two places, and the latest record per customer and channel up to the end of the
+as-of day wins:
+- events (imported like any event): `unsubscribe` with `properties.channel`, and `consent` with
+  `properties.channel` and `properties.granted` (true / false). A missing or `all` channel applies
+  to every channel. Read from the lake, so an as-of day in the past sees the past;
+- the consent ledger (siyu.messaging.consent) for every decision that did not come from an event:
+  `siyu consent set`, the API, the unsubscribe link, an SMS "R" reply. A record names a channel, or
+  a purpose whose channel is known (marketing_sms → sms, marketing_email → email, wecom → wecom).
+  The ledger's customer id is the one at the time of the decision.
+ No record means "not withdrawn" (the channel's own opt-in, such as a WeChat
 subscription, is its relation); `{"consent": "sms"}` asks for an explicit grant.
 """
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import ibis
@@ -34,7 +41,12 @@ from siyu.audiences.context import ID, Context, ids
 from siyu.audiences.labels import CHANNELS
 from siyu.audiences.profile import identified, relation_rows
 from siyu.audiences.rules import Leaf
+from siyu.messaging.consent import CHANNEL_PURPOSE
+from siyu.messaging.ledger_models import ConsentRecord
 from siyu.store.models import Field
+
+AT = "timestamp('UTC', 6)"  # both sources' decision times, to the microsecond
+PURPOSE_CHANNEL = {purpose: channel for channel, purpose in CHANNEL_PURPOSE.items()}
 
 CONSENT_EVENTS = ("consent", "unsubscribe")
 CHANNEL_IDENTIFIERS = {"sms": "phone", "email": "email", "douyin": "douyin_openid", "tmall": "tmall_ouid"}
@@ -50,35 +62,83 @@ def consent_latest(ctx: Context) -> ir.Table:
     """customer_id, channel, granted: the latest consent record per customer and channel."""
     if "consent" in ctx.cache:
         return ctx.cache["consent"]
-    e = ctx.raw("events")
-    if e is None:
+    parts = [p for p in (_event_decisions(ctx), _ledger_decisions(ctx)) if p is not None]
+    if not parts:
         latest = ibis.memtable(
             {ID: [], "channel": [], "granted": []}, schema={ID: "string", "channel": "string", "granted": "boolean"}
         )
     else:
-        end = ibis.literal(ctx.end_of_as_of(), type="timestamp('UTC')")
-        e = e.filter(e.type.isin(CONSENT_EVENTS) & (e.occurred_at < end))
-        props = e.properties.cast("json")
-        flag = props["granted"].str.lower()
-        rows = e.select(
-            "source",
-            "source_customer_id",
-            "occurred_at",
-            "event_id",
-            channel=props["channel"].str.fill_null("all"),
-            granted=(e.type == "consent") & ~flag.isin(("false", "0", "no")).fill_null(False),
+        rows = parts[0] if len(parts) == 1 else ibis.union(*parts)
+        ranked = rows.mutate(
+            _n=ibis.row_number().over(group_by=[ID, "channel"], order_by=[ibis.desc("at"), ibis.desc("tiebreak")])
         )
-        rows = ctx.resolve(rows)
-        every = ibis.memtable(pa.table({"ch": list(CHANNELS)}))
-        spread = rows.cross_join(every)
-        spread = spread.filter((spread.channel == "all") | (spread.channel == spread.ch))
-        ranked = spread.mutate(
-            _n=ibis.row_number().over(group_by=[ID, "ch"], order_by=[ibis.desc("occurred_at"), ibis.desc("event_id")])
-        )
-        latest = ranked.filter(ranked._n == 0).select(ID, channel=ranked.ch, granted=ranked.granted)
+        latest = ranked.filter(ranked._n == 0).select(ID, "channel", "granted")
         latest = ctx.materialise(latest, "consent")  # read by every channel: computed once
     ctx.cache["consent"] = latest
     return latest
+
+
+def _event_decisions(ctx: Context) -> ir.Table | None:
+    """customer_id, channel, granted, at, tiebreak from the lake's consent and unsubscribe events."""
+    e = ctx.raw("events")
+    if e is None:
+        return None
+    end = ibis.literal(ctx.end_of_as_of(), type="timestamp('UTC')")
+    e = e.filter(e.type.isin(CONSENT_EVENTS) & (e.occurred_at < end))
+    props = e.properties.cast("json")
+    flag = props["granted"].str.lower()
+    rows = e.select(
+        "source",
+        "source_customer_id",
+        "occurred_at",
+        "event_id",
+        channel=props["channel"].str.fill_null("all"),
+        granted=(e.type == "consent") & ~flag.isin(("false", "0", "no")).fill_null(False),
+    )
+    rows = ctx.resolve(rows)
+    every = ibis.memtable(pa.table({"ch": list(CHANNELS)}))
+    spread = rows.cross_join(every)
+    spread = spread.filter((spread.channel == "all") | (spread.channel == spread.ch))
+    return spread.select(
+        ID,
+        channel=spread.ch,
+        granted=spread.granted,
+        at=spread.occurred_at.cast(AT),
+        tiebreak=ibis.literal("e:") + spread.event_id,
+    )
+
+
+def _ledger_decisions(ctx: Context) -> ir.Table | None:
+    """The same from the consent ledger's records that did not come from an event (those are read
+    from the lake above, with their own time)."""
+    end = ctx.end_of_as_of()
+    record = ConsentRecord
+    query = sql_select(record.id, record.customer_id, record.purpose, record.channel, record.granted, record.at).where(
+        record.brand == ctx.brand.code, record.source != "event", record.at < end
+    )
+    if ctx.customer_id is not None:
+        query = query.where(record.customer_id == ctx.customer_id)
+    with ctx.app.store.unit_of_work() as session:
+        found = session.execute(query).all()
+    if not found:
+        return None
+    ident, customer, purpose, channel, granted, at = (list(c) for c in zip(*found, strict=True))
+    table = pa.table(
+        {
+            ID: pa.array(customer, pa.string()),
+            "purpose": pa.array(purpose, pa.string()),
+            "named": pa.array(channel, pa.string()),
+            "granted": pa.array(granted, pa.bool_()),
+            "at": pa.array([a if a.tzinfo else a.replace(tzinfo=UTC) for a in at], pa.timestamp("us", "UTC")),
+            "tiebreak": pa.array([f"l:{i:020d}" for i in ident], pa.string()),
+        }
+    )
+    purposes = ibis.memtable(pa.table({"p": list(PURPOSE_CHANNEL), "pch": list(PURPOSE_CHANNEL.values())}))
+    rows = ibis.memtable(table)
+    rows = rows.left_join(purposes, rows.purpose == purposes.p)
+    rows = rows.mutate(channel=rows.named.fill_null(rows.pch))
+    rows = rows.filter(rows.channel.notnull() & rows.channel.isin(list(CHANNELS)))
+    return rows.select(ID, "channel", "granted", at=rows.at.cast(AT), tiebreak="tiebreak")
 
 
 def consent(ctx: Context, leaf: Leaf) -> ir.Table:

@@ -1,6 +1,7 @@
 """Every module that declares store tables: importing them registers the tables on Base.metadata
 (used by the Alembic environment and by the migrations-match-models test)."""
 
+from siyu.api import ratelimit as ratelimit_models
 from siyu.audiences import models as audience_models
 from siyu.audit import models as audit_models
 from siyu.console import models as console_models
@@ -13,6 +14,7 @@ from siyu.messaging import models as messaging_models
 from siyu.wecom import models as wecom_models
 
 REGISTERED = (
+    ratelimit_models,
     audience_models,
     audit_models,
     guide_models,
