@@ -96,7 +96,7 @@ def demo_command(
             numbers = run_loyalty(app, summary.end, step=lambda _s: bar.advance(loyal))
             bar.update(loyal, completed=5)
             guides_task = bar.add_task("guides · WeCom 导购 · 企微", total=1)
-            wecom = run_wecom_month(app, "demo", out_dir, summary.last_month_span, max(60, customers // 40))
+            wecom = run_wecom_month(app, "demo", out_dir, summary.last_month_span, max(60, customers // 100))
             bar.advance(guides_task)
         elapsed = time.perf_counter() - started
 
@@ -125,7 +125,7 @@ def demo_command(
     console.print(
         f"guides 导购: {wecom['channel_codes']} channel codes 渠道活码, {wecom['callbacks']:,} WeCom callbacks "
         f"企微回调 ({wecom['welcomes_sent']:,} welcomes 欢迎语), {wecom['bound_customers']:,} bound customers "
-        f"绑定客户, {wecom['churn_alerts']:,} churn alerts 删人提醒 ({wecom['seconds']} s)"
+        f"绑定客户, {wecom['churn_alerts']:,} churn alerts 删人提醒 ({wecom['seconds']} s: {wecom['phases']})"
     )
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")

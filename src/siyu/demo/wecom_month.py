@@ -155,6 +155,11 @@ def _group_chat(fake: FakeWeCom, corp_id: str, at: int, members: list[str]) -> l
 def run(app: App, brand: str, out_dir: Path, month: tuple[dt.datetime, dt.datetime], contacts: int) -> dict[str, Any]:
     """Guides and a month of WeCom for `brand` (see the module docstring); returns what happened."""
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 1)
+
     rng = np.random.default_rng(15)
     with app.store.begin(ACTOR) as uow:
         do_apply_rules(uow, RULES.format(brand=brand), "demo-guides.yaml")
@@ -172,16 +177,20 @@ def run(app: App, brand: str, out_dir: Path, month: tuple[dt.datetime, dt.dateti
         client = WeComClient(fake_url, corp.corp_id, corp.secret)
         with serving(api) as url:
             codes = _codes(wecom_app, client, brand)
+            lap("setup")
             start, end = (int(m.timestamp()) for m in month)
             calls = _callbacks(corp.corp_id, start, end, _contacts(out_dir, contacts, rng), codes, rng)
             joined = [c[1]["ExternalUserID"] for c in calls if c[2] is not None][:12]
             sent = _send(
                 fake, corp, f"{url}/wecom/callback/{brand}", calls, _group_chat(fake, corp.corp_id, start, joined)
             )
+            lap("send")
             api.state.wecom.drain()
             _welcomes_recorded(app, brand)
+            lap("process")
         client.close()
     Loader(app).drain()  # lands the month in the lake, One-ID, and the binding run (guide_binding handler)
+    lap("land_and_bind")
     scan = scan_messages(app, brand, month[1] - dt.timedelta(days=90), actor="system:demo")
     with app.store.unit_of_work() as session:
         bound = session.scalar(select(func.count()).select_from(CurrentBinding).where(CurrentBinding.brand == brand))
@@ -192,7 +201,7 @@ def run(app: App, brand: str, out_dir: Path, month: tuple[dt.datetime, dt.dateti
     return {
         "channel_codes": len(codes), "callbacks": sent, "welcomes_sent": int(welcomed or 0),
         "bound_customers": int(bound or 0), "churn_alerts": int(alerts or 0), "flagged_messages": scan.flagged_messages,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(time.perf_counter() - started, 1), "phases": phases,
     }  # fmt: skip
 
 

@@ -28,8 +28,8 @@ SOURCE_NAMES = {
 
 
 def guides_data(app: App, brand: str, period: Period) -> dict[str, Any] | None:
-    """Performance per guide and store for `period`, current bindings by source and the period's
-    churn alerts; None when the brand has neither staff nor bindings. Reads only."""
+    """Performance per guide and store for `period`, current bindings by source and the churn
+    alerts of deletions in the period; None when the brand has neither staff nor bindings. Reads only."""
     staff = current(app, "staff")
     has_staff = staff is not None and app.engine.to_arrow(staff.filter(staff.brand == brand).limit(1)).num_rows > 0
     if not has_staff and app.engine.table(HISTORY_TABLE) is None:
@@ -48,8 +48,9 @@ def guides_data(app: App, brand: str, period: Period) -> dict[str, Any] | None:
             .where(
                 GuideTask.brand == brand,
                 GuideTask.kind == "churn_alert",
-                GuideTask.created_at >= period.start,
-                GuideTask.created_at < period.end,
+                # due when the customer deleted the guide: the period of the deletion, not of processing
+                GuideTask.due_at >= period.start,
+                GuideTask.due_at < period.end,
             )
             .group_by(GuideTask.store_code, GuideTask.status)
         ).all()
