@@ -34,6 +34,7 @@ from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.demo import catalog as cat
 from siyu.fakes.wecom import FakeWeCom, create_fake_app
+from siyu.guides.bindings import staff_rows, write_staff
 from siyu.guides.compliance import scan_messages
 from siyu.guides.models import CurrentBinding, GuideTask
 from siyu.guides.rulebook import do_apply_rules
@@ -163,6 +164,7 @@ def run(app: App, brand: str, out_dir: Path, month: tuple[dt.datetime, dt.dateti
     rng = np.random.default_rng(15)
     with app.store.begin(ACTOR) as uow:
         do_apply_rules(uow, RULES.format(brand=brand), "demo-guides.yaml")
+        write_staff(uow.session, brand, staff_rows(app, brand))  # churn alerts reach store managers too
     fake = FakeWeCom(corp_id=f"wwdemo{secrets.token_hex(4)}", secret=secrets.token_urlsafe(24))
     corp = CorpSettings(
         brand, fake.corp_id, secrets.token_hex(8), base64.b64encode(secrets.token_bytes(32)).decode()[:43], fake.secret
