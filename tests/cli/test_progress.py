@@ -78,4 +78,6 @@ def test_demo_piped_prints_a_line_per_step(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     finished = re.findall(STEP + r"(.+) done 完成 in \d+\.\ds", done.stderr)
     assert finished == ["generate 生成", "import 导入", "One-ID 身份识别", "CLV model 预测模型", "loyalty 会员中台",
-                        "report 报告"], done.stderr  # fmt: skip
+                        "guides · WeCom 导购 · 企微", "report 报告"], done.stderr  # fmt: skip
+    # the month of WeCom callbacks went through the real receiver (rich wraps lines at 80 columns)
+    assert re.search(r"7 channel codes 渠道活码, \d{2,} WeCom callbacks", done.stdout.replace("\n", " ")), done.stdout

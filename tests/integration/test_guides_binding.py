@@ -20,7 +20,7 @@ from siyu.guides.handlers import guide_binding
 from siyu.guides.rulebook import do_apply_rules, rules_in_force
 from siyu.ingest.importer import import_path
 
-MODES = {"ff": "first_friend", "ps": "first_friend_per_store", "ef": "every_friend"}
+MODES = {"ff": "first_friend", "ps": "first_friend_per_store", "ef": "every_friend", "ex": "every_friend"}
 COMMISSION = "[{category: '*', tiers: [{from_fen: 0, rate_bp: 100}, {from_fen: 4000, rate_bp: 300}]}]"
 CREDITS = {"cn": "none", "cb": "bound_guide", "co": "order_guide"}
 
@@ -59,6 +59,19 @@ def build(world: World) -> None:
     w.friend("ef", "c1", "g1", 1)
     w.friend("ef", "c1", "g2", 2, end=5)
     w.order("ef", "ef-o1", "c1", 6, 800, "s3", "g3")
+    # -- ex: exclusive channel codes (every_friend, which would otherwise bind each guide) ---------
+    # c1: Jan 1 adds g1 through an exclusive code; Jan 2 adds g2, Jan 6 buys from g3 at s3: neither
+    # binds (g1's exclusive friendship lasts). c2: the same add, deletes g1 Jan 4 (the window ends);
+    # Jan 5 adds g2: binds. c3: ordinary adds of g1 then g2: both bound (the contrast).
+    for c in ("c1", "c2", "c3"):
+        w.customer("ex", c)
+    w.exclusive_add("ex", "ex-e1", "c1", "g1", 1)
+    w.friend("ex", "c1", "g2", 2)
+    w.order("ex", "ex-o1", "c1", 6, 800, "s3", "g3")
+    w.exclusive_add("ex", "ex-e2", "c2", "g1", 1, end=4)
+    w.friend("ex", "c2", "g2", 5)
+    w.friend("ex", "c3", "g1", 1)
+    w.friend("ex", "c3", "g2", 2)
     # -- hx: bound by the event handler when a new relation lands (the test imports it) -------------
     w.customer("hx", "c1")
     w.friend("hx", "c1", "g1", 1, end=2)
@@ -181,6 +194,16 @@ def test_every_friend_binds_each_guide_until_deleted(world) -> None:
         ("g3", "g3", "purchase", 6, None),
     ]
     assert guide(app, "ef", c1) == ("g3", "s3", "purchase")
+
+
+def test_an_exclusive_channel_code_prevents_double_attribution(world) -> None:
+    app, ids = world
+    assert history(app, "ex", ids["ex"]["c1"]) == [("g1", "g1", "wecom_add", 1, None)]
+    assert history(app, "ex", ids["ex"]["c2"]) == [("g1", "g1", "wecom_add", 1, 4), ("g2", "g2", "wecom_add", 5, None)]
+    assert history(app, "ex", ids["ex"]["c3"]) == [
+        ("g1", "g1", "wecom_add", 1, None),
+        ("g2", "g2", "wecom_add", 2, None),
+    ]
 
 
 def credit_rows(app: App, brand: str) -> dict[str, tuple[str | None, str | None, str]]:

@@ -16,8 +16,8 @@ from siyu.report.diagnosis import diagnose
 from siyu.report.html import SECTIONS, render_report, write_report
 
 SECTION_IDS = [
-    "kpis", "layers", "transitions", "connection", "clv", "clv-matrix", "predicted-clv", "rfm", "lifecycle", "trend",
-    "diagnosis",
+    "kpis", "layers", "transitions", "connection", "clv", "clv-matrix", "predicted-clv", "rfm", "lifecycle", "guides",
+    "trend", "diagnosis",
 ]  # fmt: skip
 SCREENSHOT = Path("/tmp/report.png")
 

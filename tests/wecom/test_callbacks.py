@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -20,9 +22,10 @@ from siyu.events import outbox
 from siyu.events.catalogue import WecomContactChanged
 from siyu.fakes.wecom import FakeWeCom
 from siyu.guides.models import GuideTask, StaffMember
+from siyu.store.locks import exclusive
 from siyu.store.models import InboxMessage
 from siyu.wecom.models import WecomCallback, WecomQrCode, WecomRelation
-from siyu.wecom.process import process_batch
+from siyu.wecom.process import PROCESSING_LOCK, process_batch
 from siyu.wecom.runtime import WecomRuntime
 from wecom.conftest import BRAND, configure
 
@@ -233,3 +236,38 @@ def test_duplicates_stored_once_on_postgresql(pg_wecom_app: App) -> None:
         assert [post(url, fields).status_code for _ in range(2)] == [200, 200]
         assert post(url, fields | {"CreateTime": T0 + 1}).status_code == 200
     assert len(callbacks(pg_wecom_app)) == 2
+
+
+@pytest.mark.postgres
+def test_two_processors_on_postgresql_handle_each_callback_once(pg_wecom_app: App, fake: FakeWeCom) -> None:
+    app, n = pg_wecom_app, 6
+    with serving(create_app(app, run_loader=False)) as url:
+        for i in range(n):
+            fake.add_contact(f"wmL{i}", "zhangsan", name="王芳")
+            added = wire.contact_event("add_external_contact", f"wmL{i}", "zhangsan", T0 + i)
+            assert post(url, added).status_code == 200
+    fake.calls.clear()
+    runtime = WecomRuntime(app)
+    # another process holds the processing lock: this one does nothing
+    with exclusive(app.store.engine, app.settings.home, PROCESSING_LOCK) as held:
+        assert held
+        assert process_batch(app, runtime.client) == 0
+    assert fake.calls == [] and all(c.processed_at is None for c in callbacks(app))
+
+    # two processors (each with its own store connections, like two processes), one callback per
+    # batch, at once: every contact is looked up at WeCom once, every callback processed once
+    def processor() -> None:
+        own = bootstrap(app.settings)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(c.processed_at is None for c in callbacks(own)):
+            process_batch(own, runtime.client, limit=1)
+        own.store.engine.dispose()
+
+    threads = [threading.Thread(target=processor) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(c for c in fake.calls if c == "get") == ["get"] * n
+    assert all(c.processed_at is not None and c.attempts == 0 for c in callbacks(app))
+    assert len(inbox_rows(app, "relations")) == n

@@ -47,6 +47,7 @@ def demo_command(
     from siyu.clv.service import ClvFit, fit, predict
     from siyu.demo.generate import generate  # numpy-heavy: loaded only for this command
     from siyu.demo.loyalty import run as run_loyalty
+    from siyu.demo.wecom_month import run as run_wecom_month
     from siyu.identity.service import run_resolve
     from siyu.ingest.importer import import_path
     from siyu.metrics.materialise import materialise_for_report
@@ -94,6 +95,9 @@ def demo_command(
             loyal = bar.add_task("loyalty 会员中台", total=5)
             numbers = run_loyalty(app, summary.end, step=lambda _s: bar.advance(loyal))
             bar.update(loyal, completed=5)
+            guides_task = bar.add_task("guides · WeCom 导购 · 企微", total=1)
+            wecom = run_wecom_month(app, "demo", out_dir, summary.last_month_span, max(60, customers // 100))
+            bar.advance(guides_task)
         elapsed = time.perf_counter() - started
 
     table = Table(title=f"Demo group 演示集团: brands 'demo' + 'demo_b' — {elapsed:.1f}s")
@@ -118,6 +122,11 @@ def demo_command(
             f"demo_b {entity}", f"{counts.accepted + counts.updated + counts.unchanged:,}", f"{counts.quarantined:,}"
         )
     _print_loyalty(numbers)
+    console.print(
+        f"guides 导购: {wecom['channel_codes']} channel codes 渠道活码, {wecom['callbacks']:,} WeCom callbacks "
+        f"企微回调 ({wecom['welcomes_sent']:,} welcomes 欢迎语), {wecom['bound_customers']:,} bound customers "
+        f"绑定客户, {wecom['churn_alerts']:,} churn alerts 删人提醒 ({wecom['seconds']} s: {wecom['phases']})"
+    )
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} import warning(s)[/] 导入警告, e.g. {report.warnings[0]}")
     month = summary.last_full_month

@@ -22,11 +22,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from siyu.demo import activity, people
+from siyu.demo import activity, guides, people
 from siyu.demo import catalog as cat
 from siyu.demo.state import BrandState
 
@@ -48,6 +49,14 @@ class DemoSummary:
         month_end = after if after.day == 1 else self.end.replace(day=1)
         last = month_end - dt.timedelta(days=1)
         return f"{last.year:04d}-{last.month:02d}"
+
+    @property
+    def last_month_span(self) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) of `last_full_month` in Shanghai time (the demo brand's zone)."""
+        year, month = (int(x) for x in self.last_full_month.split("-"))
+        zone = ZoneInfo("Asia/Shanghai")
+        start = dt.datetime(year, month, 1, tzinfo=zone)
+        return start, dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
 
 
 def _write(out: Path, name: str, columns: Mapping[str, Any]) -> int:
@@ -82,7 +91,8 @@ def generate(
     files["fields.csv"] = _write(out_dir, "fields.csv", cat.fields_table(brand))
     step("people", 0.05)
     recs = people.records(state)
-    files["customers.csv"] = _write(out_dir, "customers.csv", people.customers_columns(state, recs))
+    customer_columns = people.customers_columns(state, recs)
+    files["customers.csv"] = _write(out_dir, "customers.csv", customer_columns)
     files["identities.csv"] = _write(out_dir, "identities.csv", people.identities_columns(state, recs))
     files["truth.csv"] = _write(out_dir, "truth.csv", people.truth_columns(recs))
     step("memberships", 0.25)
@@ -95,5 +105,8 @@ def generate(
     files["relations.csv"] = _write(out_dir, "relations.csv", activity.relations(state, recs))
     step("events", 0.8)
     files["events.csv"] = _write(out_dir, "events.csv", activity.events(state, recs, orders, shares))
+    step("guides", 0.95)
+    for name, columns in guides.files(state, recs, customer_columns["external_userid"]).items():
+        files[name] = _write(out_dir, name, columns)
     step("done", 1.0)
     return DemoSummary(out_dir=out_dir, persons=customers, files=files, end=end or DEFAULT_END)

@@ -170,9 +170,7 @@ def run_binding(app: App, brand: str, actor: str = "system:guides") -> BindResul
     with app.store.begin(Actor.parse(actor)) as uow:
         mirror.write_changed(uow.session, CurrentBinding, brand, new_current, changed)
         mirror.write_changed(uow.session, CustomerStore, brand, new_homes, homes_changed)
-        uow.session.execute(delete(StaffMember).where(StaffMember.brand == brand))
-        if staff:
-            uow.session.execute(insert(StaffMember), staff)
+        write_staff(uow.session, brand, staff)
         if changed:
             complete = len(changed) <= MAX_KEYS
             uow.emit(BindingChanged(brand, tuple(changed) if complete else (), complete, len(changed)))
@@ -212,6 +210,13 @@ def home_stores(app: App, brand: str, rules: GuideRules) -> pa.Table:
         brand=ibis.literal(brand), customer_id=best.customer_id, store_code=best.store_code, source=best.source
     )
     return app.engine.to_arrow(best)
+
+
+def write_staff(session: Session, brand: str, staff: list[dict[str, object]]) -> None:
+    """Replace the store's staff mirror of `brand` (managers for alerts, workbench keys)."""
+    session.execute(delete(StaffMember).where(StaffMember.brand == brand))
+    if staff:
+        session.execute(insert(StaffMember), staff)
 
 
 def staff_rows(app: App, brand: str) -> list[dict[str, object]]:

@@ -8,6 +8,11 @@
 - a manual or transfer binding (store table guide_manual_bindings): bind with force.
 
 A relation whose `source` column is `scan` (an add through a channel code) has binding source `scan`.
+
+Exclusive channel codes (专属活码, `siyu qrcodes create --exclusive`) prevent double attribution: an
+add through one (its `wecom_friend_added` event says `exclusive`) opens a window, until the customer
+deletes that guide, in which no other guide's add or purchase binds the customer, in any mode and
+scope; manual and transfer bindings still do.
 Online orders (a source in `online_sources`, or no store_code) never bind: they are credited.
 """
 
@@ -89,6 +94,27 @@ def _friend_claims(app: App, brand: str, ids: ir.Table, rules: GuideRules) -> li
     return out
 
 
+def exclusive_windows(app: App, brand: str, ids: ir.Table) -> ir.Table | None:
+    """customer_id, ex_staff, ex_from, ex_to (NULL: open) of friendships that started through an
+    exclusive channel code: the add event with `exclusive` and its relation (same contact, guide, time)."""
+    events, relations = current(app, "events"), current(app, "relations")
+    if events is None or relations is None:
+        return None
+    e = events.filter((events.brand == brand) & (events.type == "wecom_friend_added") & events.properties.notnull())
+    props = e.properties.cast("json")
+    e = e.mutate(ex_staff=props["staff_id"].str, _ex=props["exclusive"].bool)
+    e = e.filter(e._ex.fill_null(False) & e.ex_staff.notnull()).select(*NODE, "ex_staff", ex_from=e.occurred_at)
+    r = relations.filter((relations.brand == brand) & (relations.relation_type == "wecom_friend"))
+    w = e.left_join(
+        r.select(*NODE, "staff_code", "started_at", ex_to=r.ended_at),
+        [*NODE, e.ex_staff == r.staff_code, e.ex_from == r.started_at],
+    )
+    w = w.select(*NODE, "ex_staff", "ex_from", "ex_to").join(ids, NODE)
+    return w.select(
+        "customer_id", "ex_staff", ex_from=w.ex_from.cast("timestamp('UTC')"), ex_to=w.ex_to.cast("timestamp('UTC')")
+    )
+
+
 def _purchase_claims(app: App, brand: str, ids: ir.Table, rules: GuideRules) -> list[ir.Table]:
     orders = current(app, "orders")
     if orders is None:
@@ -153,6 +179,17 @@ def claims(app: App, brand: str, rules: GuideRules) -> ir.Table:
     if not parts:
         return empty(CLAIM_SCHEMA)
     all_claims = ibis.union(*parts)
+    windows = exclusive_windows(app, brand, ids) if ids is not None else None
+    if windows is not None:  # another guide's add or purchase inside an exclusive window binds nobody
+        c = all_claims
+        inside = [
+            c.customer_id == windows.customer_id,
+            c.staff_id != windows.ex_staff,
+            c.at > windows.ex_from,
+            windows.ex_to.isnull() | (c.at < windows.ex_to),
+        ]
+        blocked = (c.kind == "bind") & ~c.force
+        all_claims = c.filter(~blocked).union(c.filter(blocked).anti_join(windows, inside))
     homes = staff_stores(app, brand)
     c = all_claims.left_join(homes, "staff_id").drop("staff_id_right")
     c = c.mutate(store_code=c.store_code.fill_null(c.home_store)).drop("home_store")

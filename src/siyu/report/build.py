@@ -54,6 +54,7 @@ def report_data(
     app: App, brand: str, period: str, grain: str = "month", window_days: int = DEFAULT_WINDOW_DAYS
 ) -> dict[str, Any]:
     from siyu.report.diagnosis import diagnose
+    from siyu.report.guides import guides_data
 
     m = FastMetrics(app, brand, grain, window_days)
     p = m.period(period)
@@ -78,5 +79,6 @@ def report_data(
         "predicted_clv": predicted_by_layer(m, p),
         "rfm": rfm(app, brand, p.last_day, 365),
         "lifecycle": life,
+        "guides": guides_data(app, brand, p),
         "diagnosis": diagnose(fast, previous if has_previous else None),
     }

@@ -27,6 +27,7 @@ from siyu.core.output import atomic_output, output_format
 from siyu.metrics.labels import METRIC_NAMES, bilingual
 from siyu.report.charts import Charts
 from siyu.report.diagnosis import DASH, diagnose
+from siyu.report.guides import guides_section
 from siyu.report.markup import as_dict, as_list, bi, chart_label, esc
 from siyu.report.relationships import connection_section, kpis_section, layers_section, transitions_section
 from siyu.report.segments import lifecycle_section, rfm_section
@@ -46,6 +47,7 @@ SECTIONS: tuple[tuple[str, tuple[str, str]], ...] = (
     ("predicted-clv", ("预测CLV", "Predicted CLV")),
     ("rfm", ("RFM 客户分群", "RFM segments")),
     ("lifecycle", ("生命周期", "Lifecycle")),
+    ("guides", ("导购与门店", "Guides and stores")),
     ("trend", ("趋势", "Trend")),
     ("diagnosis", ("诊断", "Diagnosis")),
 )
@@ -76,6 +78,7 @@ def render_report(data: dict[str, Any]) -> str:
         "predicted-clv": predicted_section(as_dict(data.get("predicted_clv")), charts),
         "rfm": rfm_section(as_dict(data.get("rfm")), charts),
         "lifecycle": lifecycle_section(as_dict(data.get("lifecycle")), charts),
+        "guides": guides_section(as_dict(data.get("guides")), charts),
         "trend": trend_section(trend, charts),
         "diagnosis": diagnosis_section(sentences),
     }

@@ -9,6 +9,12 @@ relations (`wecom_relations`) to end exactly the relation that started, and chur
 Idempotent: a batch is planned from the store without writing, its rows recorded in the inbox
 (rows already there are skipped), and only then the store changes and the callbacks are stamped
 processed in one transaction. A crash in between re-plans the same rows.
+
+One processor at a time per workspace: every `siyu serve` and `siyu worker` runs the loop, and two
+of them would plan the same pending callbacks, call WeCom for the same contacts and race on the
+order of a customer's starts and ends. A batch runs under the named lock `wecom-callbacks`
+(siyu.store.locks: a PostgreSQL advisory lock, released by the server if the holder dies; a file
+lock on SQLite); a process that finds it taken answers "nothing done" and waits for the next wake.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from siyu.guides.tasks import TaskRequest, do_create_task
 from siyu.ingest.inbox import as_utc
 from siyu.ingest.rows import accept_rows
 from siyu.ingest.schema import ENTITIES
+from siyu.store.locks import exclusive
 from siyu.store.uow import UnitOfWork
 from siyu.wecom import xmlmsg
 from siyu.wecom.client import WeComApiError, WeComClient
@@ -42,6 +49,7 @@ log = logging.getLogger("siyu.wecom")
 SOURCE = "wecom"
 FRIEND_FIELD, GROUP_FIELD = "wecom", "wecom_group"
 MAX_ATTEMPTS = 5
+PROCESSING_LOCK = "wecom-callbacks"
 CHANGES = {  # event type → WecomContactChanged change
     "wecom_friend_added": "friend_added", "wecom_friend_lost": "friend_lost",
     "wecom_friend_removed": "friend_removed", "wecom_group_joined": "group_joined", "wecom_group_left": "group_left",
@@ -330,7 +338,13 @@ def land(app: App, plan: Plan) -> None:
 
 
 def process_batch(app: App, clients: Callable[[str], WeComClient], limit: int = 200) -> int:
-    """Process up to `limit` pending callbacks of one brand (the oldest first); returns how many."""
+    """Process up to `limit` pending callbacks of one brand (the oldest first); returns how many
+    (0 as well when another process holds the processing lock: it is doing the work)."""
+    with exclusive(app.store.engine, app.settings.home, PROCESSING_LOCK) as mine:
+        return _process_batch(app, clients, limit) if mine else 0
+
+
+def _process_batch(app: App, clients: Callable[[str], WeComClient], limit: int) -> int:
     with app.store.unit_of_work() as s:
         first = s.execute(
             select(WecomCallback.brand)
