@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         return Keyring.load(self.pii_key_file) if self.pii_key_file is not None else Keyring.single(self.pii_key)
 
     @property
+    def pii_sealing_ring(self) -> Keyring | None:
+        """The keyring new PII is sealed with; None only when SIYU_PII_ENCRYPTION=off (benchmarks)."""
+        return self.pii_keyring if self.pii_encryption else None
+
+    @property
     def time_bounds(self) -> TimeBounds:
         return TimeBounds(self.ingest_earliest, self.ingest_max_future)
 

@@ -14,6 +14,8 @@ from siyu.audit.models import AuditEntry
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
 from siyu.core.actor import Actor
+from siyu.core.clock import utc_now
+from siyu.ingest import inbox
 from siyu.ingest.importer import import_path, quarantine
 from siyu.privacy.crypto import Keyring, key_id
 from siyu.privacy.hashing import keyed_hash
@@ -24,6 +26,7 @@ from siyu.store.models import QuarantineRow
 from siyu.wecom.settings import CorpSettings, do_configure, load
 
 PHONE, NAME, SECRET = "13912345678", "欧阳娜娜", "corp-secret-Zq81"
+API_PHONE = "13511112222"  # sent through the ingest API: waits in the inbox
 ADMIN = Actor.user("ops")
 
 
@@ -51,6 +54,9 @@ def seeded(tmp_path: Path) -> App:
     wecom = CorpSettings("acme", "ww1", "tok-123456", "a" * 43, SECRET)
     with app.store.begin(ADMIN) as uow:
         do_configure(uow, app.settings.pii_keyring, wecom)
+    sent = {"brand": "acme", "source": "app", "source_customer_id": "a1", "phone": API_PHONE}
+    ring = app.settings.pii_sealing_ring
+    inbox.record(app.store, "acme", "app", "customers", [inbox.Message("m1", json.dumps(sent))], utc_now(), ring)
     # A quarantine row from before encryption (clear JSON, no hashes) must stay readable.
     with app.store.begin(ADMIN) as uow:
         job = uow.session.scalars(select(QuarantineRow)).one().job_id
@@ -65,7 +71,7 @@ def test_store_holds_no_clear_pii_and_shows_it_masked(seeded: App) -> None:
     app.store.engine.dispose()
     scanned = _scan(app.settings.home)
     assert PHONE.encode() not in scanned and NAME.encode() not in scanned and SECRET.encode() not in scanned
-    assert b"nana@example.com" not in scanned
+    assert b"nana@example.com" not in scanned and API_PHONE.encode() not in scanned
     new = next(r for r in quarantine(app) if r["line"] == 2)
     assert new["raw"]["phone"] == "139****5678" and new["raw"]["email"] == "n***@example.com"  # type: ignore[index]
     assert new["raw"]["birthday"] == "1990-**-**" and new["raw"]["source_customer_id"] == "c1"  # type: ignore[index]
@@ -77,6 +83,8 @@ def test_store_holds_no_clear_pii_and_shows_it_masked(seeded: App) -> None:
         assert list(session.scalars(found)) == [2]  # erasure finds the row without opening it
         assert key_id(stored.raw) == "0"
         assert load(session, app.settings.pii_keyring, "acme").secret == SECRET
+        waiting = inbox.pending(session, 10, app.settings.pii_keyring)  # the loader reads it in clear
+        assert [json.loads(m.payload)["phone"] for m in waiting] == [API_PHONE]
 
 
 def test_reveal_needs_a_purpose_and_is_audited(seeded: App) -> None:
@@ -97,8 +105,8 @@ def test_rotate_pii_reseals_the_store_and_old_keys_read_meanwhile(seeded: App, t
     app = _workspace(seeded.settings.home, key_file)
     assert {str(r["raw"]["phone"]) for r in quarantine(app)} == {"139****5678", "136****0009"}  # type: ignore[index]
     report = rotate_pii(app, ADMIN)
-    assert report == {"key": "2027", "store": {"quarantine_rows": 2, "wecom_configs": 1}}
-    assert rotate_pii(app, ADMIN)["store"] == {"quarantine_rows": 0, "wecom_configs": 0}  # nothing left
+    assert report == {"key": "2027", "store": {"quarantine_rows": 2, "inbox": 1, "wecom_configs": 1}}
+    assert rotate_pii(app, ADMIN)["store"] == {"quarantine_rows": 0, "inbox": 0, "wecom_configs": 0}
     new_only = Keyring({"2027": "k-new"}, "2027", "2027")  # the old key is no longer needed to read
     with app.store.unit_of_work() as session:
         rows = session.scalars(select(QuarantineRow)).all()
@@ -107,5 +115,6 @@ def test_rotate_pii_reseals_the_store_and_old_keys_read_meanwhile(seeded: App, t
         legacy = next(r for r in rows if r.line == 7)
         assert legacy.match_hashes == keyed_hash("k-old", "phone", "+8613600000009")  # hashes keep the hash key
         assert load(session, new_only, "acme").secret == SECRET
+        assert json.loads(inbox.pending(session, 10, new_only)[0].payload)["phone"] == API_PHONE
         rotations = session.scalars(select(AuditEntry).where(AuditEntry.action == "pii.rotate")).all()
     assert [json.loads(r.after or "{}")["key"] for r in rotations] == ["2027", "2027"]

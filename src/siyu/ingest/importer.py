@@ -290,7 +290,7 @@ def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table, settings: Setting
         return []
     indices = pc.index_in(bad["_line"], value_set=raw.table["_line"])
     originals = raw.table.take(indices).drop_columns(["_line"]).to_pylist()
-    ring = settings.pii_keyring if settings.pii_encryption else None
+    ring = settings.pii_sealing_ring
     return [
         QuarantineRow(
             job_id=job_id,

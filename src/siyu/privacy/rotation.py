@@ -19,9 +19,10 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
+from siyu.ingest import inbox
 from siyu.privacy import sealed_rows
 from siyu.privacy.crypto import PREFIX, Keyring, encrypt, is_sealed, reseal
-from siyu.store.models import QuarantineRow
+from siyu.store.models import InboxMessage, QuarantineRow
 from siyu.wecom.models import WecomConfig
 from siyu.wecom.sealing import PURPOSE as WECOM_PURPOSE
 
@@ -41,6 +42,13 @@ def _quarantine(ring: Keyring, row: QuarantineRow) -> None:
         row.raw = encrypt(ring, sealed_rows.PURPOSE, row.raw, sealed_rows.QUARANTINE)
 
 
+def _inbox(ring: Keyring, row: InboxMessage) -> None:
+    if is_sealed(row.payload):
+        row.payload = reseal(ring, inbox.PURPOSE, row.payload, inbox.CONTEXT) or row.payload
+    else:
+        row.payload = encrypt(ring, inbox.PURPOSE, row.payload, inbox.CONTEXT)
+
+
 def _wecom(ring: Keyring, row: WecomConfig) -> None:
     for field in ("token", "aes_key", "secret"):
         column = f"{field}_sealed"
@@ -50,11 +58,13 @@ def _wecom(ring: Keyring, row: WecomConfig) -> None:
 
 
 def rotate_store(app: App, actor: Actor) -> dict[str, int]:
-    """Re-seal the store's envelopes, a chunk per transaction; rows re-sealed per table."""
+    """Re-seal the store's envelopes (quarantine rows, inbox payloads, WeCom secrets), a chunk per
+    transaction; rows re-sealed per table."""
     ring = app.settings.pii_keyring
-    done = {"quarantine_rows": 0, "wecom_configs": 0}
+    done = {"quarantine_rows": 0, "inbox": 0, "wecom_configs": 0}
     jobs: list[tuple[str, Any, Any, Any, Callable[[Keyring, Any], None]]] = [
         ("quarantine_rows", QuarantineRow, QuarantineRow.id, _stale(QuarantineRow.raw, ring), _quarantine),
+        ("inbox", InboxMessage, InboxMessage.id, _stale(InboxMessage.payload, ring), _inbox),
         (
             "wecom_configs",
             WecomConfig,
