@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from siyu.core.errors import SiyuError
 from siyu.ingest.bounds import EARLIEST, MAX_FUTURE, TimeBounds
 from siyu.messaging.settings import ChannelSettings
+from siyu.privacy.crypto import Keyring
 
 DEV_PII_KEY = "siyu-dev-key"  # published in this repository: fine for a demo, never for real customers
 
@@ -40,7 +42,13 @@ class Settings(BaseSettings):
     identity_max_share: int = 50
     identity_blocklist: Path | None = Field(default=None, description="Extra placeholder blocklist file")
     env: str = Field(default="production", description="`dev` lets servers run with the development PII key")
-    pii_key: str = Field(default=DEV_PII_KEY, description="Key for PII hashes; set it in production")
+    pii_key: str = Field(default=DEV_PII_KEY, description="Key for PII hashes and encryption; set it in production")
+    pii_key_file: Path | None = Field(
+        default=None, description="PII keyring (JSON: current, hash, keys); replaces SIYU_PII_KEY (docs/privacy.md)"
+    )
+    pii_encryption: bool = Field(
+        default=True, description="Encrypt PII at rest; `off` only to measure its cost (docs/privacy.md)"
+    )
     # HTTP API and the inbox loader (siyu serve / siyu worker).
     api_loader: bool = Field(default=True, description="Run the inbox loader inside each `siyu serve` process")
     api_rate_limit: int = Field(default=1000, description="Requests per second per API key, shared by every server process")
@@ -82,6 +90,22 @@ class Settings(BaseSettings):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)  # a bare date means UTC midnight
+
+    @model_validator(mode="after")
+    def _keyring_hash_key(self) -> Settings:
+        # Everything keyed by SIYU_PII_KEY (hashes, unsubscribe tokens) uses the keyring's hash key.
+        if self.pii_key_file is not None:
+            self.pii_key = self.pii_keyring.hash_key
+        return self
+
+    @cached_property
+    def pii_keyring(self) -> Keyring:
+        return Keyring.load(self.pii_key_file) if self.pii_key_file is not None else Keyring.single(self.pii_key)
+
+    @property
+    def pii_sealing_ring(self) -> Keyring | None:
+        """The keyring new PII is sealed with; None only when SIYU_PII_ENCRYPTION=off (benchmarks)."""
+        return self.pii_keyring if self.pii_encryption else None
 
     @property
     def time_bounds(self) -> TimeBounds:

@@ -43,7 +43,7 @@ def fake(fake_served: tuple[FakeWeCom, str]) -> FakeWeCom:
 def configure(app: App, brand: str = BRAND) -> None:
     with app.store.begin(Actor.system("tests")) as uow:
         do_configure(
-            uow, app.settings.pii_key, CorpSettings(brand, wire.CORP_ID, wire.TOKEN, wire.AES_KEY, wire.SECRET)
+            uow, app.settings.pii_keyring, CorpSettings(brand, wire.CORP_ID, wire.TOKEN, wire.AES_KEY, wire.SECRET)
         )
 
 

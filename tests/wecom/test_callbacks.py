@@ -22,6 +22,7 @@ from siyu.events import outbox
 from siyu.events.catalogue import WecomContactChanged
 from siyu.fakes.wecom import FakeWeCom
 from siyu.guides.models import GuideTask, StaffMember
+from siyu.ingest.inbox import open_payload
 from siyu.store.locks import exclusive
 from siyu.store.models import InboxMessage
 from siyu.wecom.models import WecomCallback, WecomQrCode, WecomRelation
@@ -45,7 +46,7 @@ def callbacks(app: App) -> list[WecomCallback]:
 def inbox_rows(app: App, kind: str) -> list[dict[str, object]]:
     with app.store.unit_of_work() as s:
         rows = s.scalars(select(InboxMessage.payload).where(InboxMessage.kind == kind).order_by(InboxMessage.id))
-        return [json.loads(r) for r in rows]
+        return [json.loads(open_payload(app.settings.pii_keyring, r)) for r in rows]  # sealed at rest
 
 
 def test_url_verification_answers_the_decrypted_echostr(api: tuple[str, WecomRuntime]) -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from siyu.bootstrap import bootstrap
 from siyu.cli.wecom import transfer_command, transfer_status_command
 from siyu.fakes.wecom import FakeWeCom
+from siyu.ingest.inbox import open_payload
 from siyu.store.models import InboxMessage
 from siyu.wecom.models import WecomRelation
 from wecom.conftest import configure
@@ -58,7 +59,8 @@ def test_one_succeeds_and_rebinds_one_is_refused(env: Path, fake: FakeWeCom) -> 
     app = bootstrap()
     with app.store.unit_of_work() as s:
         history = sorted((r.external_userid, r.counterpart, r.ended_by) for r in s.scalars(select(WecomRelation)))
-        inbox = [json.loads(p) for p in s.scalars(select(InboxMessage.payload).where(InboxMessage.kind == "relations"))]
+        stored = s.scalars(select(InboxMessage.payload).where(InboxMessage.kind == "relations"))
+        inbox = [json.loads(open_payload(app.settings.pii_keyring, p)) for p in stored]  # sealed at rest
     assert history == [
         ("wmLEFT", "lisi", None),
         ("wmNO", "zhangsan", None),

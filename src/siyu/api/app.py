@@ -61,7 +61,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
         telemetry=telemetry,
         compute=EnginePool(app, settings.api_compute_engines, settings.api_engine_wait),
         audiences=EnginePool(app, settings.api_audience_engines, settings.api_engine_wait),
-        inbox=GroupCommitter(app.store),
+        inbox=GroupCommitter(app.store, settings.pii_sealing_ring),
     )
     wecom_runtime = WecomRuntime(app)  # callbacks, welcome messages (siyu.wecom)
 

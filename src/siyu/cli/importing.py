@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, err_console, get_app, print_json, progress, user_errors
+from siyu.cli.common import cli_actor, console, err_console, get_app, print_json, progress, user_errors
 from siyu.ingest.counts import STATUSES
 
 if TYPE_CHECKING:
@@ -75,15 +75,19 @@ def quarantine_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON")] = False,
     all_imports: Annotated[bool, typer.Option("--all", help="Include earlier imports of the same file")] = False,
     limit: Annotated[int | None, typer.Option(help="Show at most N rows")] = None,
+    reveal: Annotated[
+        str | None, typer.Option(help="Show PII in clear for this stated PURPOSE (audited); default masked")
+    ] = None,
 ) -> None:
     """List quarantined rows of the latest import of each file (隔离行列表).
 
-    Example: siyu quarantine list --json
+    Example: siyu quarantine list --json --reveal "fix phones and re-import 更正后重新导入"
     """
     from siyu.ingest.importer import quarantine
 
     with user_errors():
-        rows = quarantine(get_app(), include_history=all_imports, limit=limit)
+        who = None if reveal is None else (cli_actor(), reveal)
+        rows = quarantine(get_app(), include_history=all_imports, limit=limit, reveal=who)
     if as_json:
         print_json(rows)
         return

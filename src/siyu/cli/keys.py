@@ -1,4 +1,4 @@
-"""`siyu keys create|list|revoke`: API keys (API 密钥)."""
+"""`siyu keys create|list|revoke`: API keys (API 密钥); `siyu keys rotate-pii`: the PII key."""
 
 from __future__ import annotations
 
@@ -104,3 +104,20 @@ def revoke(
         print_json(key)
         return
     console.print(f"revoked 已吊销 {key['id']} ({key['prefix']}…)")
+
+
+@keys_app.command("rotate-pii")
+def rotate_pii(as_json: JsonOpt = False) -> None:
+    """Re-encrypt stored PII under the current key of SIYU_PII_KEY_FILE, while siyu keeps running
+    (PII 密钥轮换). Audited. Afterwards the old key may leave the file (keep the `hash` key).
+
+    Example: siyu keys rotate-pii --json
+    """
+    from siyu.privacy.rotation import rotate_pii as rotate
+
+    with user_errors():
+        report = rotate(get_app(), cli_actor())
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"re-encrypted under key 已用密钥 {report['key']} 重新加密: {report}")

@@ -35,7 +35,7 @@ def brand_client(app: App, brand: str) -> WeComClient:
     from siyu.wecom.settings import load
 
     with app.store.unit_of_work() as session:
-        corp = load(session, app.settings.pii_key, brand)
+        corp = load(session, app.settings.pii_keyring, brand)
     return WeComClient(app.settings.wecom_api_base, corp.corp_id, corp.secret)
 
 
@@ -58,7 +58,7 @@ def configure_command(
         app = get_app()
         corp = CorpSettings(brand, corp_id, token, aes_key, secret)
         with app.store.begin(cli_actor()) as uow:
-            created = do_configure(uow, app.settings.pii_key, corp)
+            created = do_configure(uow, app.settings.pii_keyring, corp)
         console.print(
             f"WeCom {'configured' if created else 'updated'} 已配置 for {brand}: callback URL /wecom/callback/{brand}"
         )
@@ -75,7 +75,7 @@ def show_command(brand: Brand, as_json: AsJson = False) -> None:
     with user_errors():
         app = get_app()
         with app.store.unit_of_work() as s:
-            view: dict[str, Any] = masked(load(s, app.settings.pii_key, brand))
+            view: dict[str, Any] = masked(load(s, app.settings.pii_keyring, brand))
             view["callbacks"] = dict(
                 s.execute(
                     select(func.coalesce(WecomCallback.change_type, WecomCallback.event), func.count())

@@ -7,19 +7,21 @@ import leaves either the whole file or nothing. Re-importing a file appends noth
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
+from siyu.config import Settings
 from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError, UnreadableFileError
@@ -31,6 +33,8 @@ from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.ingest.views import latest
+from siyu.privacy import sealed_rows
+from siyu.privacy.reveal import do_reveal
 from siyu.store.models import ImportJob, QuarantineRow
 
 Progress = Callable[[str], None]
@@ -206,7 +210,7 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
                 **counts.as_dict(),
             )
         )
-        session.add_all(_quarantine_rows(job_id, raw, bad))
+        session.add_all(_quarantine_rows(job_id, raw, bad, app.settings))
         brands = engine.to_arrow(good.select("brand").distinct())["brand"].to_pylist()
         registry.ensure_brands(session, brands, app.settings.timezone)
         for column in entity.field_columns:
@@ -281,11 +285,12 @@ def _count(value_counts: pa.Table) -> Counts:
     return counts
 
 
-def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table) -> list[QuarantineRow]:
+def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table, settings: Settings) -> list[QuarantineRow]:
     if bad.num_rows == 0:
         return []
     indices = pc.index_in(bad["_line"], value_set=raw.table["_line"])
     originals = raw.table.take(indices).drop_columns(["_line"]).to_pylist()
+    ring = settings.pii_sealing_ring
     return [
         QuarantineRow(
             job_id=job_id,
@@ -294,7 +299,8 @@ def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table) -> list[Quarantin
             line=line,
             field=fld,
             reason=reason,
-            raw=json.dumps(original, ensure_ascii=False),
+            raw=sealed_rows.seal(ring, original, sealed_rows.QUARANTINE),
+            match_hashes=sealed_rows.match_hashes(settings.pii_key, original),
         )
         for line, fld, reason, original in zip(
             bad["_line"].to_pylist(),
@@ -306,36 +312,57 @@ def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table) -> list[Quarantin
     ]
 
 
-def quarantine(app: App, include_history: bool = False, limit: int | None = None) -> list[dict[str, object]]:
-    """Quarantined rows of committed imports; by default only the latest import of each file."""
+def quarantine(
+    app: App, include_history: bool = False, limit: int | None = None, reveal: tuple[Actor, str] | None = None
+) -> list[dict[str, object]]:
+    """Quarantined rows of committed imports; by default only the latest import of each file.
+
+    The raw rows are stored sealed (siyu.privacy.sealed_rows); they are shown with PII masked unless
+    `reveal` = (who, purpose), which opens them through the audited reveal (siyu.privacy.reveal)."""
+    ring = app.settings.pii_keyring
     with app.store.unit_of_work() as session:
-        jobs = session.scalars(
-            select(ImportJob).where(ImportJob.status == "committed").order_by(ImportJob.started_at.desc())
-        ).all()
-        seen: set[str] = set()
-        job_ids = []
-        for job in jobs:
-            if include_history or job.path not in seen:
-                job_ids.append(job.id)
-            seen.add(job.path)
-        query = (
-            select(QuarantineRow, ImportJob.started_at)
-            .join(ImportJob, ImportJob.id == QuarantineRow.job_id)
-            .where(QuarantineRow.job_id.in_(job_ids))
-            .order_by(ImportJob.started_at, QuarantineRow.file, QuarantineRow.line)
-        )
-        if limit:
-            query = query.limit(limit)
-        return [
-            {
-                "entity": row.entity,
-                "file": row.file,
-                "line": row.line,
-                "field": row.field,
-                "reason": row.reason,
-                "raw": json.loads(row.raw),
-                "job_id": row.job_id,
-                "imported_at": started.isoformat(),
-            }
-            for row, started in session.execute(query).all()
-        ]
+        found = _quarantined(session, include_history, limit)
+    rows = [
+        {
+            "entity": row.entity,
+            "file": row.file,
+            "line": row.line,
+            "field": row.field,
+            "reason": row.reason,
+            "raw": row.raw,
+            "job_id": row.job_id,
+            "imported_at": started.isoformat(),
+        }
+        for row, started in found
+    ]
+
+    def opened() -> list[dict[str, Any]]:
+        return [{**r, "raw": sealed_rows.open_row(ring, str(r["raw"]), sealed_rows.QUARANTINE)} for r in rows]
+
+    if reveal is None:
+        return [{**r, "raw": sealed_rows.masked(r["raw"])} for r in opened()]
+    actor, purpose = reveal
+    with app.store.begin(actor) as uow:
+        ids = sorted({f"{r['job_id']}" for r in rows})
+        return do_reveal(uow, opened, purpose=purpose, subject_type="quarantine_rows", subject_ids=ids)
+
+
+def _quarantined(session: Session, include_history: bool, limit: int | None) -> list[Any]:
+    jobs = session.scalars(
+        select(ImportJob).where(ImportJob.status == "committed").order_by(ImportJob.started_at.desc())
+    ).all()
+    seen: set[str] = set()
+    job_ids = []
+    for job in jobs:
+        if include_history or job.path not in seen:
+            job_ids.append(job.id)
+        seen.add(job.path)
+    query = (
+        select(QuarantineRow, ImportJob.started_at)
+        .join(ImportJob, ImportJob.id == QuarantineRow.job_id)
+        .where(QuarantineRow.job_id.in_(job_ids))
+        .order_by(ImportJob.started_at, QuarantineRow.file, QuarantineRow.line)
+    )
+    if limit:
+        query = query.limit(limit)
+    return list(session.execute(query).all())

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from siyu.privacy.crypto import Keyring, decrypt, encrypt, is_sealed
 from siyu.store.db import Store
 from siyu.store.models import InboxMessage
 
@@ -55,10 +56,25 @@ _INSERT = {
 }
 
 
+PURPOSE, CONTEXT = "store", "inbox.payload"  # payloads hold PII until (and after) they are loaded
+
+
 def _rows(
-    brand: str, source: str, kind: str, messages: Sequence[Message], received_at: datetime
+    brand: str, source: str, kind: str, messages: Sequence[Message], received_at: datetime, ring: Keyring | None
 ) -> list[tuple[object, ...]]:
-    return [(brand, source, kind, m.message_id, m.payload, received_at) for m in messages]
+    def sealed(payload: str) -> str:
+        return payload if ring is None else encrypt(ring, PURPOSE, payload, CONTEXT)
+
+    return [(brand, source, kind, m.message_id, sealed(m.payload), received_at) for m in messages]
+
+
+def open_payload(ring: Keyring | None, stored: str) -> str:
+    """A payload as the client sent it; ones stored before encryption are clear JSON."""
+    if not is_sealed(stored):
+        return stored
+    if ring is None:
+        raise ValueError("a sealed inbox payload needs the PII keyring to be read")
+    return decrypt(ring, PURPOSE, stored, CONTEXT)
 
 
 def _insert(store: Store, rows: list[tuple[object, ...]]) -> None:
@@ -75,11 +91,18 @@ def _insert(store: Store, rows: list[tuple[object, ...]]) -> None:
 
 
 def record(
-    store: Store, brand: str, source: str, kind: str, messages: Sequence[Message], received_at: datetime
+    store: Store,
+    brand: str,
+    source: str,
+    kind: str,
+    messages: Sequence[Message],
+    received_at: datetime,
+    ring: Keyring | None = None,
 ) -> None:
-    """Insert messages in one transaction; ones already in the inbox are skipped. Committed on return."""
+    """Insert messages in one transaction; ones already in the inbox are skipped. Committed on return.
+    With `ring` (the settings' `pii_sealing_ring`) payloads are stored sealed."""
     if messages:
-        _insert(store, _rows(brand, source, kind, messages, received_at))
+        _insert(store, _rows(brand, source, kind, messages, received_at, ring))
 
 
 class GroupCommitter:
@@ -87,8 +110,9 @@ class GroupCommitter:
     written together in the next transaction, so one fsync serves many requests. Each caller's
     future resolves only after the transaction holding its rows committed (or fails with it)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, ring: Keyring | None = None) -> None:
         self.store = store
+        self.ring = ring
         self._queue: queue.SimpleQueue[tuple[list[tuple[object, ...]], Future[None]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -104,7 +128,7 @@ class GroupCommitter:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="siyu-inbox-writer", daemon=True)
                 self._thread.start()
-        self._queue.put((_rows(brand, source, kind, messages, received_at), done))
+        self._queue.put((_rows(brand, source, kind, messages, received_at, self.ring), done))
         return done
 
     def _run(self) -> None:
@@ -131,8 +155,8 @@ _PENDING = (InboxMessage.loaded_at.is_(None), InboxMessage.dead_at.is_(None))
 OPEN_DEAD = (InboxMessage.dead_at.is_not(None), InboxMessage.dropped_at.is_(None))
 
 
-def pending(session: Session, limit: int) -> list[Pending]:
-    """The oldest pending messages, in arrival order."""
+def pending(session: Session, limit: int, ring: Keyring | None = None) -> list[Pending]:
+    """The oldest pending messages, in arrival order, payloads opened."""
     query = (
         select(
             InboxMessage.id,
@@ -147,7 +171,7 @@ def pending(session: Session, limit: int) -> list[Pending]:
         .order_by(InboxMessage.id)
         .limit(limit)
     )
-    return [Pending(*row[:-1], as_utc(row[-1])) for row in session.execute(query)]
+    return [Pending(*row[:5], open_payload(ring, row[5]), as_utc(row[6])) for row in session.execute(query)]
 
 
 def backlog(session: Session) -> tuple[int, datetime | None]:

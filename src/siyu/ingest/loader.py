@@ -163,7 +163,7 @@ def load_batch(app: App, max_messages: int) -> LoadResult | None:
         if not mine:
             return None
         with app.store.unit_of_work() as session:
-            rows = inbox.pending(session, max_messages)
+            rows = inbox.pending(session, max_messages, app.settings.pii_keyring)
         result = LoadResult(batch=str(uuid.uuid4()), taken=len(rows))
         canonical = [r for r in rows if r.kind != "segment"]
         if canonical:

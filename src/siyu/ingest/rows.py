@@ -126,6 +126,6 @@ def accept_rows(app: App, entity_name: str, rows: list[dict[str, Any]], brand: s
         )
     received = utc_now()
     for (row_brand, row_source), messages in by_source.items():
-        inbox.record(app.store, row_brand, row_source, entity_name, messages, received)
+        inbox.record(app.store, row_brand, row_source, entity_name, messages, received, app.settings.pii_sealing_ring)
     report.rows = result
     return report

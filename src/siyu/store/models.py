@@ -102,7 +102,9 @@ class QuarantineRow(Base):
     line: Mapped[int] = mapped_column(BigInteger)
     field: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
-    raw: Mapped[str] = mapped_column(Text)  # the row as JSON, for correction and re-import
+    raw: Mapped[str] = mapped_column(Text)  # the row as sealed JSON (siyu.privacy.sealed_rows), for correction
+    # Keyed hashes of its phones and e-mails, space-separated: erasure finds a person's rows by them.
+    match_hashes: Mapped[str | None] = mapped_column(Text)
 
 
 class IdentityRun(Base):

@@ -61,7 +61,7 @@ class WecomChannel:
                 if self._store is None:
                     self._store = Store(make_engine(self.settings.store_url))
                 with self._store.unit_of_work() as session:
-                    corp = load(session, self.settings.pii_key, brand)
+                    corp = load(session, self.settings.pii_keyring, brand)
                 self._clients[brand] = WeComClient(
                     self.settings.wecom_api_base, corp.corp_id, corp.secret, tokens=self.tokens
                 )

@@ -49,7 +49,7 @@ class WecomRuntime:
         found = self._corps.get(brand)
         if found is None or found[1] < time.monotonic():
             with self.app.store.unit_of_work() as session:
-                settings = load(session, self.app.settings.pii_key, brand)
+                settings = load(session, self.app.settings.pii_keyring, brand)
             self._corps[brand] = (settings, time.monotonic() + SETTINGS_TTL_S)
             return settings
         return found[0]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from siyu.core.errors import NotFoundError
+from siyu.privacy.crypto import Keyring
 from siyu.store.uow import UnitOfWork
 from siyu.wecom.crypto import WeComCrypto
 from siyu.wecom.models import WecomConfig
@@ -31,12 +32,12 @@ def _mask(value: str) -> str:
     return f"{value[:2]}…{value[-2:]} ({len(value)} chars)" if len(value) > 6 else "****"
 
 
-def do_configure(uow: UnitOfWork, pii_key: str, settings: CorpSettings) -> bool:
+def do_configure(uow: UnitOfWork, ring: Keyring, settings: CorpSettings) -> bool:
     """Store (or replace) a brand's WeCom configuration; True when it is new. Audited without secrets."""
     settings.crypto()  # refuses a malformed EncodingAESKey before anything is stored
     row = uow.session.get(WecomConfig, settings.brand)
     created = row is None
-    sealed = {f: seal(pii_key, getattr(settings, f), f"{settings.brand}/{f}") for f in ("token", "aes_key", "secret")}
+    sealed = {f: seal(ring, getattr(settings, f), f"{settings.brand}/{f}") for f in ("token", "aes_key", "secret")}
     if row is None:
         row = WecomConfig(brand=settings.brand)
         uow.session.add(row)
@@ -49,7 +50,7 @@ def do_configure(uow: UnitOfWork, pii_key: str, settings: CorpSettings) -> bool:
     return created
 
 
-def load(session: Session, pii_key: str, brand: str) -> CorpSettings:
+def load(session: Session, ring: Keyring, brand: str) -> CorpSettings:
     row = session.get(WecomConfig, brand)
     if row is None:
         raise NotFoundError(
@@ -58,9 +59,9 @@ def load(session: Session, pii_key: str, brand: str) -> CorpSettings:
     return CorpSettings(
         brand=brand,
         corp_id=row.corp_id,
-        token=unseal(pii_key, row.token_sealed, f"{brand}/token"),
-        aes_key=unseal(pii_key, row.aes_key_sealed, f"{brand}/aes_key"),
-        secret=unseal(pii_key, row.secret_sealed, f"{brand}/secret"),
+        token=unseal(ring, row.token_sealed, f"{brand}/token"),
+        aes_key=unseal(ring, row.aes_key_sealed, f"{brand}/aes_key"),
+        secret=unseal(ring, row.secret_sealed, f"{brand}/secret"),
     )
 
 
