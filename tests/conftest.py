@@ -11,6 +11,8 @@ from pgdb import postgres_database
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
 
+pytest_plugins = ["fixtures.log_guard"]  # no personal data or secrets in any log of the run
+
 
 @pytest.fixture
 def pg_database() -> Iterator[str]:

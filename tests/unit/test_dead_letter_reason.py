@@ -3,6 +3,8 @@ operators and kept in the store); machinery failures are told apart from a messa
 
 from __future__ import annotations
 
+import importlib
+
 import duckdb
 import sqlalchemy.exc
 from deltalake.exceptions import CommitFailedError
@@ -32,6 +34,9 @@ def test_reason_names_type_and_stage_and_is_short() -> None:
 
 
 def test_machinery_failures_are_transient() -> None:
+    # an engine's own errors count once the engine is loaded, as it is in a loader (and not
+    # before: alone in a fresh worker process, this test would otherwise see no DuckDB errors)
+    importlib.import_module("siyu.engine.duckdb")
     transient = [
         OSError(28, "No space left on device"),
         sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
