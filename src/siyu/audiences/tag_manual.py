@@ -89,13 +89,13 @@ def do_set_tag(
         # Two transactions may set the same tag at once (two journey workers, two enrolments of one
         # customer): insert or skip, then lock the row that stands and set it over.
         inserted = uow.session.execute(
-            insert_ignoring(uow.session, TagAssignment, ["brand", "tag_code", "customer_id"]).values(
-                brand=brand, tag_code=code, customer_id=customer.id, **values
-            )
-        )
+            insert_ignoring(uow.session, TagAssignment, ["brand", "tag_code", "customer_id"])
+            .values(brand=brand, tag_code=code, customer_id=customer.id, **values)
+            .returning(TagAssignment.customer_id)
+        ).first()
         a = uow.session.get(TagAssignment, key, with_for_update=True, populate_existing=True)
         assert a is not None
-        old = None if getattr(inserted, "rowcount", 1) == 1 else a.value
+        old = None if inserted is not None else a.value
     for name, value in values.items():
         setattr(a, name, value)
     uow.session.add(
