@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from fixtures.journey_brand import build, ids, land
+from fixtures.journey_brand import CLUB, build, ids, land
 from siyu.audiences.service import check_rule, do_create_audience
 from siyu.audiences.snapshots import do_snapshot_audience, freeze_audience
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
+from siyu.events.catalogue import TierChanged
 from siyu.events.dispatch import run_handlers
 from siyu.guides.models import GuideTask
 from siyu.journeys.apply import do_apply_journey, do_set_status
@@ -519,30 +520,6 @@ def test_cli_apply_list_show_enrol_run_report(app: App, root: Path) -> None:
     assert not_send.exit_code != 0 and "preview a send step" in not_send.output
 
 
-CLUB = """
-version: 1
-program: jb_club
-name_zh: 测试会员
-name_en: JB Club
-level: brand
-brands: [jb]
-timezone: Asia/Shanghai
-start: 2025-01-01
-membership_programs: [jb_club]
-enrolment: [membership]
-tiers:
-  basis: growth
-  evaluation: quarterly
-  levels:
-    - {code: regular, name_zh: 普通会员, name_en: Regular, threshold: 0}
-points:
-  per_yuan: 1
-  expiry: {policy: fixed_calendar, years: 1}
-coupons:
-  - {code: gift, kind: amount_off, amount_fen: 1000, valid_days: 30}
-"""
-
-
 def test_coupon_and_points_steps_through_the_loyalty_center(app: App, root: Path) -> None:
     """c1 is a member (M1): the coupon step issues `gift` (its code enters the context, a later
     send can use it) and the points step grants 50 points, keyed journey:{enrolment}:{step}. c3
@@ -579,3 +556,37 @@ steps:
     with app.store.unit_of_work() as s:
         keys = s.scalars(select(PointsTxn.idempotency_key).where(PointsTxn.idempotency_key.like("journey:%"))).all()
     assert keys == [f"journey:{e['c1'].id}:pts"]
+
+
+def test_tier_changed_enrols_the_accounts_customers(app: App, root: Path) -> None:
+    """A TierChanged (upgrade to gold) of c1's account enrols c1 with the change as its context; a
+    downgrade does not match `where: {reason: upgrade}`."""
+    from siyu.loyalty.models import LoyaltyAccount
+    from siyu.loyalty.programs import do_apply_program
+    from siyu.loyalty.sync import sync
+
+    (root / "club.yaml").write_text(CLUB, encoding="utf-8")
+    do_apply_program(app.store, root / "club.yaml", actor="test", at=T0)
+    sync(app, "jb_club", at=T0, actor="test")
+    apply(app, root, """
+brand: jb
+code: upgraded
+version: 1
+name: {zh: 升级, en: Upgraded}
+category: transactional
+trigger: {event: {type: tier_changed, where: {reason: upgrade}}}
+re_entry: always
+steps:
+  - {id: mark, tag: {add: vip}}
+""")  # fmt: skip
+    who = ids(app)
+    with app.store.unit_of_work() as s:
+        accounts = dict(s.execute(select(LoyaltyAccount.member_no, LoyaltyAccount.id)).all())
+    later = T0 + dt.timedelta(hours=1)
+    with app.store.begin(USER, now=later) as uow:
+        uow.emit(TierChanged("jb", "jb_club", accounts["M1"], "regular", "gold", "upgrade"))
+        uow.emit(TierChanged("jb", "jb_club", accounts["M2"], "gold", "regular", "downgrade"))
+    run_handlers(app.store, [journey_triggers(app)], clock=lambda: later)
+    got = enrolments(app, "upgraded")
+    assert set(got) == {"c1"} and got["c1"].customer_id == who["c1"]
+    assert json.loads(got["c1"].context)["new_tier"] == "gold"

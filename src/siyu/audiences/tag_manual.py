@@ -18,6 +18,7 @@ from siyu.core.errors import NotFoundError
 from siyu.engine.connect import Engine
 from siyu.identity.service import MAP_TABLE
 from siyu.store.uow import UnitOfWork
+from siyu.store.upsert import insert_ignoring
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,23 @@ def do_set_tag(
             f"tag {code!r} is a {definition['kind']} tag; only manual tags are set by hand (仅手工标签可手动设置)"
         )
     text, number = _coerce(definition, value)
-    a = uow.session.get(TagAssignment, (brand, code, customer.id))
+    key = (brand, code, customer.id)
+    values = {"value": text, "number": number, "origin": "manual", "set_by": actor, "set_at": uow.now, "reason": reason}
+    a = uow.session.get(TagAssignment, key, with_for_update=True)
     old = None if a is None else a.value
     if a is None:
-        a = TagAssignment(brand=brand, tag_code=code, customer_id=customer.id)
-        uow.session.add(a)
-    a.value, a.number, a.origin, a.set_by, a.set_at, a.reason = text, number, "manual", actor, uow.now, reason
+        # Two transactions may set the same tag at once (two journey workers, two enrolments of one
+        # customer): insert or skip, then lock the row that stands and set it over.
+        inserted = uow.session.execute(
+            insert_ignoring(uow.session, TagAssignment, ["brand", "tag_code", "customer_id"])
+            .values(brand=brand, tag_code=code, customer_id=customer.id, **values)
+            .returning(TagAssignment.customer_id)
+        ).first()
+        a = uow.session.get(TagAssignment, key, with_for_update=True, populate_existing=True)
+        assert a is not None
+        old = None if inserted is not None else a.value
+    for name, value in values.items():
+        setattr(a, name, value)
     uow.session.add(
         TagHistory(
             brand=brand, tag_code=code, customer_id=customer.id, action="set", old_value=old, new_value=text,

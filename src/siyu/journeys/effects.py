@@ -16,7 +16,7 @@ from siyu.journeys.models import Enrolment
 from siyu.loyalty.coupons import accounts_of_customers, do_issue_many
 from siyu.loyalty.points import do_earn
 from siyu.loyalty.programs import load_program
-from siyu.messaging.enqueue import SendRequest, do_enqueue
+from siyu.messaging.enqueue import EnqueueResult, SendRequest
 from siyu.store.uow import UnitOfWork
 
 
@@ -24,16 +24,25 @@ def step_key(enrolment: Enrolment, step: Step) -> str:
     return f"journey:{enrolment.id}:{step.id}"
 
 
-def _send(uow: UnitOfWork, e: Enrolment, j: Journey, step: Step, channel: str, content: dict[str, Any],
-          context: dict[str, Any], template: str | None) -> str:  # fmt: skip
-    result = do_enqueue(
-        uow,
-        SendRequest(
-            brand=e.brand, customer_id=e.customer_id, channel=channel, category=j.category,
-            idempotency_key=step_key(e, step), content=content, context=context, journey=j.code,
-            journey_version=j.version, enrolment_id=e.id, step_id=step.id, template=template,
-        ),
+def send_request(e: Enrolment, j: Journey, step: Step, context: dict[str, Any]) -> SendRequest:
+    """The message a `send` or `webhook` step queues (the walk queues a batch's at once)."""
+    channel: str
+    if step.send is not None:
+        channel, template = step.send.channel, step.send.template
+        content = j.templates[template][channel]
+    else:
+        assert step.webhook is not None
+        channel, template = "webhook", None
+        content = {"url": step.webhook.url, "body": {**step.webhook.body, "journey": j.code, "step": step.id}}
+        context = {**context, "customer_id": e.customer_id}
+    return SendRequest(
+        brand=e.brand, customer_id=e.customer_id, channel=channel, category=j.category,
+        idempotency_key=step_key(e, step), content=content, context=context, journey=j.code,
+        journey_version=j.version, enrolment_id=e.id, step_id=step.id, template=template,
     )  # fmt: skip
+
+
+def send_outcome(channel: str, result: EnqueueResult) -> str:
     return f"{channel}:{result.status}" + (f":{result.reason}" if result.reason else "")
 
 
@@ -42,14 +51,9 @@ def _account(uow: UnitOfWork, program: str, e: Enrolment) -> int | None:
 
 
 def apply_effect(uow: UnitOfWork, e: Enrolment, j: Journey, step: Step, context: dict[str, Any]) -> str:
-    """Do what `step` does for enrolment `e`; returns the outcome recorded in the step log.
-    `context` may gain keys (the coupon code issued) that later templates can use."""
-    if step.send is not None:
-        content = j.templates[step.send.template][step.send.channel]
-        return _send(uow, e, j, step, step.send.channel, content, context, step.send.template)
-    if step.webhook is not None:
-        content = {"url": step.webhook.url, "body": {**step.webhook.body, "journey": j.code, "step": step.id}}
-        return _send(uow, e, j, step, "webhook", content, {**context, "customer_id": e.customer_id}, None)
+    """Do what a coupon, points, tag or task `step` does for enrolment `e`; returns the outcome
+    recorded in the step log. `context` may gain keys (the coupon code issued) that later templates
+    can use. (Messages: `send_request`.)"""
     if step.coupon is not None:
         program = load_program(uow.session, step.coupon.program)
         account = _account(uow, program.program, e)

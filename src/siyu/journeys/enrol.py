@@ -16,11 +16,11 @@ from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from siyu.journeys.definition import Journey
 from siyu.journeys.models import Enrolment, EnrolmentStep
 from siyu.store.uow import UnitOfWork
+from siyu.store.upsert import insert_ignoring
 
 CHUNK = 1000  # bound parameters per IN list / insert round
 
@@ -48,9 +48,7 @@ def _last_entries(uow: UnitOfWork, code: str, customers: Sequence[str]) -> dict[
 
 
 def _insert(uow: UnitOfWork) -> Any:
-    dialect = uow.session.get_bind().dialect.name
-    maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return maker(Enrolment).on_conflict_do_nothing(index_elements=["journey", "customer_id", "entry_key"])
+    return insert_ignoring(uow.session, Enrolment, ["journey", "customer_id", "entry_key"])
 
 
 def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:

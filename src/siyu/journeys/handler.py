@@ -38,8 +38,9 @@ def _tier_changes(app: App, events: list[StoredEvent]) -> None:
             for stored in changes:
                 change = stored.event
                 assert isinstance(change, TierChanged)
-                applied = aware(row.applied_at)
-                if applied is not None and stored.at < applied and row.backfill_from is None:
+                applied, happened = aware(row.applied_at), aware(stored.at)  # SQLite hands back naive UTC
+                assert happened is not None
+                if applied is not None and happened < applied and row.backfill_from is None:
                     continue  # only what happens after the journey was applied
                 props = {"program": change.program, "old_tier": change.old_tier or "", "new_tier": change.new_tier,
                          "reason": change.reason}  # fmt: skip
@@ -50,7 +51,7 @@ def _tier_changes(app: App, events: list[StoredEvent]) -> None:
                         rows["customer_id"].append(customer)
                         rows["entry_key"].append(f"tier:{stored.id}")
                         rows["props"].append(json.dumps(props, ensure_ascii=False))
-                        at.append(stored.at)
+                        at.append(happened)
         if rows["customer_id"]:
             found = pa.table({**rows, "occurred_at": pa.array(at, pa.timestamp("us", "UTC"))})
             enrol_found(app, journey.code, found, app.clock())

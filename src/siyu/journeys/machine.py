@@ -23,10 +23,11 @@ from zoneinfo import ZoneInfo
 
 from siyu.core.errors import SiyuError
 from siyu.journeys.definition import EFFECT_KINDS, Journey, Step
-from siyu.journeys.effects import apply_effect
+from siyu.journeys.effects import apply_effect, send_outcome, send_request
 from siyu.journeys.enrol import bucket
 from siyu.journeys.models import Enrolment
 from siyu.journeys.timing import wait_until
+from siyu.messaging.enqueue import SendRequest, enqueue_many
 from siyu.store.uow import UnitOfWork
 
 MAX_STEPS = 50  # per enrolment per run: a loop without a wait in it must not spin forever
@@ -45,7 +46,7 @@ class StepLog:
     earlier runs closed in it (updated by primary key)."""
 
     opened: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
-    closed: list[dict[str, Any]] = field(default_factory=list)
+    closed: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     transitions: int = 0
 
     def enter(self, e: Enrolment, step_id: str, now: dt.datetime) -> None:
@@ -60,7 +61,16 @@ class StepLog:
         if row is not None:
             row["left_at"], row["outcome"] = now, outcome[:200]
         else:
-            self.closed.append({"enrolment_id": e.id, "seq": e.step_seq, "left_at": now, "outcome": outcome[:200]})
+            self.closed[(e.id, e.step_seq)] = {
+                "enrolment_id": e.id, "seq": e.step_seq, "left_at": now, "outcome": outcome[:200],
+            }  # fmt: skip
+
+    def settle(self, step: tuple[int, int], outcome: str) -> None:
+        """Replace the placeholder outcome of a step left earlier in this batch."""
+        (self.opened.get(step) or self.closed[step])["outcome"] = outcome[:200]
+
+
+QUEUED = "queueing"  # a send's outcome until the batch's messages are queued (Walk.queue_sends)
 
 
 @dataclass
@@ -71,6 +81,16 @@ class Walk:
     log: StepLog
     zones: dict[str, ZoneInfo]
     answers: dict[int, bool] = field(default_factory=dict)
+    # messages the walk decided, queued together by `queue_sends` (enrolment id, step seq, request)
+    sends: list[tuple[tuple[int, int], SendRequest]] = field(default_factory=list)
+
+    def queue_sends(self) -> None:
+        """Queue the batch's messages in one go (set-based policies, one insert) and record each
+        send step's outcome; the caller runs this before writing the step log."""
+        results = enqueue_many(self.uow, [request for _, request in self.sends])
+        for (step, request), result in zip(self.sends, results, strict=True):
+            self.log.settle(step, send_outcome(request.channel, result))
+        self.sends.clear()
 
     def advance(self, e: Enrolment, j: Journey) -> str | None:
         """Run `e` as far as it goes now. Returns the branch step id it waits at for an answer,
@@ -126,10 +146,9 @@ class Walk:
         if e.holdout:
             return "skipped:holdout"
         context = json.loads(e.context or "{}")
-        if step.kind in ("send", "webhook"):  # answers suppressed/deferred, never raises: no savepoint
-            outcome = apply_effect(self.uow, e, j, step, context)
-            e.context = json.dumps(context, ensure_ascii=False, default=str)
-            return outcome
+        if step.kind in ("send", "webhook"):  # queued with the batch's others: never raises, no savepoint
+            self.sends.append(((e.id, e.step_seq), send_request(e, j, step, context)))
+            return QUEUED
         savepoint = self.uow.session.begin_nested()
         try:
             outcome = apply_effect(self.uow, e, j, step, context)

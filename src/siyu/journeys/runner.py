@@ -198,11 +198,12 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH, answers: Answe
                 )
                 walk.answers.update({e.id: e.customer_id in yes for e in group})
                 pending.extend(group)
+        walk.queue_sends()
         session.flush()
         if walk.log.opened:
             session.execute(insert(EnrolmentStep), list(walk.log.opened.values()))
         if walk.log.closed:
-            session.execute(update(EnrolmentStep), walk.log.closed)
+            session.execute(update(EnrolmentStep), list(walk.log.closed.values()))
         return len(claimed), walk.log.transitions
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.core.errors import SiyuError
@@ -119,30 +120,64 @@ def _grouped(changes: list[ConsentChange]) -> dict[tuple[str, str, str | None], 
     return out
 
 
-def _latest(session: Session, brand: str, customer_id: str, where: Any) -> ConsentRecord | None:
-    return session.scalars(
-        select(ConsentRecord)
-        .where(ConsentRecord.brand == brand, ConsentRecord.customer_id == customer_id, where)
-        .order_by(ConsentRecord.at.desc(), ConsentRecord.id.desc())
-        .limit(1)
-    ).first()
+@dataclass(frozen=True)
+class ConsentFact:
+    """One consent record as the send gate reads it."""
+
+    purpose: str
+    channel: str | None
+    granted: bool
+    source: str
+    at: dt.datetime
+    id: int
+
+
+def _applies(fact: ConsentFact, channel: str, category: str) -> bool:
+    """Does this record govern a `category` send on `channel`? (the module docstring's rules)"""
+    if category != "marketing" and fact.purpose.startswith("marketing_"):
+        return False
+    if fact.channel == channel:
+        return True
+    purpose = CHANNEL_PURPOSE.get(channel)
+    return (
+        purpose is not None
+        and (category == "marketing" or not purpose.startswith("marketing_"))
+        and fact.purpose == purpose
+        and fact.channel is None
+    )
+
+
+def verdict(facts: Sequence[ConsentFact], channel: str, category: str) -> str | None:
+    """Why a send must not go out given one customer's consent records, or None when it may."""
+    latest = max((f for f in facts if _applies(f, channel, category)), key=lambda f: (f.at, f.id), default=None)
+    if latest is None or latest.granted:
+        return None
+    return (
+        f"consent:{latest.purpose}" + (f":{latest.channel}" if latest.channel else "") + f" withdrawn ({latest.source})"
+    )
+
+
+def consent_facts(session: Session, brand: str, customers: Sequence[str]) -> dict[str, list[ConsentFact]]:
+    """The consent records of `customers` of `brand` (one query per 1,000 customers)."""
+    out: dict[str, list[ConsentFact]] = {}
+    for i in range(0, len(customers), 1000):
+        rows = session.execute(
+            select(
+                ConsentRecord.customer_id, ConsentRecord.purpose, ConsentRecord.channel, ConsentRecord.granted,
+                ConsentRecord.source, ConsentRecord.at, ConsentRecord.id,
+            ).where(ConsentRecord.brand == brand, ConsentRecord.customer_id.in_(customers[i : i + 1000]))
+        )  # fmt: skip
+        for customer, purpose, channel, granted, source, at, id_ in rows:
+            at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite keeps no offset (stored UTC)
+            out.setdefault(customer, []).append(ConsentFact(purpose, channel, granted, source, at, id_))
+    return out
 
 
 def blocked_by(session: Session, brand: str, customer_id: str | None, channel: str, category: str) -> str | None:
     """Why this send must not go out ("consent:marketing_sms"…), or None when it may."""
     if customer_id is None:
         return None
-    clauses = [ConsentRecord.channel == channel]
-    purpose = CHANNEL_PURPOSE.get(channel)
-    if purpose and (category == "marketing" or not purpose.startswith("marketing_")):
-        clauses.append((ConsentRecord.purpose == purpose) & ConsentRecord.channel.is_(None))
-    where = or_(*clauses)
-    if category != "marketing":
-        where = where & ~ConsentRecord.purpose.startswith("marketing_")
-    row = _latest(session, brand, customer_id, where)
-    if row is None or row.granted:
-        return None
-    return f"consent:{row.purpose}" + (f":{row.channel}" if row.channel else "") + f" withdrawn ({row.source})"
+    return verdict(consent_facts(session, brand, [customer_id]).get(customer_id, []), channel, category)
 
 
 def consent_state(session: Session, brand: str, customer_id: str) -> dict[str, Any]:

@@ -1,12 +1,15 @@
-"""`do_enqueue`: queue one message in the caller's unit of work, exactly once per idempotency key.
+"""`do_enqueue`: queue one message in the caller's unit of work, exactly once per idempotency key;
+`enqueue_many`: a batch of them (a journey worker's batch) with the same answers, set-based.
 
-The policies are checked here, at the moment the send is decided (and consent again at dispatch):
+The policies are checked here, at the moment the send is decided (and consent again at dispatch;
+channel rate limits apply at dispatch, per provider account), by siyu.messaging.send_policy:
 
-1. consent (siyu.messaging.consent.blocked_by) → `suppressed`, reason `consent:…` — every category;
+1. consent (siyu.messaging.consent) → `suppressed`, reason `consent:…` — every category;
 2. quiet hours (marketing only) → `deferred` with `not_before` at the window's end, in the
    customer's time zone (`SendRequest.timezone`) or the brand's;
 3. frequency caps (marketing only), counted at the planned send time across every journey and
-   operator send of the brand → `suppressed`, reason `cap:2/7d` or `cap:1/1d:sms`.
+   operator send of the brand → `suppressed`, reason `cap:2/7d` or `cap:1/1d:sms`; on PostgreSQL
+   under a per-customer lock, so two transactions cannot both pass one.
 
 A suppressed send is a row with its reason, never a silent drop. With `app` given, the content is
 rendered and the address resolved now (a template error or a missing address suppresses it with
@@ -17,22 +20,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from siyu.messaging.consent import blocked_by
 from siyu.messaging.models import OutboundMessage
-from siyu.messaging.policy import BrandPolicy, brand_zone, load_policy, quiet_until
+from siyu.messaging.policy import load_policy
+from siyu.messaging.send_policy import decide, load_facts
 from siyu.store.uow import UnitOfWork
+from siyu.store.upsert import insert_ignoring
 
 if TYPE_CHECKING:
     from siyu.bootstrap import App
 
 Category = Literal["marketing", "transactional"]
-COUNTED = ("queued", "deferred", "sending", "sent", "delivered")  # what a cap counts (not suppressed/failed)
+CHUNK = 500  # messages per INSERT
 
 
 @dataclass(frozen=True)
@@ -61,78 +66,89 @@ class EnqueueResult:
     created: bool  # False: the key was already queued (a replay), nothing new was written
 
 
-def _cap_reason(uow: UnitOfWork, request: SendRequest, policy: BrandPolicy, at: dt.datetime) -> str | None:
-    for cap in policy.caps:
-        if cap.channel and cap.channel != request.channel:
-            continue  # a channel's cap limits only that channel's messages
-        # symmetric window: no two of the counted messages are closer than `days` beyond the cap,
-        # whatever order the journeys decided them in
-        q = select(func.count()).where(
-            OutboundMessage.brand == request.brand,
-            OutboundMessage.customer_id == request.customer_id,
-            OutboundMessage.category == "marketing",
-            OutboundMessage.status.in_(COUNTED),
-            OutboundMessage.not_before > at - dt.timedelta(days=cap.days),
-            OutboundMessage.not_before < at + dt.timedelta(days=cap.days),
-        )
-        if cap.channel:
-            q = q.where(OutboundMessage.channel == cap.channel)
-        if (uow.session.scalar(q) or 0) >= cap.count:
-            return f"cap:{cap.count}/{cap.days}d" + (f":{cap.channel}" if cap.channel else "")
-    return None
+def enqueue_many(uow: UnitOfWork, requests: Sequence[SendRequest]) -> list[EnqueueResult]:
+    """Queue `requests` in order, with the same answers as `do_enqueue` one by one (without `app`:
+    the dispatcher renders), in a few queries and one INSERT … ON CONFLICT DO NOTHING per chunk."""
+    if not requests:
+        return []
+    s = uow.session
+    keys = list(dict.fromkeys(r.idempotency_key for r in requests))
+    known = _existing(s, keys)
+    fresh = [r for r in requests if r.idempotency_key not in known]
+    facts = load_facts(s, fresh, uow.now)
+    now = uow.now.astimezone(dt.UTC)
+    decided: dict[str, tuple[str, str | None]] = {}
+    rows: list[dict[str, Any]] = []
+    for r in fresh:
+        if r.idempotency_key in decided:
+            continue  # the same key twice in one batch: one message
+        status, reason, not_before = decide(facts, r, uow.now)
+        decided[r.idempotency_key] = (status, reason)
+        rows.append(_row(r, status, reason, not_before, now))
+    ids: dict[str, int] = {}
+    insert = insert_ignoring(s, OutboundMessage, ["idempotency_key"]).returning(
+        OutboundMessage.id, OutboundMessage.idempotency_key
+    )
+    for i in range(0, len(rows), CHUNK):
+        ids.update({key: id_ for id_, key in s.execute(insert, rows[i : i + CHUNK])})
+    # a key another transaction wrote meanwhile: its message stands, this decision is dropped
+    known.update(_existing(s, [k for k in decided if k not in ids]))
+    results: list[EnqueueResult] = []
+    for r in requests:
+        key = r.idempotency_key
+        if key in known:
+            results.append(known[key])
+        else:
+            results.append(EnqueueResult(ids[key], *decided[key], created=True))
+            known[key] = EnqueueResult(ids[key], *decided[key], created=False)  # a repeat in this batch
+    return results
 
 
-def decide(uow: UnitOfWork, request: SendRequest) -> tuple[str, str | None, dt.datetime]:
-    """(status, reason, not_before) of a new message under the brand's policy (pure reads)."""
-    at = (request.not_before or uow.now).astimezone(dt.UTC)  # stored UTC (SQLite keeps no offset)
-    reason = blocked_by(uow.session, request.brand, request.customer_id, request.channel, request.category)
-    if reason:
-        return "suppressed", reason, at
-    if request.category != "marketing" or request.customer_id is None:
-        return "queued", None, at
-    policy = load_policy(uow.session, request.brand)
-    zone = ZoneInfo(request.timezone) if request.timezone else brand_zone(uow.session, request.brand, policy)
-    until = quiet_until(at, zone, policy.quiet_start, policy.quiet_end)
-    planned = until or at
-    cap = _cap_reason(uow, request, policy, planned)
-    if cap:
-        return "suppressed", cap, planned
-    return ("deferred", "quiet_hours", planned) if until else ("queued", None, planned)
+def _existing(session: Session, keys: Sequence[str]) -> dict[str, EnqueueResult]:
+    out: dict[str, EnqueueResult] = {}
+    for i in range(0, len(keys), CHUNK):
+        rows = session.execute(
+            select(OutboundMessage.idempotency_key, OutboundMessage.id, OutboundMessage.status, OutboundMessage.reason)
+            .where(OutboundMessage.idempotency_key.in_(keys[i : i + CHUNK]))
+        )  # fmt: skip
+        out.update({key: EnqueueResult(id_, status, reason, created=False) for key, id_, status, reason in rows})
+    return out
+
+
+def _row(r: SendRequest, status: str, reason: str | None, not_before: dt.datetime, now: dt.datetime) -> dict[str, Any]:
+    unrendered = {"rendered": False, "content": r.content, "context": r.context}
+    return {
+        "idempotency_key": r.idempotency_key, "brand": r.brand, "customer_id": r.customer_id, "channel": r.channel,
+        "category": r.category, "journey": r.journey, "journey_version": r.journey_version,
+        "enrolment_id": r.enrolment_id, "step_id": r.step_id, "template": r.template, "payload": _dumps(unrendered),
+        "status": status, "reason": reason, "not_before": not_before, "attempts": 0, "created_at": now,
+        "updated_at": now,
+    }  # fmt: skip
 
 
 def do_enqueue(uow: UnitOfWork, request: SendRequest, *, app: App | None = None) -> EnqueueResult:
-    s = uow.session
-    existing = s.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == request.idempotency_key))
-    if existing is not None:
-        return EnqueueResult(existing.id, existing.status, existing.reason, created=False)
-    status, reason, not_before = decide(uow, request)
-    now = uow.now.astimezone(dt.UTC)
-    unrendered = {"rendered": False, "content": request.content, "context": request.context}
-    row = OutboundMessage(
-        idempotency_key=request.idempotency_key, brand=request.brand, customer_id=request.customer_id,
-        channel=request.channel, category=request.category, journey=request.journey,
-        journey_version=request.journey_version, enrolment_id=request.enrolment_id, step_id=request.step_id,
-        template=request.template, payload=_dumps(unrendered), status=status, reason=reason,
-        not_before=not_before, attempts=0, created_at=now, updated_at=now,
-    )  # fmt: skip
-    s.add(row)
-    s.flush()
-    if app is not None and status != "suppressed":
-        from siyu.messaging.compose import NoAddressError, compose
-        from siyu.messaging.templates import TemplateRenderError
+    """Queue one message (see the module docstring); with `app`, render it and resolve its address now."""
+    result = enqueue_many(uow, [request])[0]
+    if app is None or not result.created or result.status == "suppressed":
+        return result
+    from siyu.messaging.compose import NoAddressError, compose
+    from siyu.messaging.templates import TemplateRenderError
 
-        try:
-            payload = compose(
-                app, message_id=row.id, brand=row.brand, customer_id=row.customer_id, channel=row.channel,
-                category=row.category, content=request.content, context=request.context,
-                webhook_url=load_policy(s, row.brand).webhook_url,
-            )  # fmt: skip
-            row.payload = _dumps({"rendered": True, **payload})
-        except NoAddressError as error:
-            row.status, row.reason = "suppressed", str(error)
-        except TemplateRenderError as error:
-            row.status, row.reason = "suppressed", f"template_error: {error.message}"[:400]
-        s.flush()
+    s = uow.session
+    row = s.get(OutboundMessage, result.message_id)
+    assert row is not None
+    try:
+        payload = compose(
+            app, message_id=row.id, brand=row.brand, customer_id=row.customer_id, channel=row.channel,
+            category=row.category, content=request.content, context=request.context,
+            webhook_url=load_policy(s, row.brand).webhook_url,
+        )  # fmt: skip
+        row.payload = _dumps({"rendered": True, **payload})
+    except NoAddressError as error:
+        row.status, row.reason = "suppressed", str(error)
+    except TemplateRenderError as error:
+        row.status, row.reason = "suppressed", f"template_error: {error.message}"[:400]
+    s.flush()
     return EnqueueResult(row.id, row.status, row.reason, created=True)
 
 
