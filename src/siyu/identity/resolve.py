@@ -93,7 +93,11 @@ def resolve(
     blocklist: set[tuple[str, str]],
     max_share: int = 50,
     pii_key: bytes = b"siyu-dev-key",
+    counts: ir.Table | None = None,
 ) -> ResolveResult:
+    """Cluster `nodes`. `counts` (brand, id_type, id_value, n) gives each value's holders in the whole
+    workspace when `nodes` is only a part of it (an incremental run: siyu.identity.incremental), so the
+    junk limit is counted over every holder, not over the part."""
     node_key = ibis.literal(SEP).join([nodes.brand, nodes.source, nodes.source_customer_id])
     nodes = nodes.select(*NODE).distinct()
     nodes = _tmp(engine, nodes.mutate(key=node_key, nid=ibis.row_number().over(order_by=node_key)), "nodes")
@@ -110,6 +114,8 @@ def resolve(
         .distinct()
     )
     holders = edges.group_by(["brand", "id_type", "id_value"]).aggregate(n=edges.nid.nunique())
+    if counts is not None:
+        holders = holders.select("brand", "id_type", "id_value").join(counts, ["brand", "id_type", "id_value"])
     holders = holders.left_join(is_blocked.mutate(blocked=True), ["brand", "id_type", "id_value"]).select(
         "brand", "id_type", "id_value", "n", blocked=ibis._.blocked.fill_null(False)
     )
