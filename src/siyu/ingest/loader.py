@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from siyu.audit.chain import seal
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
+from siyu.engine.base import Engine
 from siyu.events import subscriptions
 from siyu.events.dispatch import Handler, run_handlers
 from siyu.identity.service import NothingToResolveError, run_incremental, run_resolve
@@ -45,11 +47,13 @@ from siyu.ingest.dead_letters import LoadStepError
 from siyu.ingest.importer import import_file
 from siyu.ingest.isolation import canonical_probe, canonical_table, culprits, messages_table, segment_probe, stage
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
+from siyu.ingest.segment_plan import SegmentPlan
 from siyu.ingest.views import latest
 from siyu.store.locks import exclusive
 from siyu.store.models import IdentityRun, ImportJob
 
 log = logging.getLogger("siyu.loader")
+_plans: weakref.WeakKeyDictionary[Engine, SegmentPlan] = weakref.WeakKeyDictionary()
 IDENTITY_ENTITIES = ("customers", "identities", "memberships")
 SEAL_EVERY_SECONDS = 10.0  # the audit chain trails the writes by at most this much
 
@@ -70,7 +74,17 @@ def _exclusive(app: App) -> AbstractContextManager[bool]:
     return exclusive(app.store.engine, app.settings.home, "loader")
 
 
+def segment_plan(app: App) -> SegmentPlan:
+    """The loader engine's compiled Segment mapping (built on first use, kept for the process)."""
+    plan = _plans.get(app.engine)
+    if plan is None:
+        plan = _plans[app.engine] = SegmentPlan(app.engine, app.settings.time_bounds)
+    return plan
+
+
 def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
+    if app.engine.capabilities.prepared_queries:  # compiled once per process (siyu.ingest.segment_plan)
+        return segment_plan(app).run(messages_table(rows))
     messages = ibis.memtable(messages_table(rows))
     try:
         mapped = segment_to_canonical(
