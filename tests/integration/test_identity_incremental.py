@@ -62,7 +62,7 @@ def _lake(app: App, name: str, columns: list[str]) -> list[tuple]:
     return [] if table is None else _sorted(app.engine.to_arrow(table), columns)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=st.lists(batch, min_size=2, max_size=3))
 def test_incremental_runs_equal_the_full_run(batches: list[tuple[list[tuple], list[tuple]]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
