@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Shanghai", description="Default brand time zone")
     # One-ID: a strong identifier value shared by more source customers than this is junk.
     identity_max_share: int = 50
+    identity_full_every_hours: float = Field(
+        default=24.0, description="`siyu worker` re-runs One-ID in full this often (the loader runs it incrementally)"
+    )
     identity_blocklist: Path | None = Field(default=None, description="Extra placeholder blocklist file")
     env: str = Field(default="production", description="`dev` lets servers run with the development PII key")
     pii_key: str = Field(default=DEV_PII_KEY, description="Key for PII hashes and encryption; set it in production")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ibis
+import pyarrow as pa
 import pytest
 
 from siyu.identity.normalise import (
@@ -11,6 +12,7 @@ from siyu.identity.normalise import (
     mask_value,
     normalise_identifier,
     normalise_phone,
+    with_identifier_value,
 )
 
 SAME_PHONE = [
@@ -78,3 +80,17 @@ def test_masking_hides_the_middle() -> None:
     assert mask_value("phone", "+8613812345678") == "138****5678"
     assert mask_value("email", "alice@example.com") == "a***@example.com"
     assert "12345" not in mask_value("member_no", "M123456789")
+
+
+def test_the_staged_identifier_value_equals_the_one_expression() -> None:
+    """`with_identifier_value` (what extraction uses: each stage computed once) gives what
+    `identifier_value_expr` gives, for every kind of value."""
+    raws = ["138 1234 5678", "+86 138-1234-5678", "008613812345678", "８６１３８１２３４５６７８", "+44 20 7946 0958",
+            "12345", "", "  ", "abc", "A@B.com ", "＋8613812345678", "861381234567"]  # fmt: skip
+    types = ["phone", "email", "unionid"]
+    rows = [(t, r) for t in types for r in raws]
+    table = ibis.memtable(pa.table({"id_type": [t for t, _ in rows], "raw": [r for _, r in rows]}))
+    con = ibis.duckdb.connect()
+    one = con.to_pyarrow(table.mutate(v=identifier_value_expr(table.id_type, table.raw)))["v"].to_pylist()
+    staged = con.to_pyarrow(with_identifier_value(table, "id_type", "raw", "v"))["v"].to_pylist()
+    assert staged == one

@@ -22,6 +22,13 @@ def resolve_command(
         int | None,
         typer.Option(help="A value shared by more source customers than this is junk (default 50)"),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Re-cluster every record, not only what new imports touched (after changing the blocklist)",
+        ),
+    ] = False,
     loyalty: Annotated[
         bool, typer.Option(help="Then sync every loyalty program: new orders earn points (siyu loyalty sync)")
     ] = True,
@@ -31,11 +38,13 @@ def resolve_command(
     Source customers sharing a strong identifier (normalised phone, unionid, member_no, email,
     platform ids) are linked transitively. Placeholder values (shipped blocklist) and values shared
     by too many records are ignored and reported as junk. Existing customer ids are kept; every
-    merge is recorded with the identifier that caused it.
+    merge is recorded with the identifier that caused it. Only the customers that imports since the
+    last run touched are re-clustered (same result as a full run); --full (or --max-share) re-clusters
+    everything.
 
     Example: siyu resolve --json --export identity_map.csv
     """
-    from siyu.identity.service import export_map, run_resolve
+    from siyu.identity.service import export_map, run_incremental, run_resolve
 
     with user_errors():
         if export:  # refused now, not after the work
@@ -44,7 +53,8 @@ def resolve_command(
         app = get_app()
         with progress(not as_json) as bar:
             task = bar.add_task("One-ID 身份识别", total=1)
-            outcome = run_resolve(app, max_share=max_share)
+            # A different --max-share changes junk everywhere: only a full run can apply it.
+            outcome = run_resolve(app, max_share=max_share) if full or max_share else run_incremental(app)
             bar.advance(task)
             synced = {}
             if loyalty:

@@ -90,6 +90,7 @@ def worker_command(
             max_age=settings.loader_max_age,
             resolve_every=settings.loader_resolve_every,
             on_batch=report,
+            full_resolve_every=settings.identity_full_every_hours * 3600,
         )
         from siyu.wecom.runtime import WecomRuntime
 

@@ -196,6 +196,26 @@ class Engine:
 
         yield rebuild
 
+    # -- statements compiled once (prepared_queries): SQL over stable names, re-run per input ------------
+
+    def bind(self, name: str, data: pa.Table | list[str]) -> ir.Table:
+        """Point the stable name `name` at Arrow data or at Parquet files (a lake table's current
+        version) and return it as a table. SQL compiled over it (`compile`) stays valid for the next
+        binding of the same schema, so a per-batch plan is compiled once per process."""
+        if not self.capabilities.prepared_queries:
+            raise NotImplementedError(f"{self.capabilities.name}: bind needs prepared_queries")
+        self._bind(name, data)
+        return self.con.table(name)
+
+    def compile(self, expr: ir.Expr) -> str:
+        """`expr` as this backend's SQL (portable builtins spelled)."""
+        return str(self.con.compile(self.spelled(expr)))
+
+    def run_sql(self, sql: str, into: str | None = None) -> pa.Table | None:
+        """Run compiled SQL: its result as Arrow, or, with `into`, into a temporary table of that name."""
+        with self._query():
+            return self._run_sql(sql, into)
+
     def spelled(self, expr: ir.Expr) -> Any:
         """`expr` with the portable builtins in this backend's spelling (done before anything compiles)."""
         return spell(expr, self.capabilities.builtins, self.capabilities.name)
@@ -218,6 +238,12 @@ class Engine:
         self, build: Callable[[ir.Table], Iterable[ir.Table]], schema: pa.Schema
     ) -> Any:  # a context manager yielding run(data)
         raise NotImplementedError(f"{self.capabilities.name}: prepared_queries without _prepared")
+
+    def _bind(self, name: str, data: pa.Table | list[str]) -> None:
+        raise NotImplementedError(f"{self.capabilities.name}: prepared_queries without _bind")
+
+    def _run_sql(self, sql: str, into: str | None) -> pa.Table | None:
+        raise NotImplementedError(f"{self.capabilities.name}: prepared_queries without _run_sql")
 
     def _stream(self, expr: ir.Table, rows: int) -> pa.RecordBatchReader:
         raise NotImplementedError(f"{self.capabilities.name}: streams_batches without _stream")

@@ -84,6 +84,23 @@ class DuckDBEngine(Engine):
         finally:
             self.con.drop_table(name, force=True)
 
+    def _bind(self, name: str, data: pa.Table | list[str]) -> None:
+        if isinstance(data, pa.Table):
+            self._duckdb.register(name, data)
+            return
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in data)
+        self._duckdb.execute(
+            f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM read_parquet([{files}], union_by_name = true)'
+        )
+
+    def _run_sql(self, sql: str, into: str | None) -> pa.Table | None:
+        if into is not None:
+            self._duckdb.execute(f'CREATE OR REPLACE TEMP TABLE "{into}" AS {sql}')
+            return None
+        result = self._duckdb.sql(sql).to_arrow_reader(1_000_000).read_all()
+        assert isinstance(result, pa.Table)
+        return result
+
     def _unregister(self, name: str) -> None:
         self._duckdb.unregister(name)
 

@@ -60,11 +60,7 @@ def normalise_identifier(id_type: str, raw: str) -> tuple[str, str] | None:
 
 def phone_expr(col: ir.StringValue) -> ir.StringValue:
     """Vectorised `normalise_phone` for real phones: '+86…' / '+<digits>' or NULL (masked -> NULL)."""
-    compact = col.strip().re_replace("[\\s\\-().\u00a0]", "")
-    # NFKC for full-width digits: map them explicitly (engines have no NFKC).
-    for i in range(10):
-        compact = compact.replace(chr(0xFF10 + i), str(i))
-    compact = compact.replace("\uff0b", "+")
+    compact = _compact(col)
     plus = compact.startswith("+")
     raw_digits = compact.re_replace(r"^\+", "")
     foreign = plus & ~raw_digits.startswith("86") & ~raw_digits.startswith("0086")
@@ -88,6 +84,40 @@ def identifier_value_expr(id_type: ir.StringValue, value: ir.StringValue) -> ir.
         else_=trimmed,
     )
     return ibis.ifelse(out == "", ibis.null(str), out)
+
+
+def with_identifier_value(table: ir.Table, id_type: str, raw: str, out: str) -> ir.Table:
+    """`table` plus column `out` = `identifier_value_expr(table[id_type], table[raw])`, computed in
+    stages: the one expression repeats its intermediate values (the compacted phone ~30 times), and an
+    engine evaluates every copy, regexes included; one projection per stage computes each once."""
+    t = table.mutate(_c=_compact(table[raw]))
+    t = t.mutate(_rd=t._c.re_replace(r"^\+", ""), _plus=t._c.startswith("+"), _valid=t._c.re_search(r"^\+?[0-9]+$"))
+    t = t.mutate(
+        _foreign=t._plus & ~t._rd.startswith("86") & ~t._rd.startswith("0086"),
+        _d0=ibis.ifelse(t._rd.startswith("0086"), t._rd.substr(4), t._rd),
+    )
+    t = t.mutate(_d=ibis.ifelse(t._d0.startswith("86") & (t._d0.length() == 13), t._d0.substr(2), t._d0))
+    phone = ibis.cases(
+        (t._valid & t._foreign & t._rd.re_search(r"^[0-9]{8,15}$"), "+" + t._rd),
+        (t._valid & ~t._foreign & t._d.re_search(r"^1[3-9][0-9]{9}$"), "+86" + t._d),
+        else_=ibis.null(str),
+    )
+    t = t.mutate(_p=phone, _t=t[raw].strip())
+    value = ibis.cases(
+        (t[id_type] == "phone", t._p),
+        (t[id_type].isin(CASE_INSENSITIVE), t._t.lower()),
+        else_=t._t,
+    )
+    t = t.mutate(**{out: ibis.ifelse(value == "", ibis.null(str), value)})
+    return t.drop("_c", "_rd", "_plus", "_valid", "_foreign", "_d0", "_d", "_p", "_t")
+
+
+def _compact(col: ir.StringValue) -> ir.StringValue:
+    """Trimmed, separators removed; NFKC for full-width digits mapped explicitly (engines have no NFKC)."""
+    compact = col.strip().re_replace("[\\s\\-().\u00a0]", "")
+    for i in range(10):
+        compact = compact.replace(chr(0xFF10 + i), str(i))
+    return compact.replace("\uff0b", "+")
 
 
 def load_blocklist(path: Path | None = None) -> set[tuple[str, str]]:

@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from siyu.engine.base import Engine
-from siyu.identity.normalise import identifier_value_expr, mask_value
+from siyu.identity.normalise import mask_value, with_identifier_value
 from siyu.ingest.schema import IDENTIFIER_TYPES
 from siyu.privacy.hashing import keyed_hash
 
@@ -61,8 +61,9 @@ def extract_identifiers(customers: ir.Table, identities: ir.Table, memberships: 
     raw = raw.filter(raw.raw.notnull() & (raw.raw.strip() != ""))
     # A phone column holding a masked value (138****5678) is a weak `phone_masked`, never a phone.
     masked = (raw.id_type == "phone") & raw.raw.contains("*")
-    id_type = ibis.ifelse(masked, "phone_masked", raw.id_type)
-    value = ibis.ifelse(masked, raw.raw.strip(), identifier_value_expr(raw.id_type, raw.raw))
+    raw = with_identifier_value(raw.mutate(masked=masked), "id_type", "raw", "normalised")
+    id_type = ibis.ifelse(raw.masked, "phone_masked", raw.id_type)
+    value = ibis.ifelse(raw.masked, raw.raw.strip(), raw.normalised)
     out = raw.select(*NODE, id_type=id_type, id_value=value)
     out = out.filter(out.id_value.notnull()).distinct()
     return out.mutate(strength=_strength(out.id_type))
@@ -93,7 +94,11 @@ def resolve(
     blocklist: set[tuple[str, str]],
     max_share: int = 50,
     pii_key: bytes = b"siyu-dev-key",
+    counts: ir.Table | None = None,
 ) -> ResolveResult:
+    """Cluster `nodes`. `counts` (brand, id_type, id_value, n) gives each value's holders in the whole
+    workspace when `nodes` is only a part of it (an incremental run: siyu.identity.incremental), so the
+    junk limit is counted over every holder, not over the part."""
     node_key = ibis.literal(SEP).join([nodes.brand, nodes.source, nodes.source_customer_id])
     nodes = nodes.select(*NODE).distinct()
     nodes = _tmp(engine, nodes.mutate(key=node_key, nid=ibis.row_number().over(order_by=node_key)), "nodes")
@@ -110,6 +115,8 @@ def resolve(
         .distinct()
     )
     holders = edges.group_by(["brand", "id_type", "id_value"]).aggregate(n=edges.nid.nunique())
+    if counts is not None:
+        holders = holders.select("brand", "id_type", "id_value").join(counts, ["brand", "id_type", "id_value"])
     holders = holders.left_join(is_blocked.mutate(blocked=True), ["brand", "id_type", "id_value"]).select(
         "brand", "id_type", "id_value", "n", blocked=ibis._.blocked.fill_null(False)
     )

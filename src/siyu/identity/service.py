@@ -8,6 +8,7 @@ identifier, is never lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from siyu.core.errors import SiyuError
 from siyu.core.output import atomic_output, output_format
 from siyu.engine.connect import Engine
 from siyu.events.catalogue import MAX_KEYS, IdentityResolved
+from siyu.identity import incremental
+from siyu.identity.incremental import IDENTITY_ENTITIES, IMPORTS_TABLE, INDEX_TABLE
 from siyu.identity.normalise import load_blocklist
-from siyu.identity.resolve import extract_identifiers, resolve
+from siyu.identity.resolve import NODE, ResolveResult, extract_identifiers, resolve
 from siyu.ingest.schema import ENTITIES
-from siyu.ingest.views import latest
+from siyu.ingest.views import latest_of
 from siyu.store.models import IdentityRun
 
 MAP_TABLE = "identity_map"
@@ -61,17 +64,25 @@ def _empty(entity: str) -> ir.Table:
     return ibis.memtable(pa.table({n: pa.array([], pa.string()) for n in names}))
 
 
-def canonical_tables(app: App) -> tuple[ir.Table, ir.Table, ir.Table]:
-    customers = latest(app.engine, "customers")
-    if customers is None:
+def _raw_tables(app: App) -> dict[str, ir.Table]:
+    """The raw identity tables as they are now (one snapshot each: later reads see the same files)."""
+    raw = {e: app.engine.table(e) for e in IDENTITY_ENTITIES}
+    return {e: t for e, t in raw.items() if t is not None}
+
+
+def _latest_tables(raw: dict[str, ir.Table]) -> tuple[ir.Table, ir.Table, ir.Table]:
+    if "customers" not in raw:
         raise NothingToResolveError("no customers imported yet: run `siyu import` first (尚未导入客户)")
-    identities = latest(app.engine, "identities")
-    memberships = latest(app.engine, "memberships")
+    current = {e: latest_of(t, e) for e, t in raw.items()}
     return (
-        customers,
-        identities if identities is not None else _empty("identities"),
-        memberships if memberships is not None else _empty("memberships"),
+        current["customers"],
+        current.get("identities", _empty("identities")),
+        current.get("memberships", _empty("memberships")),
     )
+
+
+def canonical_tables(app: App) -> tuple[ir.Table, ir.Table, ir.Table]:
+    return _latest_tables(_raw_tables(app))
 
 
 def identifiers(app: App) -> ir.Table:
@@ -82,55 +93,140 @@ def identifiers(app: App) -> ir.Table:
     return extract_identifiers(*canonical_tables(app))
 
 
-def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
-    customers, identities, memberships = canonical_tables(app)
-    node_key = ["brand", "source", "source_customer_id"]
+def _blocklist(app: App) -> set[tuple[str, str]]:
+    blocklist = load_blocklist()
+    if app.settings.identity_blocklist:
+        blocklist |= load_blocklist(app.settings.identity_blocklist)
+    return blocklist
+
+
+def full_result(app: App, max_share: int | None = None) -> tuple[ResolveResult, ir.Table, dict[str, ir.Table]]:
+    """The full run's result over the current lake and map, written nowhere: (result, the strong and weak
+    identifiers it used, the raw tables it read)."""
+    raw = _raw_tables(app)
+    customers, identities, memberships = _latest_tables(raw)
     nodes = ibis.union(
-        customers.select(*node_key),
-        identities.select(*node_key),
-        memberships.select(*node_key),
+        customers.select(*NODE),
+        identities.select(*NODE),
+        memberships.select(*NODE),
         distinct=True,
     )
     ids = app.engine.materialise(extract_identifiers(customers, identities, memberships), "resolve_identifiers")
     nodes = app.engine.materialise(nodes, "resolve_nodes")
-    blocklist = load_blocklist()
-    if app.settings.identity_blocklist:
-        blocklist |= load_blocklist(app.settings.identity_blocklist)
     result = resolve(
         app.engine,
         nodes,
         ids,
         app.engine.table(MAP_TABLE),
-        blocklist=blocklist,
+        blocklist=_blocklist(app),
         max_share=max_share or app.settings.identity_max_share,
         pii_key=app.settings.pii_key.encode(),
     )
+    return result, ids, raw
+
+
+def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
+    """The full run (`siyu resolve --full`, nightly in `siyu worker`): re-cluster every source record,
+    and rebuild the identifier index and the list of reflected imports that incremental runs use."""
+    result, ids, raw = full_result(app, max_share)
     now = utc_now()
     stamp = pa.array([now] * result.identity_map.num_rows, pa.timestamp("us", tz="UTC"))
     version = app.lake.overwrite(MAP_TABLE, result.identity_map.append_column("resolved_at", stamp))
-    if result.merges.num_rows:
-        merged_at = pa.array([now] * result.merges.num_rows, pa.timestamp("us", tz="UTC"))
-        app.lake.append(MERGES_TABLE, result.merges.append_column("merged_at", merged_at))
-    stats = result.stats
+    _append_merges(app, result.merges, now)
+    strong = ids.filter(ids.strength == "strong").select(*NODE, "id_type", "id_value")
+    app.lake.overwrite(INDEX_TABLE, app.engine.to_arrow(strong.mutate(indexed_at=_at(now))))
+    imports = ibis.union(*(t.select("_import_id") for t in raw.values()), distinct=True)
+    app.lake.overwrite(IMPORTS_TABLE, app.engine.to_arrow(imports.mutate(resolved_at=_at(now))))
+    return _record(app, result, now, version, result.stats)
+
+
+def run_incremental(app: App) -> ResolveOutcome:
+    """Re-cluster only what imports since the last run touched (siyu.identity.incremental); the
+    result is the full run's. Without an index yet (a workspace from before), this is a full run."""
+    if not all(app.lake.exists(t) for t in (MAP_TABLE, INDEX_TABLE, IMPORTS_TABLE)):
+        return run_resolve(app)
+    engine = app.engine
+    raw = _raw_tables(app)
+    _latest_tables(raw)  # raises when there is nothing to resolve
+    id_map, index = engine.table(MAP_TABLE), engine.table(INDEX_TABLE)
+    resolved = engine.table(IMPORTS_TABLE)
+    assert id_map is not None and index is not None and resolved is not None
+    try:
+        part = incremental.plan(engine, raw, incremental.new_imports(raw, resolved), index, id_map, "inc")
+        if part is None:
+            return _record(app, None, utc_now(), app.lake.version(MAP_TABLE) or 0, _totals(app))
+        result = resolve(
+            engine,
+            part.nodes,
+            part.identifiers,
+            part.previous,
+            blocklist=_blocklist(app),
+            max_share=app.settings.identity_max_share,
+            pii_key=app.settings.pii_key.encode(),
+            counts=part.counts,
+        )
+        now = utc_now()
+        changed = ibis.memtable(result.identity_map)
+        prev = part.previous.rename(prev_id="customer_id")
+        changed = changed.left_join(prev, list(NODE))
+        changed = changed.filter(changed.prev_id.isnull() | (changed.prev_id != changed.customer_id))
+        rows = engine.to_arrow(changed.select("brand", "source", "source_customer_id", "customer_id"))
+        gone = engine.to_arrow(part.gone)
+        stamp = pa.array([now] * rows.num_rows, pa.timestamp("us", tz="UTC"))
+        version = app.lake.upsert(MAP_TABLE, rows.append_column("resolved_at", stamp), list(NODE), gone)
+        _append_merges(app, result.merges, now)
+        markers = part.touched.mutate(id_type=ibis.null(str), id_value=ibis.null(str))
+        app.lake.append(INDEX_TABLE, engine.to_arrow(ibis.union(part.new_index, markers).mutate(indexed_at=_at(now))))
+        app.lake.append(IMPORTS_TABLE, engine.to_arrow(part.imports.mutate(resolved_at=_at(now))))
+        return _record(app, result, now, version, {**_totals(app), "merged": result.stats["merged"]})
+    finally:
+        for name in engine.temporary_tables():
+            if name.startswith(("inc_", "oneid_")):
+                engine.drop_temporary(name)
+
+
+def _at(now: datetime) -> ir.Value:
+    return ibis.literal(now).cast("timestamp('UTC')")
+
+
+def _totals(app: App) -> dict[str, int]:
+    table = app.engine.table(MAP_TABLE)
+    assert table is not None
+    row = app.engine.to_arrow(table.aggregate(source_customers=table.count(), customers=table.customer_id.nunique()))
+    return {k: int(v or 0) for k, v in row.to_pylist()[0].items()}
+
+
+def _append_merges(app: App, merges: pa.Table, now: datetime) -> None:
+    if merges.num_rows:
+        merged_at = pa.array([now] * merges.num_rows, pa.timestamp("us", tz="UTC"))
+        app.lake.append(MERGES_TABLE, merges.append_column("merged_at", merged_at))
+
+
+def _record(
+    app: App, result: ResolveResult | None, now: datetime, version: int, stats: dict[str, int]
+) -> ResolveOutcome:
+    """The run in the store, with its `IdentityResolved` events, in one transaction."""
+    junk = result.junk if result else []
     with app.store.begin(Actor.system("identity"), now=now) as uow:
         run = IdentityRun(
             ran_at=now,
             source_customers=stats["source_customers"],
             customers=stats["customers"],
-            merged=stats["merged"],
-            junk=len(result.junk),
+            merged=stats.get("merged", 0),
+            junk=len(junk),
             lake_version=version,
         )
         uow.session.add(run)
         uow.session.flush()
-        for event in resolved_events(run.id, result.new_customers, result.merges):
-            uow.emit(event)
+        if result is not None:
+            for event in resolved_events(run.id, result.new_customers, result.merges):
+                uow.emit(event)
     return ResolveOutcome(
         source_customers=int(stats["source_customers"]),
         customers=int(stats["customers"]),
-        merged=int(stats["merged"]),
-        new_customers=int(stats.get("new_customers", 0)),
-        junk_identifiers=result.junk,
+        merged=int(stats.get("merged", 0)),
+        new_customers=int(result.stats.get("new_customers", 0)) if result else 0,
+        junk_identifiers=junk,
     )
 
 
@@ -170,9 +266,7 @@ def export_map(app: App, path: Path, *, force: bool = False) -> int:
     if table is None:
         raise NothingToResolveError("no identity map yet: run `siyu resolve` first (尚未运行 One-ID)")
     data = app.engine.to_arrow(
-        table.select("source", "source_customer_id", "customer_id", "brand").order_by(
-            ["brand", "source", "source_customer_id"]
-        )
+        table.select("source", "source_customer_id", "customer_id", "brand").order_by(list(NODE))
     )
     with atomic_output(path, force=force) as tmp:
         pacsv.write_csv(data, tmp)

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -36,20 +37,23 @@ from siyu.audit.chain import seal
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
+from siyu.engine.base import Engine
 from siyu.events import subscriptions
 from siyu.events.dispatch import Handler, run_handlers
-from siyu.identity.service import run_resolve
+from siyu.identity.service import NothingToResolveError, run_incremental, run_resolve
 from siyu.ingest import inbox
 from siyu.ingest.counts import Counts
 from siyu.ingest.dead_letters import LoadStepError
 from siyu.ingest.importer import import_file
 from siyu.ingest.isolation import canonical_probe, canonical_table, culprits, messages_table, segment_probe, stage
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
+from siyu.ingest.segment_plan import SegmentPlan
 from siyu.ingest.views import latest
 from siyu.store.locks import exclusive
 from siyu.store.models import IdentityRun, ImportJob
 
 log = logging.getLogger("siyu.loader")
+_plans: weakref.WeakKeyDictionary[Engine, SegmentPlan] = weakref.WeakKeyDictionary()
 IDENTITY_ENTITIES = ("customers", "identities", "memberships")
 SEAL_EVERY_SECONDS = 10.0  # the audit chain trails the writes by at most this much
 
@@ -70,7 +74,17 @@ def _exclusive(app: App) -> AbstractContextManager[bool]:
     return exclusive(app.store.engine, app.settings.home, "loader")
 
 
+def segment_plan(app: App) -> SegmentPlan:
+    """The loader engine's compiled Segment mapping (built on first use, kept for the process)."""
+    plan = _plans.get(app.engine)
+    if plan is None:
+        plan = _plans[app.engine] = SegmentPlan(app.engine, app.settings.time_bounds)
+    return plan
+
+
 def _segment_tables(app: App, rows: list[inbox.Pending]) -> dict[str, pa.Table]:
+    if app.engine.capabilities.prepared_queries:  # compiled once per process (siyu.ingest.segment_plan)
+        return segment_plan(app).run(messages_table(rows))
     messages = ibis.memtable(messages_table(rows))
     try:
         mapped = segment_to_canonical(
@@ -174,18 +188,19 @@ def load_batch(app: App, max_messages: int) -> LoadResult | None:
         return result
 
 
-def resolve_if_free(app: App) -> bool:
-    """Run One-ID under the loader lock (two loaders must not overwrite the identity map at once)."""
+def resolve_if_free(app: App, *, full: bool = False) -> bool:
+    """Run One-ID under the loader lock (two loaders must not write the identity map at once):
+    incremental (only what new imports touched, siyu.identity.incremental), or the full run."""
     with _exclusive(app) as mine:
-        if mine:
-            run_resolve(app)  # writes IdentityResolved: the loyalty posting handler takes it from there
+        if mine:  # writes IdentityResolved: the loyalty posting handler takes it from there
+            run_resolve(app) if full else run_incremental(app)
         return mine
 
 
 def resolve_due(now: float, last: float, last_seconds: float, every: float) -> bool:
-    """One-ID is a full, id-stable re-clustering (85 s for 1.8M source records on 2 cores): run it at
-    most every `every` seconds and, for big brands, so that it takes at most a fifth of the loader's
-    time — loading waits while it holds the lock."""
+    """Run One-ID at most every `every` seconds and so that it takes at most a fifth of the loader's
+    time — loading waits while it holds the lock (an incremental run costs what the new records
+    touch; a full one 85 s for 1.8M source records on 2 cores)."""
     return now - last >= max(every, 4 * last_seconds)
 
 
@@ -222,6 +237,7 @@ class Loader:
         resolve_every: float = 5.0,
         on_batch: Callable[[LoadResult], None] | None = None,
         handlers: list[Handler] | None = None,
+        full_resolve_every: float | None = None,
     ) -> None:
         self.app = app
         self.handlers = subscriptions.handlers(app) if handlers is None else handlers
@@ -233,6 +249,10 @@ class Loader:
         self._last_resolve = 0.0
         self._resolve_seconds = 0.0
         self._last_seal = 0.0
+        # The full One-ID run (compacts the identifier index; picks up a changed blocklist): every
+        # `full_resolve_every` seconds, first one interval after start (`siyu worker`: nightly).
+        self.full_resolve_every = full_resolve_every
+        self._last_full = time.monotonic()
 
     def tick(self) -> LoadResult | None:
         """One step of the loop: load a batch if one is due, re-run One-ID if due."""
@@ -254,6 +274,7 @@ class Loader:
             self._identity_dirty = False
             if result:
                 result.resolved = True
+        self.resolve_full_if_due()
         self.handle_events()
         self.seal_audit()
         if result and result.taken and self.on_batch:
@@ -271,6 +292,17 @@ class Loader:
         self._last_seal = time.monotonic()
         with self.app.store.begin(Actor.system("audit-seal")) as uow:
             return seal(uow.session)
+
+    def resolve_full_if_due(self) -> bool:
+        if self.full_resolve_every is None or time.monotonic() - self._last_full < self.full_resolve_every:
+            return False
+        try:
+            if not resolve_if_free(self.app, full=True):
+                return False
+        except NothingToResolveError:
+            pass  # no customers yet: nothing to compact either
+        self._last_full = time.monotonic()
+        return True
 
     def _resolve(self) -> bool:
         started = time.monotonic()

@@ -21,6 +21,12 @@ def latest(engine: Engine, entity: str) -> ir.Table | None:
     table = engine.table(entity)
     if table is None:
         return None
+    return latest_of(table, entity)
+
+
+def latest_of(table: ir.Table, entity: str) -> ir.Table:
+    """The latest version per key of `entity` among the raw rows of `table` (all of them or a subset
+    holding every version of the keys it holds, e.g. a semi-join on the key)."""
     key = list(ENTITIES[entity].key)
     ranked = table.mutate(
         _rank=ibis.row_number().over(group_by=key, order_by=[ibis.desc("ingested_at"), ibis.desc("_import_id")])

@@ -83,6 +83,32 @@ class Lake:
         assert table is not None
         return int(table.version())
 
+    def upsert(self, name: str, data: pa.Table, key: list[str], delete: pa.Table | None = None) -> int:
+        """Insert `data`, replacing the rows with the same `key`, and remove the rows whose key is in
+        `delete`, in one atomic commit: only the files holding a changed row are rewritten (a small
+        change to a big table stays small)."""
+        table = self._table(name)
+        if table is None:
+            return self._write(name, data, "append", None)
+        source = data.append_column("_delete", pa.array([False] * data.num_rows))
+        if delete is not None and delete.num_rows:
+            gone = pa.table(
+                {
+                    c: delete[c] if c in key else pa.nulls(delete.num_rows, data.schema.field(c).type)
+                    for c in data.column_names
+                }
+            ).append_column("_delete", pa.array([True] * delete.num_rows))
+            source = pa.concat_tables([source, gone.cast(source.schema)])
+        columns = {c: f"s.{c}" for c in data.column_names}
+        (
+            table.merge(source, " AND ".join(f"t.{k} = s.{k}" for k in key), source_alias="s", target_alias="t")
+            .when_matched_delete(predicate="s._delete")
+            .when_matched_update(columns, predicate="NOT s._delete")
+            .when_not_matched_insert(columns, predicate="NOT s._delete")
+            .execute()
+        )
+        return int(table.version())
+
     def files(self, name: str) -> list[str]:
         """Absolute paths of the Parquet files that make up the table's current version."""
         table = self._table(name)
