@@ -56,7 +56,8 @@ class ResolveOutcome:
         }
 
 
-def _empty(entity: str) -> ir.Table:
+def empty_entity(entity: str) -> ir.Table:
+    """An empty raw table of `entity`'s columns (strings), for an entity never imported."""
     names = ENTITIES[entity].column_names
     return ibis.memtable(pa.table({n: pa.array([], pa.string()) for n in names}))
 
@@ -69,8 +70,8 @@ def canonical_tables(app: App) -> tuple[ir.Table, ir.Table, ir.Table]:
     memberships = latest(app.engine, "memberships")
     return (
         customers,
-        identities if identities is not None else _empty("identities"),
-        memberships if memberships is not None else _empty("memberships"),
+        identities if identities is not None else empty_entity("identities"),
+        memberships if memberships is not None else empty_entity("memberships"),
     )
 
 

@@ -12,6 +12,8 @@ from siyu.engine.connect import Engine
 from siyu.ingest.schema import ENTITIES
 from siyu.store.models import ImportJob
 
+NODE = ("brand", "source", "source_customer_id")
+
 if TYPE_CHECKING:
     from siyu.bootstrap import App
 
@@ -26,6 +28,23 @@ def latest(engine: Engine, entity: str) -> ir.Table | None:
         _rank=ibis.row_number().over(group_by=key, order_by=[ibis.desc("ingested_at"), ibis.desc("_import_id")])
     )
     return ranked.filter(ranked._rank == 0).drop("_rank")
+
+
+def latest_of(engine: Engine, entity: str, records: ir.Table) -> ir.Table | None:
+    """`latest(engine, entity)` cut to the rows of some source records (`records`: brand, source,
+    source_customer_id) — the same rows, but only the versions of keys those records ever held are
+    ranked, so one customer's view reads their handful of rows instead of ranking the whole table.
+    (A key that moved to another record is ranked with all its versions, so it is not shown here.)"""
+    table = engine.table(entity)
+    if table is None:
+        return None
+    key = list(ENTITIES[entity].key)
+    held = table.semi_join(records, list(NODE)).select(*key).distinct()
+    table = table.semi_join(held, key)
+    ranked = table.mutate(
+        _rank=ibis.row_number().over(group_by=key, order_by=[ibis.desc("ingested_at"), ibis.desc("_import_id")])
+    )
+    return ranked.filter(ranked._rank == 0).drop("_rank").semi_join(records, list(NODE))
 
 
 def current(app: App, entity: str) -> ir.Table | None:
