@@ -181,6 +181,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "coupons.open": ("券与报表", "Coupons & reports"),
     "coupons.kind": ("类型", "Kind"),
     "coupons.stock": ("剩余库存", "Stock left"),
+    "coupons.stock_total": ("总库存", "Stock"),
+    "coupons.no_audiences": (
+        "还没有人群：先在「人群」中新建，再向它发券",
+        "No audiences yet: create one under Audiences, then issue to it",
+    ),
     "coupons.issued_n": ("已发放", "Issued"),
     "coupons.redeemed": ("已核销", "Redeemed"),
     "coupons.template": ("券模板", "Coupon template"),

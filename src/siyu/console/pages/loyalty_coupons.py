@@ -49,7 +49,14 @@ def _templates(session: Any, program: str) -> list[dict[str, Any]]:
         ).all()
     )  # fmt: skip
     return [
-        {"code": t.code, "kind": t.kind, "stock": t.stock, "issued": t.issued, "redeemed": int(counts.get(t.code, 0))}
+        {
+            "code": t.code,
+            "kind": t.kind,
+            "stock": t.stock,  # in all (None = unlimited); what is left is stock − issued
+            "left": None if t.stock is None else max(t.stock - t.issued, 0),
+            "issued": t.issued,
+            "redeemed": int(counts.get(t.code, 0)),
+        }
         for t in session.scalars(
             select(CouponTemplate).where(CouponTemplate.program == program).order_by(CouponTemplate.code)
         )
