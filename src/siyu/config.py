@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     )
     # HTTP API and the inbox loader (siyu serve / siyu worker).
     api_loader: bool = Field(default=True, description="Run the inbox loader inside each `siyu serve` process")
-    api_rate_limit: int = Field(default=1000, description="Requests per second per API key, shared by every server process")
+    api_rate_limit: int = Field(
+        default=1000, description="Requests per second per API key, shared by every server process"
+    )
     api_compute_engines: int = Field(default=2, ge=1, description="Concurrent customer / metric reads per API process")
     api_audience_engines: int = Field(
         default=2, ge=1, description="Concurrent audience counts, previews and exports per API process (own engines)"

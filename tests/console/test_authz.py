@@ -34,10 +34,14 @@ ROUTES: list[tuple[str, str, dict[str, str], set[str], int]] = [
     ("GET", "/console/audiences/no_such", {}, READERS, 404),
     ("POST", "/console/audiences/no_such/export", {}, ADMINS | {"operator"}, 404),
     ("POST", "/console/audiences/no_such/snapshot", {}, READERS, 404),
+    ("GET", "/console/audiences/no_such/diff?a=no_such&b=no_such@1", {}, READERS, 404),
     ("GET", "/console/tags", {}, READERS, 200),
     ("GET", "/console/loyalty", {}, READERS, 200),
     ("POST", "/console/loyalty/members", {"program": "x", "member_no": "y"}, READERS, 404),
     ("POST", "/console/loyalty/adjust", {"program": "x", "member_no": "y", "points": "1", "reason": "r", "key": "k"},
+     ADMINS | {"operator"}, 404),
+    ("GET", "/console/loyalty/coupons?program=no_such", {}, READERS, 404),
+    ("POST", "/console/loyalty/coupons/issue", {"program": "no_such", "template": "x", "audience": "y"},
      ADMINS | {"operator"}, 404),
     ("GET", "/console/imports", {}, ADMINS, 200),
     ("GET", "/console/imports/quarantine.csv", {}, ADMINS, 200),
@@ -49,7 +53,7 @@ ROUTES: list[tuple[str, str, dict[str, str], set[str], int]] = [
 
 
 def _call(client: httpx.Client, method: str, path: str, form: dict[str, str]) -> httpx.Response:
-    url = f"{path}?brand=demo" if "auditor" not in path else path
+    url = f"{path}{'&' if '?' in path else '?'}brand=demo" if "auditor" not in path else path
     if method == "GET":
         return client.get(url)
     return client.post(url, data={**form, "csrf": csrf_of(client)})

@@ -73,7 +73,8 @@ def test_every_page_renders_with_data(browser: Browser, workspace: Workspace) ->
     page.goto("/console/overview?brand=demo&period=2024-06")
     page.wait_for_selector("body[data-charts-drawn=yes]", timeout=90_000)
     expect(page.locator(".kpi").first).to_contain_text("私域资产")
-    assert page.locator("canvas").count() >= 5  # layers, Sankey, connection, CLV, trend
+    assert page.locator("canvas").count() >= 6  # layers, Sankey, connection, CLV, CLV matrix, trend
+    expect(page.locator("[data-chart=matrix] canvas")).to_have_count(1)
     shot(page, "overview")
     page.goto(f"/console/customers/{workspace.own_customer}?brand=demo")
     expect(page.locator("#reach li").first).to_be_visible(timeout=60_000)
@@ -86,6 +87,7 @@ def test_every_page_renders_with_data(browser: Browser, workspace: Workspace) ->
         ("/console/audiences?brand=demo", "audiences", "新建人群"),
         ("/console/tags?brand=demo", "tags", "标签"),
         ("/console/loyalty?brand=demo", "loyalty", "会员计划"),
+        ("/console/loyalty/coupons?brand=demo&program=demo_club", "loyalty-coupons", "积分商城"),
         ("/console/imports?brand=demo", "imports", "隔离行"),
         ("/console/settings?brand=demo", "settings", "API 密钥"),
         ("/console/audit", "audit", "customer.reveal_pii"),

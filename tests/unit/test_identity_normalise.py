@@ -59,6 +59,8 @@ def test_email_is_trimmed_and_lower_cased() -> None:
 
 def test_ibis_and_python_agree() -> None:
     raws = [*SAME_PHONE, "138****5678", "abc", "+1 415-555-0100", "23812345678", "0086-138-1234-5678"]
+    # Foreign numbers next to the +86 / 0086 prefixes they must not be taken for, and short ones.
+    raws += ["+852 9123 4567", "+8612345", "+0086 138 1234 5678", "+00852 1234 5678", "+0087 1234 5678", "+1234567"]
     table = ibis.memtable({"id_type": ["phone"] * len(raws) + ["email"], "raw": [*raws, " A@B.cn "]})
     out = ibis.duckdb.connect().to_pyarrow(table.mutate(v=identifier_value_expr(table.id_type, table.raw)))
     got = out["v"].to_pylist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -131,5 +132,18 @@ def require(scope: str) -> Callable[[KeyInfo], Awaitable[KeyInfo]]:
     return check
 
 
+def customer_scope(request: Request, key: Annotated[KeyInfo, Depends(caller)], state: StateDep) -> None:
+    """A store-bound key sees only its store's customers: a route with a `{customer_id}` answers 404
+    for any other (siyu.api.scope). Routers of customer routes declare it once for all their routes."""
+    customer_id = request.path_params.get("customer_id")
+    if key.store is None or customer_id is None:
+        return
+    from siyu.api.scope import check_customer
+
+    with contextmanager(state.compute.borrow)() as app:
+        check_customer(app, key, str(customer_id))
+
+
+CustomerScope = Depends(customer_scope)
 IngestKey = Annotated[KeyInfo, Depends(require("ingest"))]
 ReadKey = Annotated[KeyInfo, Depends(require("read"))]

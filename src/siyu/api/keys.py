@@ -45,6 +45,7 @@ class KeyInfo:
     source: str | None
     rate_limit: int | None
     staff_id: str | None = None  # a guide workbench key: only this staff member's customers and tasks
+    store: str | None = None  # a store-bound key: only this store's customers (the store manager's scope)
 
     def allows(self, scope: str) -> bool:
         """`admin` includes `ingest`, `read` and `loyalty`; `pii` is only ever granted explicitly."""
@@ -78,6 +79,7 @@ def do_create_key(
     *,
     default_timezone: str = "Asia/Shanghai",
     staff_id: str | None = None,
+    store: str | None = None,
 ) -> tuple[str, KeyInfo]:
     """A new key for `brand` (registered if new). Returns the secret — the only time it exists."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -94,10 +96,11 @@ def do_create_key(
         rate_limit=rate_limit,
         created_at=uow.now,
         staff_id=staff_id,
+        store_code=store,
     )
     uow.session.add(key)
     uow.audit("key.create", "api_key", key_id, brand=brand, after=_audited(key))
-    return secret, KeyInfo(key_id, brand, scopes, source, rate_limit, staff_id)
+    return secret, KeyInfo(key_id, brand, scopes, source, rate_limit, staff_id, store)
 
 
 def do_revoke_key(uow: UnitOfWork, key_id: str) -> dict[str, Any]:
@@ -136,6 +139,7 @@ def _public(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "rate_limit": key.rate_limit,
         "staff_id": key.staff_id,
+        "store": key.store_code,
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
     }
@@ -157,7 +161,15 @@ class KeyVerifier:
         with self.app.store.unit_of_work() as session:
             key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hashed, ApiKey.revoked_at.is_(None)))
             info = (
-                KeyInfo(key.id, key.brand, frozenset(key.scopes.split()), key.source, key.rate_limit, key.staff_id)
+                KeyInfo(
+                    key.id,
+                    key.brand,
+                    frozenset(key.scopes.split()),
+                    key.source,
+                    key.rate_limit,
+                    key.staff_id,
+                    key.store_code,
+                )
                 if key
                 else None
             )

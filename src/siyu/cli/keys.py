@@ -37,6 +37,10 @@ def create(
             "--staff", help="Guide workbench key 导购工作台: sees only this staff member's customers and tasks"
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store-bound key 门店密钥: sees only this store's customers (as a store manager)"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key. The key is printed once and stored only as a hash.
@@ -57,6 +61,7 @@ def create(
                 rate_limit,
                 default_timezone=app.settings.timezone,
                 staff_id=staff,
+                store=store,
             )
     if as_json:
         print_json({"key": secret, "id": info.id})

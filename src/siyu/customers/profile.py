@@ -11,7 +11,7 @@ import ibis.expr.types as ir
 
 from siyu.bootstrap import App
 from siyu.clv.service import LIFECYCLE_TABLE, PREDICTIONS_TABLE
-from siyu.ingest.views import latest
+from siyu.ingest.views import latest_for_records
 from siyu.metrics.layers import LAYERS_TABLE
 from siyu.metrics.rfm import RFM_TABLE
 
@@ -64,9 +64,8 @@ def customer_profile(app: App, brand: str, customer_id: str, records: ir.Table, 
         out["layer_history"] = rows_of(
             app, mine.select("grain", "period", "period_end", "layer").order_by(["grain", "period_end"])
         )
-    orders = latest(app.engine, "orders")
-    if orders is not None:
-        mine = orders.semi_join(records, NODE)
+    mine = latest_for_records(app.engine, "orders", records)
+    if mine is not None:
         cols: tuple[str, ...] = (
             "source",
             "order_id",
@@ -78,9 +77,8 @@ def customer_profile(app: App, brand: str, customer_id: str, records: ir.Table, 
             "coupon_code",
         )
         out["recent_orders"] = rows_of(app, mine.order_by(mine.paid_at.desc()).select(*cols).limit(recent))
-    events = latest(app.engine, "events")
-    if events is not None:
-        mine = events.semi_join(records, NODE)
+    mine = latest_for_records(app.engine, "events", records)
+    if mine is not None:
         cols = ("source", "event_id", "field", "type", "occurred_at", "properties")
         out["recent_events"] = rows_of(app, mine.order_by(mine.occurred_at.desc()).select(*cols).limit(recent))
     rfm = _latest_of(app, RFM_TABLE, brand, customer_id, "computed_at")

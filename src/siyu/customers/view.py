@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 
 from siyu.audiences.customer import customer_lights, customer_tags
@@ -14,11 +15,13 @@ from siyu.bootstrap import App
 from siyu.core.errors import NotFoundError, SiyuError
 from siyu.customers.profile import rows_of
 from siyu.identity.normalise import mask_value, normalise_phone
-from siyu.identity.service import MAP_TABLE, NothingToResolveError, identifiers
+from siyu.identity.resolve import extract_identifiers
+from siyu.identity.service import MAP_TABLE, NothingToResolveError, canonical_tables
 from siyu.ingest.schema import PAID_STATUSES
-from siyu.ingest.views import latest
+from siyu.ingest.views import empty_entity, latest_for_records
 
 NODE = ["brand", "source", "source_customer_id"]
+ENTITY_NAMES = ("customers", "identities", "memberships")
 
 
 class AmbiguousCustomerError(SiyuError):
@@ -41,7 +44,7 @@ def find_customer_ids(app: App, key: str, brand: str | None = None) -> list[str]
     found = app.engine.to_arrow(idmap.filter(idmap.customer_id == key).select("customer_id").distinct())
     if found.num_rows:
         return [str(v) for v in found["customer_id"].to_pylist()]
-    ids = identifiers(app)
+    ids = _identifiers_of_types(app, ("phone", "member_no"))
     phone = normalise_phone(key)
     wanted = (ids.id_type == "member_no") & (ids.id_value == key)
     if phone is not None and phone[0] == "phone":
@@ -49,6 +52,35 @@ def find_customer_ids(app: App, key: str, brand: str | None = None) -> list[str]
     matches = ids.filter(wanted).select(*NODE).distinct()
     customers = matches.join(idmap, NODE).select("customer_id").distinct()
     return sorted(str(v) for v in app.engine.to_arrow(customers)["customer_id"].to_pylist())
+
+
+def _identifiers_of_types(app: App, types: tuple[str, ...]) -> ir.Table:
+    """`identifiers(app)` of some identifier types only, cut *before* values are normalised (a
+    lookup by phone normalises the phone column, not every identifier of every customer)."""
+    customers, identities, memberships = canonical_tables(app)
+    customers = customers.select(*NODE, *(t for t in types if t in customers.columns))
+    identities = identities.filter(identities.id_type.isin(types))
+    if "member_no" not in types:
+        memberships = memberships.filter(ibis.literal(False))
+    return extract_identifiers(customers, identities, memberships)
+
+
+def _identifier_rows(app: App, records: ir.Table) -> list[dict[str, Any]]:
+    """id_type, id_value, strength, source of the identifiers of some source records. Their raw
+    rows (a handful) are read first and normalised in memory: normalising inside one query inlines
+    the records' rows once per identifier column, which compiled and ran for seconds."""
+    raw: list[ir.Table] = []
+    try:
+        for entity in ENTITY_NAMES:
+            rows = latest_for_records(app.engine, entity, records)
+            raw.append(empty_entity(entity) if rows is None else ibis.memtable(app.engine.to_arrow(rows)))
+        found = extract_identifiers(*raw).select("id_type", "id_value", "strength", "source").distinct()
+        result: list[dict[str, Any]] = app.engine.to_arrow(
+            found.order_by(["id_type", "id_value", "source"])
+        ).to_pylist()
+    finally:
+        app.engine.release(*raw)
+    return result
 
 
 def customer_view(
@@ -71,10 +103,7 @@ def customer_view(
     sources = app.engine.to_arrow(records.order_by(NODE)).to_pylist()
     brand_code = sources[0]["brand"]
 
-    found = identifiers(app).semi_join(records, NODE)
-    identifier_rows = app.engine.to_arrow(
-        found.select("id_type", "id_value", "strength", "source").distinct().order_by(["id_type", "id_value", "source"])
-    ).to_pylist()
+    identifier_rows = _identifier_rows(app, records)
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for row in identifier_rows:  # one customer's handful of identifiers
         entry = grouped.setdefault(
@@ -89,11 +118,9 @@ def customer_view(
         entry["sources"].append(row["source"])
 
     memberships: list[dict[str, Any]] = []
-    member_table = latest(app.engine, "memberships")
+    member_table = latest_for_records(app.engine, "memberships", records)
     if member_table is not None:
-        rows = member_table.semi_join(records, NODE).select(
-            "source", "member_no", "program", "tier", "points_balance", "joined_at", "left_at"
-        )
+        rows = member_table.select("source", "member_no", "program", "tier", "points_balance", "joined_at", "left_at")
         memberships = rows_of(app, rows.order_by("joined_at"))
         for m in memberships:
             m["member_no"] = mask_value("member_no", m["member_no"]) if mask else m["member_no"]
@@ -145,11 +172,11 @@ def _loyalty(app: App, brand: str, customer_id: str, mask: bool) -> list[dict[st
 
 def _order_summary(app: App, records: ir.Table) -> dict[str, Any]:
     """Paid orders: count, net paid amount (amount − refunds) in fen, first and last purchase."""
-    orders = latest(app.engine, "orders")
+    orders = latest_for_records(app.engine, "orders", records)
     empty = {"count": 0, "amount_fen": 0, "refund_fen": 0, "first_paid_at": None, "last_paid_at": None}
     if orders is None:
         return empty
-    paid = orders.semi_join(records, NODE).filter(orders.status.isin(PAID_STATUSES))
+    paid = orders.filter(orders.status.isin(PAID_STATUSES))
     summary = paid.aggregate(
         count=paid.count(),
         amount_fen=(paid.amount_fen - paid.refund_fen.fill_null(0)).sum().fill_null(0),

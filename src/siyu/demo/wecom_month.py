@@ -170,7 +170,7 @@ def run(app: App, brand: str, out_dir: Path, month: tuple[dt.datetime, dt.dateti
         brand, fake.corp_id, secrets.token_hex(8), base64.b64encode(secrets.token_bytes(32)).decode()[:43], fake.secret
     )
     with app.store.begin(ACTOR) as uow:
-        do_configure(uow, app.settings.pii_key, corp)
+        do_configure(uow, app.settings.pii_keyring, corp)
     from siyu.api.app import create_app  # the whole HTTP app: loaded only when the demo runs
 
     with serving(create_fake_app(fake)) as fake_url:

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa
 
 from siyu.engine.base import Engine
 from siyu.identity.resolve import NODE, extract_identifiers
 from siyu.ingest.schema import ENTITIES
-from siyu.ingest.views import latest_of
+from siyu.ingest.views import empty_entity, latest_of
 
 INDEX_TABLE = "identity_index"
 IMPORTS_TABLE = "identity_imports"
@@ -120,7 +119,7 @@ def plan(
         return None
     touched = keep(_touched(raw, new), "touched")
     tables = {e: _latest_for(raw[e], e, touched) for e in raw}
-    customers, identities, memberships = (tables[e] if e in tables else _empty(e) for e in IDENTITY_ENTITIES)
+    customers, identities, memberships = (tables[e] if e in tables else empty_entity(e) for e in IDENTITY_ENTITIES)
     extracted = extract_identifiers(customers, identities, memberships)
     new_index = keep(extracted.filter(extracted.strength == "strong").select(*NODE, "id_type", "id_value"), "new_index")
     before = current_index(index, touched)
@@ -141,8 +140,3 @@ def plan(
     counts = keep(everyone.group_by(list(VALUE)).aggregate(n=everyone.count()), "counts")
     previous = keep(identity_map.semi_join(nodes, list(NODE)).select(*NODE, "customer_id"), "previous")
     return Part(touched, new_index, nodes, gone, identifiers, previous, counts, imports)
-
-
-def _empty(entity: str) -> ir.Table:
-    names = ENTITIES[entity].column_names
-    return ibis.memtable(pa.table({n: pa.array([], pa.string()) for n in names}))

@@ -29,8 +29,7 @@ from siyu.identity import incremental
 from siyu.identity.incremental import IDENTITY_ENTITIES, IMPORTS_TABLE, INDEX_TABLE
 from siyu.identity.normalise import load_blocklist
 from siyu.identity.resolve import NODE, ResolveResult, extract_identifiers, resolve
-from siyu.ingest.schema import ENTITIES
-from siyu.ingest.views import latest_of
+from siyu.ingest.views import empty_entity, latest_of
 from siyu.store.models import IdentityRun
 
 MAP_TABLE = "identity_map"
@@ -59,11 +58,6 @@ class ResolveOutcome:
         }
 
 
-def _empty(entity: str) -> ir.Table:
-    names = ENTITIES[entity].column_names
-    return ibis.memtable(pa.table({n: pa.array([], pa.string()) for n in names}))
-
-
 def _raw_tables(app: App) -> dict[str, ir.Table]:
     """The raw identity tables as they are now (one snapshot each: later reads see the same files)."""
     raw = {e: app.engine.table(e) for e in IDENTITY_ENTITIES}
@@ -76,8 +70,8 @@ def _latest_tables(raw: dict[str, ir.Table]) -> tuple[ir.Table, ir.Table, ir.Tab
     current = {e: latest_of(t, e) for e, t in raw.items()}
     return (
         current["customers"],
-        current.get("identities", _empty("identities")),
-        current.get("memberships", _empty("memberships")),
+        current.get("identities", empty_entity("identities")),
+        current.get("memberships", empty_entity("memberships")),
     )
 
 

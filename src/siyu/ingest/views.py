@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 from sqlalchemy import func, select
 
 from siyu.engine.connect import Engine
 from siyu.ingest.schema import ENTITIES
 from siyu.store.models import ImportJob
+
+NODE = ("brand", "source", "source_customer_id")
 
 if TYPE_CHECKING:
     from siyu.bootstrap import App
@@ -34,6 +37,20 @@ def latest_of(table: ir.Table, entity: str) -> ir.Table:
     return ranked.filter(ranked._rank == 0).drop("_rank")
 
 
+def latest_for_records(engine: Engine, entity: str, records: ir.Table) -> ir.Table | None:
+    """`latest(engine, entity)` cut to the rows of some source records (`records`: brand, source,
+    source_customer_id) — the same rows, but only the versions of keys those records ever held are
+    ranked, so one customer's view reads their handful of rows instead of ranking the whole table.
+    (A key that moved to another record is ranked with all its versions, so it is not shown here.)"""
+    table = engine.table(entity)
+    if table is None:
+        return None
+    key = list(ENTITIES[entity].key)
+    held = table.semi_join(records, list(NODE)).select(*key).distinct()
+    table = table.semi_join(held, key)
+    return latest_of(table, entity).semi_join(records, list(NODE))
+
+
 def current(app: App, entity: str) -> ir.Table | None:
     """Like `latest`, but skips the per-key ranking when no import ever replaced a row of `entity`:
     then every key has one version and the raw table already is the current one (a full window
@@ -49,3 +66,9 @@ def current(app: App, entity: str) -> ir.Table | None:
     if replaced:
         return latest(app.engine, entity)
     return app.engine.table(entity)
+
+
+def empty_entity(entity: str) -> ir.Table:
+    """An empty raw table of `entity`'s columns (strings), for an entity never imported."""
+    names = ENTITIES[entity].column_names
+    return ibis.memtable(pa.table({n: pa.array([], pa.string()) for n in names}))

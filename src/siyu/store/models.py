@@ -158,6 +158,8 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A guide workbench key (导购工作台): the key sees only this staff member's customers and tasks.
     staff_id: Mapped[str | None] = mapped_column(String(64))
+    # A store-bound key (门店密钥): the key sees only the customers of this store (as a store manager).
+    store_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class InboxMessage(Base):

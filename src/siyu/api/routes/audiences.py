@@ -22,7 +22,7 @@ from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from siyu.api.deps import AudienceDep, ComputeDep, ReadKey, require
+from siyu.api.deps import AudienceDep, ComputeDep, CustomerScope, ReadKey, require
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
 from siyu.audiences import service, snapshots, tag_manual, tags
@@ -32,7 +32,7 @@ from siyu.core.actor import Actor
 from siyu.core.dates import parse_date
 from siyu.engine.timeout import time_limit
 
-router = APIRouter(tags=["audiences 人群与标签"], route_class=GzipRoute)
+router = APIRouter(tags=["audiences 人群与标签"], route_class=GzipRoute, dependencies=[CustomerScope])
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
 AsOf = Annotated[str | None, Query(max_length=10, description="Evaluate as of this brand-local date, YYYY-MM-DD")]
 Rule = dict[str, Any] | str

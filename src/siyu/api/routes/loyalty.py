@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.api.deps import ApiState, ComputeDep, ReadKey, StateDep, require
+from siyu.api.deps import ApiState, ComputeDep, CustomerScope, ReadKey, StateDep, require
 from siyu.api.errors import REQUEST_ID, ApiError
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
@@ -67,7 +67,7 @@ from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program, programs_of_brand
 from siyu.store.uow import UnitOfWork
 
-router = APIRouter(tags=["loyalty 会员中台"], route_class=GzipRoute)
+router = APIRouter(tags=["loyalty 会员中台"], route_class=GzipRoute, dependencies=[CustomerScope])
 LoyaltyKey = Annotated[KeyInfo, Depends(require("loyalty"))]
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
 

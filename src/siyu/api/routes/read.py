@@ -11,9 +11,10 @@ import ibis
 import pyarrow as pa
 from fastapi import APIRouter, Query
 
-from siyu.api.deps import ComputeDep, ReadKey
+from siyu.api.deps import ComputeDep, CustomerScope, ReadKey
 from siyu.api.errors import ApiError
 from siyu.api.gzip import GzipRoute
+from siyu.api.scope import visible
 from siyu.core.dates import parse_date
 from siyu.core.errors import NotFoundError
 from siyu.customers.profile import customer_profile
@@ -21,7 +22,7 @@ from siyu.customers.view import customer_view, find_customer_ids
 from siyu.metrics.fast import DEFAULT_WINDOW_DAYS, FastMetrics
 from siyu.metrics.rfm import rfm
 
-router = APIRouter(tags=["read 查询"], route_class=GzipRoute)
+router = APIRouter(tags=["read 查询"], route_class=GzipRoute, dependencies=[CustomerScope])
 
 Grain = Annotated[str, Query(pattern="^(month|week|quarter|year)$", description="month | week | quarter | year")]
 Window = Annotated[int, Query(ge=0, le=36500, description="CLV window in days (0 = lifetime)")]
@@ -44,7 +45,7 @@ def lookup(
             "give exactly one of customer_id, phone, member_no (请提供且仅提供一个查询条件)",
             errors=[{"field": "customer_id|phone|member_no", "reason": "exactly one is required"}],
         )
-    return {"customers": find_customer_ids(app, given[0], key.brand)}
+    return {"customers": visible(app, key, find_customer_ids(app, given[0], key.brand))}
 
 
 @router.get("/api/v1/customers/{customer_id}", summary="Customer 360 客户全景")

@@ -7,14 +7,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from siyu.api.deps import AudienceDep
 from siyu.audiences import service, snapshots
 from siyu.audiences.tags import list_tags
+from siyu.bootstrap import App
 from siyu.console.web import ConsoleDeniedError, Ctx, page
 from siyu.core.actor import Actor
 from siyu.core.errors import NotFoundError, SiyuError
@@ -79,18 +80,42 @@ def _audience(ctx: Ctx, code: str) -> dict[str, object]:
         raise ConsoleDeniedError(404, "error.not_found") from None
 
 
-@router.get("/console/audiences/{code}")
-def detail(ctx: View, app: AudienceDep, code: str) -> HTMLResponse:
+def _detail(ctx: Ctx, app: App, code: str, *, preview: bool = True, **extra: Any) -> HTMLResponse:
     audience = _audience(ctx, code)
     brand = _brand(ctx)
+    shown = None
+    if preview:
+        try:
+            shown = service.preview_audience(app, brand, code, limit=20)
+        except SiyuError as error:
+            ctx.flash.append(("error", ctx.t("error.generic", message=error.message)))
+    frozen = snapshots.list_snapshots(app, brand, code)
+    # What a diff may compare: this audience live, each of its snapshots, every other audience live.
+    refs = [code, *(f"{code}@{s['snapshot_id']}" for s in frozen)]
+    refs += [a["code"] for a in service.list_audiences(app, brand) if a["code"] != code]
+    return ctx.render("audience.html", a=audience, preview=shown, snapshots=frozen, refs=refs, **extra)
+
+
+@router.get("/console/audiences/{code}")
+def detail(ctx: View, app: AudienceDep, code: str) -> HTMLResponse:
+    return _detail(ctx, app, code)
+
+
+DiffRef = Annotated[str, Query(max_length=100, pattern=r"^[A-Za-z0-9_\-]+(@[0-9]+)?$")]
+
+
+@router.get("/console/audiences/{code}/diff")
+def diff(ctx: View, app: AudienceDep, code: str, a: DiffRef, b: DiffRef) -> HTMLResponse:
+    """Overlap of two sides (an audience live, or `code@snapshot` frozen): sizes, both, only in each,
+    Jaccard (siyu.audiences.snapshots.diff_audiences, the CLI's `audience diff`)."""
+    brand = _brand(ctx)
+    _audience(ctx, code)
     try:
-        preview = service.preview_audience(app, brand, code, limit=20)
+        result = snapshots.diff_audiences(app, brand, a, b)
     except SiyuError as error:
         ctx.flash.append(("error", ctx.t("error.generic", message=error.message)))
-        preview = None
-    return ctx.render(
-        "audience.html", a=audience, preview=preview, snapshots=snapshots.list_snapshots(app, brand, code)
-    )
+        return _detail(ctx, app, code, preview=False)
+    return _detail(ctx, app, code, preview=False, diff=result)
 
 
 @router.post("/console/audiences/{code}/snapshot")

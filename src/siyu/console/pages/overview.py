@@ -21,6 +21,7 @@ from siyu.core.errors import SiyuError
 from siyu.metrics.labels import LAYER_NAMES, LAYERS
 from siyu.metrics.periods import containing
 from siyu.report.build import report_data
+from siyu.report.value import TIER_NAMES
 from siyu.store.models import MaterialisationRun
 
 router = APIRouter(include_in_schema=False)
@@ -96,10 +97,34 @@ def charts(data: dict[str, Any], lang: str) -> dict[str, Any]:
             "values": [round((clv_layer.get(c) or 0) / 100, 2) for c in codes],
             "predicted": [round(((predicted.get(c) or {}).get("average_clv_fen") or 0) / 100, 2) for c in codes],
         },
+        "matrix": clv_matrix_chart(data.get("clv_matrix") or {}, which),
         "trend": {
             "periods": [t["period"] for t in data["trend"]],
             "capital": [t["capital"] for t in data["trend"]],
         },
+    }
+
+
+def clv_matrix_chart(matrix: dict[str, Any], which: int) -> dict[str, Any]:
+    """The CLV matrix (分层CLV矩阵) as heatmap cells: y = private-domain layer, x = purchase-value tier ×
+    propagation-value tier, colour = average CLV (¥), with the cell's customers for the tooltip."""
+    ptiers = matrix.get("purchase_tiers") or []
+    gtiers = matrix.get("propagation_tiers") or []
+    combos = [(p, g) for p in ptiers for g in gtiers]
+    cells = {(c["layer"], c["purchase_tier"], c["propagation_tier"]): c for c in matrix.get("cells") or []}
+    layers = [code for code in LAYERS[1:] if any(k[0] == code for k in cells)]
+    points = []
+    for y, layer in enumerate(layers):
+        for x, (p, g) in enumerate(combos):
+            cell = cells.get((layer, p, g))
+            if cell and cell["customers"]:
+                points.append([x, y, round((cell["average_clv_fen"] or 0) / 100, 2), cell["customers"]])
+    purchase, propagation = ("购买", "传播") if which == 0 else ("purchase ", "propagation ")
+    return {
+        "x": [f"{purchase}{TIER_NAMES[p][which]} · {propagation}{TIER_NAMES[g][which]}" for p, g in combos],
+        "y": [LAYER_NAMES.get(code, (code, code))[which] for code in layers],
+        "cells": points,
+        "max": max((pt[2] for pt in points), default=0),
     }
 
 

@@ -50,12 +50,16 @@ def create_key(
     ctx: Keys,
     scopes: Annotated[list[str], Form()],
     name: Annotated[str, Form(max_length=200)] = "",
+    store: Annotated[str, Form(max_length=64)] = "",
 ) -> HTMLResponse:
+    """A key shown once; with a store it sees only that store's customers (siyu.api.scope)."""
     if ctx.brand is None:
         raise ConsoleDeniedError(404, "error.no_brand")
     try:
         with ctx.app.store.begin(Actor.user(ctx.user.email)) as uow:
-            secret, _ = do_create_key(uow, ctx.brand, parse_scopes(scopes), None, name or None)
+            secret, _ = do_create_key(
+                uow, ctx.brand, parse_scopes(scopes), None, name or None, store=store.strip() or None
+            )
     except SiyuError as error:
         ctx.flash.append(("error", ctx.t("error.generic", message=error.message)))
         return _render(ctx, 400)
