@@ -26,6 +26,7 @@ from siyu.cli import (
     metrics,
     report,
     serve,
+    subject,
     tags,
     users,
     wecom,
@@ -81,6 +82,7 @@ guides.guides_app.command("transfer")(wecom.transfer_command)
 guides.guides_app.command("transfer-status")(wecom.transfer_status_command)
 app.add_typer(users.users_app, name="users")
 app.add_typer(engine.engine_app, name="engine")
+app.add_typer(subject.subject_app, name="subject")
 
 
 def main() -> None:
