@@ -31,6 +31,7 @@ from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.ingest.views import latest
+from siyu.privacy.tombstones import ERASED_REASON, all_tombstones, erased_lines
 from siyu.store.models import ImportJob, QuarantineRow
 
 Progress = Callable[[str], None]
@@ -168,10 +169,25 @@ def check(app: App, raw: RawFile, brand: str | None) -> Checked:
     checked_rows = validate(source, entity, zone, brand, rules)
     checked = ibis.memtable(engine.to_arrow(checked_rows.mutate(_row_hash=row_hash(checked_rows, entity.column_names))))
     good, bad = _split_duplicates(engine, entity, checked)
+    good, bad = _drop_erased(app, entity, good, bad)
     bad_lines = checked.filter(~checked._valid).select("_line")
     explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand, rules)
     bad = pa.concat_tables([engine.to_arrow(explained), bad]).sort_by("_line")
     return Checked(good, bad, ignored, (source, checked))
+
+
+def _drop_erased(app: App, entity: Entity, good: ir.Table, bad: pa.Table) -> tuple[ir.Table, pa.Table]:
+    """Rows naming an erased person (siyu.privacy.tombstones) are quarantined `erased`, not landed."""
+    with app.store.unit_of_work() as session:
+        stones = all_tombstones(session)
+    if not stones or entity.name in DECLARATIONS:
+        return good, bad
+    erased = app.engine.to_arrow(erased_lines(good, entity, app.settings.pii_key, stones))
+    if erased.num_rows == 0:
+        return good, bad
+    reasons = erased.append_column("_error_reason", pa.array([ERASED_REASON] * erased.num_rows, pa.string()))
+    kept = good.filter(~good._line.isin(erased["_line"].to_pylist()))  # the erased lines: few
+    return kept, pa.concat_tables([bad, reasons.select(bad.column_names).cast(bad.schema)])
 
 
 def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
@@ -294,7 +310,8 @@ def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table) -> list[Quarantin
             line=line,
             field=fld,
             reason=reason,
-            raw=json.dumps(original, ensure_ascii=False),
+            # an erased person's line is not kept: file, line and reason say enough
+            raw=json.dumps({} if reason == ERASED_REASON else original, ensure_ascii=False),
         )
         for line, fld, reason, original in zip(
             bad["_line"].to_pylist(),
