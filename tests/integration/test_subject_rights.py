@@ -4,14 +4,17 @@ The world: tests/fixtures/subject_world.py (P = phone 13900000001, 李雷; Q = t
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from api.conftest import bearer, new_key, running
 from fixtures.loyalty_brand import backend_url
 from fixtures.subject_world import EMAIL, EXTERNAL, NAME, OTHER_NAME, PHONE, build, write_files
 from siyu.audit.models import AuditEntry
@@ -51,12 +54,6 @@ def test_inventory_places_every_store_table_and_lake_table(world: App) -> None:
     assert on_disk <= lake_covered | set(LAKE_EXCLUDED), on_disk - lake_covered - set(LAKE_EXCLUDED)
 
 
-def test_a_key_is_resolved_through_one_id(world: App) -> None:
-    by_email = find_subject(world, " " + EMAIL.upper())  # e-mails match case-insensitively
-    assert by_email.brands == ["la"]  # only p1 (la) has the e-mail; p2 (lb) shares the phone
-    assert ("external_userid", "wmLiLei") in by_email.identifiers  # from a WeCom record One-ID linked
-
-
 def test_export_holds_every_table_that_holds_the_person(world: App, tmp_path: Path) -> None:
     out = tmp_path / "person.zip"
     result = export_subject(world, PHONE, out, actor=OPERATOR)
@@ -81,6 +78,26 @@ def test_export_holds_every_table_that_holds_the_person(world: App, tmp_path: Pa
 def archive_header(path: Path, name: str) -> str:
     with zipfile.ZipFile(path) as archive:
         return archive.read(name).decode("utf-8-sig").splitlines()[0]
+
+
+def test_subject_routes_over_http(world: App) -> None:
+    """admin + pii, the key's brand only, a reason for erasure; the export streams the zip."""
+    la, lb = new_key(world, "la", "admin,pii"), new_key(world, "lb", "admin,pii")
+    with running(world) as url, httpx.Client(base_url=url, timeout=120) as client:
+        r = client.post("/api/v1/subjects/export", json={"key": EMAIL}, headers=bearer(la))
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+            assert json.loads(archive.read("subject.json"))["subject 主体"]["brands"] == ["la"]
+        # lb holds no one with this e-mail: a key of another brand finds nobody
+        r = client.post("/api/v1/subjects/export", json={"key": EMAIL}, headers=bearer(lb))
+        assert (r.status_code, r.json()["code"]) == (404, "not_found")
+        r = client.post("/api/v1/subjects/erase", json={"key": EMAIL}, headers=bearer(la))
+        assert r.status_code == 422  # no reason
+        r = client.post("/api/v1/subjects/erase", json={"key": EMAIL, "reason": ""}, headers=bearer(la))
+        assert r.status_code == 422
+    with world.store.unit_of_work() as session:
+        actors = session.scalars(select(AuditEntry.actor_id).where(AuditEntry.action == "subject.export")).all()
+    assert any(a for a in actors if a != "dpo")  # the API export is audited under its key
 
 
 def _erase_and_scan(app: App, root: Path) -> None:
