@@ -128,7 +128,7 @@ STORE_EXCLUDED: dict[str, str] = {
     "import_jobs": "import counts per file",
     "materialisations": "metric run records (aggregates)",
     "event_consumers": "handler positions",
-    "outbox_events": "domain events carry customer ids only (no identifiers); delivered, then purged by retention",
+    "outbox_events": "domain events carry customer ids only (no identifiers)",
     "erasure_tombstones": "keyed hashes of erased identifiers, no clear value",
     "retention_policies": "retention settings",
 }

@@ -40,8 +40,7 @@ class Kind:
     name: str
     where: str  # store | lake
     column: str
-    default_days: int
-    only: str | None = None  # an extra condition: rows that are done with (loaded, processed…)
+    default_days: int  # rows whose date is NULL (not loaded, not processed yet) never go
 
 
 KINDS: dict[str, Kind] = {
@@ -50,10 +49,9 @@ KINDS: dict[str, Kind] = {
         Kind("events", "lake", "occurred_at", 3 * 365),  # raw behaviour events
         Kind("messages", "lake", "sent_at", 3 * 365),  # WeCom chat archive
         Kind("quarantine_rows", "store", "started_at", 90),  # dated by their import job
-        Kind("inbox", "store", "loaded_at", 30, only="loaded"),  # API messages already in the lake
+        Kind("inbox", "store", "loaded_at", 30),  # API messages already in the lake
         Kind("outbound_messages", "store", "created_at", 365),
-        Kind("wecom_callbacks", "store", "processed_at", 90, only="processed"),
-        Kind("outbox_events", "store", "at", 90),
+        Kind("wecom_callbacks", "store", "processed_at", 90),
     )
 }
 
