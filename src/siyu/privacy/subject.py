@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 from sqlalchemy import select
 
@@ -62,9 +63,17 @@ def find_subject(app: App, key: str, brand: str | None = None) -> Subject:
         raise NotFoundError("no identity map yet: run `siyu resolve` first (尚未运行 One-ID)")
     if brand:
         idmap = idmap.filter(idmap.brand == brand)
-    ids = identifiers(app)
-    # Each step is computed to Arrow: a handful of rows, and the identifier pipeline runs once per
-    # question instead of once per place the expression appears.
+    # The identifier pipeline is computed once (both questions below read it); each step's answer
+    # is a handful of rows, computed to Arrow.
+    every = identifiers(app)
+    ids = app.engine.materialise(every.filter(every.brand == brand) if brand else every, "subject_identifiers")
+    try:
+        return _resolve(app, key, brand, idmap, ids)
+    finally:
+        app.engine.drop_temporary("subject_identifiers")
+
+
+def _resolve(app: App, key: str, brand: str | None, idmap: ir.Table, ids: ir.Table) -> Subject:
     by_id = app.engine.to_arrow(idmap.filter(idmap.customer_id == key).select("customer_id").distinct())
     pairs = _key_matches(key)
     if by_id.num_rows == 0 and pairs:

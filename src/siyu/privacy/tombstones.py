@@ -1,9 +1,10 @@
 """Erasure tombstones (删除墓碑): an erased person is not resurrected by the next import.
 
 `tombstone_hashes` are what erasure records (keyed hashes, `siyu.privacy.hashing.keyed_hash`);
-`erased_lines` is the import's check, one Ibis expression over the whole file: the same keyed
-hash of each row's source record and of its identifiers (normalised as One-ID normalises them),
-matched against the brand's tombstones. Rows that match are quarantined with reason `erased`.
+`erased_lines` is the import's check over the whole file at once: the engine computes the same
+keyed hash of each row's source record and of its identifiers (normalised as One-ID normalises
+them) in one Ibis pass, and Arrow matches them against the brand's tombstones. Rows that match
+are quarantined with reason `erased`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from collections.abc import Iterable
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.engine.base import Engine
 from siyu.identity.normalise import identifier_value_expr, phone_expr
 from siyu.ingest.schema import IDENTIFIER_TYPES, Entity
 from siyu.privacy.hashing import keyed_hash
@@ -48,39 +52,40 @@ def _keyed(key: str, kind: str, value: str) -> str:
     return keyed_hash(key, kind, value) if value is not None and kind is not None else None
 
 
-def _candidates(rows: ir.Table, entity: Entity, key: ir.StringValue) -> list[ir.StringValue]:
-    """The keyed hashes a row of `entity` could match: its source record, its identifiers."""
-    names = set(entity.column_names)
+def _candidates(rows: ir.Table, entity: Entity, present: set[str], key: ir.StringValue) -> list[ir.StringValue]:
+    """The keyed hashes a row of `entity` could match: its source record, its identifiers (only the
+    columns the file has: the others are NULL)."""
     out: list[ir.StringValue] = []
-    if {"brand", "source", "source_customer_id"} <= names:
+    if {"brand", "source", "source_customer_id"} <= set(entity.column_names):
         record = rows.brand.concat("/", rows.source, "/", rows.source_customer_id)
         out.append(_keyed(key, ibis.literal(RECORD), record))
-    for id_type in IDENTIFIER_TYPES:
-        if id_type in names and entity.name == "customers":
-            value = (
-                phone_expr(rows[id_type])
-                if id_type == "phone"
-                else identifier_value_expr(ibis.literal(id_type), rows[id_type])
-            )
-            out.append(_keyed(key, ibis.literal(id_type), value))
+    if entity.name == "customers":
+        for id_type in (t for t in IDENTIFIER_TYPES if t in present):
+            kind = ibis.literal(id_type)
+            value = phone_expr(rows[id_type]) if id_type == "phone" else identifier_value_expr(kind, rows[id_type])
+            out.append(_keyed(key, kind, value))
     if entity.name == "identities":
         out.append(_keyed(key, rows.id_type, identifier_value_expr(rows.id_type, rows.id_value)))
     if entity.name == "memberships":
-        out.append(
-            _keyed(key, ibis.literal("member_no"), identifier_value_expr(ibis.literal("member_no"), rows.member_no))
-        )
+        member_no = identifier_value_expr(ibis.literal("member_no"), rows.member_no)
+        out.append(_keyed(key, ibis.literal("member_no"), member_no))
     if entity.name == "messages":
         out.append(_keyed(key, ibis.literal("external_userid"), rows.external_userid))
     return out
 
 
-def erased_lines(rows: ir.Table, entity: Entity, pii_key: str, tombstones: list[tuple[str, str]]) -> ir.Table:
-    """`_line` and `_error_field` of the rows naming an erased person (empty when nothing is erased)."""
-    key = ibis.literal(pii_key)
-    stones = ibis.memtable({"brand": [b for b, _ in tombstones], "_stone": [h for _, h in tombstones]})
-    hashed = [rows.select("_line", "brand", _hash=h) for h in _candidates(rows, entity, key)]
-    if not hashed:
-        return rows.select("_line").limit(0).mutate(_error_field=ibis.literal("brand"))
-    every = ibis.union(*hashed)
-    hit = every.join(stones, [every.brand == stones.brand, every._hash == stones._stone])
-    return hit.select("_line").distinct().mutate(_error_field=ibis.literal("source_customer_id"))
+def erased_lines(
+    engine: Engine, rows: ir.Table, entity: Entity, present: set[str], pii_key: str, tombstones: list[tuple[str, str]]
+) -> pa.Array:
+    """`_line` of the rows naming an erased person. The engine computes every candidate hash of
+    every row in one pass; Arrow matches (brand, hash) against the tombstones, a set lookup."""
+    candidates = _candidates(rows, entity, present, ibis.literal(pii_key))
+    if not candidates:
+        return pa.array([], pa.int64())
+    hashed = engine.to_arrow(rows.select("_line", "brand", *(h.name(f"_h{i}") for i, h in enumerate(candidates))))
+    stones = pa.array([f"{b}|{h}" for b, h in tombstones], pa.string())
+    hit = pa.array([False] * hashed.num_rows, pa.bool_())
+    for i in range(len(candidates)):
+        pairs = pc.binary_join_element_wise(hashed["brand"], hashed[f"_h{i}"], "|")
+        hit = pc.or_(hit, pc.fill_null(pc.is_in(pairs, value_set=stones), False))
+    return hashed.filter(hit)["_line"].combine_chunks()
