@@ -95,6 +95,8 @@ def test_subject_routes_over_http(world: App) -> None:
         assert r.status_code == 422  # no reason
         r = client.post("/api/v1/subjects/erase", json={"key": EMAIL, "reason": ""}, headers=bearer(la))
         assert r.status_code == 422
+        r = client.post("/api/v1/subjects/erase", json={"key": EMAIL, "reason": "   "}, headers=bearer(la))
+        assert (r.status_code, r.json()["code"]) == (422, "erasure_reason_required")
     with world.store.unit_of_work() as session:
         actors = session.scalars(select(AuditEntry.actor_id).where(AuditEntry.action == "subject.export")).all()
     assert any(a for a in actors if a != "dpo")  # the API export is audited under its key
