@@ -50,6 +50,13 @@ def test_scopes(client: httpx.Client, make_key: KeyMaker) -> None:
     # Basic (Segment style) and Bearer both carry a key; admin may write.
     assert client.post("/api/v1/ingest/customers", json=ROWS, headers=_basic(ingest)).status_code == 200
     assert client.post("/api/v1/ingest/customers", json=ROWS, headers=bearer(admin)).status_code == 200
+    # Data-subject rights need admin and pii: neither alone will do (pii is never implied by admin).
+    pii = make_key("demo", "read,pii")
+    for route in ("/api/v1/subjects/export", "/api/v1/subjects/erase"):
+        body = {"key": "13800000001", "reason": "request #1"}
+        _problem(client.post(route, json=body), 401, "unauthorized")
+        for key in (read, admin, pii):
+            _problem(client.post(route, json=body, headers=bearer(key)), 403, "forbidden")
 
 
 def test_rate_limit(client: httpx.Client, make_key: KeyMaker) -> None:

@@ -27,7 +27,7 @@ from siyu.api.gzip import BodyLimitMiddleware
 from siyu.api.headers import SecurityHeadersMiddleware
 from siyu.api.keys import KeyVerifier
 from siyu.api.ratelimit import RateLimiter
-from siyu.api.routes import audiences, guides, ingest, journeys, loyalty, messaging, ops, read, segment, wecom
+from siyu.api.routes import audiences, guides, ingest, journeys, loyalty, messaging, ops, privacy, read, segment, wecom
 from siyu.api.telemetry import Telemetry, TelemetryMiddleware
 from siyu.bootstrap import App, bootstrap, with_own_engine
 from siyu.console.mount import mount as mount_console
@@ -125,7 +125,7 @@ def create_app(app: App, *, run_loader: bool = True) -> FastAPI:
     api.add_middleware(SecurityHeadersMiddleware)
     api.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # the outermost: it logs every answer
     # wecom first: routes are matched in order, and WeCom callbacks are a hot path
-    for module in (wecom, ops, segment, ingest, read, audiences, loyalty, journeys, messaging, guides):
+    for module in (wecom, ops, segment, ingest, read, audiences, loyalty, journeys, messaging, guides, privacy):
         api.include_router(module.router)
     mount_console(api)
 

@@ -30,6 +30,7 @@ STATUS = {
     "payload_too_large": 413,
     "rate_limited": 429,
     "invalid_request": 422,
+    "erasure_reason_required": 422,
     "invalid_rule": 422,
     "invalid_tag": 422,
     "invalid_audience": 422,

@@ -25,7 +25,9 @@ from siyu.cli import (
     messages,
     metrics,
     report,
+    retention,
     serve,
+    subject,
     tags,
     users,
     wecom,
@@ -81,6 +83,8 @@ guides.guides_app.command("transfer")(wecom.transfer_command)
 guides.guides_app.command("transfer-status")(wecom.transfer_status_command)
 app.add_typer(users.users_app, name="users")
 app.add_typer(engine.engine_app, name="engine")
+app.add_typer(subject.subject_app, name="subject")
+app.add_typer(retention.retention_app, name="retention")
 
 
 def main() -> None:

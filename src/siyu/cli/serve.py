@@ -112,6 +112,10 @@ def worker_command(
 
             every = timedelta(minutes=materialise_every)
             threading.Thread(target=run_schedule, args=(with_own_engine(app), stop, every), daemon=True).start()
+        from siyu.privacy import retention  # what is past its retention goes once a day (保存期限)
+
+        args = (with_own_engine(app), stop, timedelta(days=1))
+        threading.Thread(target=retention.run_schedule, args=args, daemon=True).start()
         from siyu.bootstrap import with_own_engine
         from siyu.journeys.runner import run_loop  # due journey steps (营销旅程), beside the loader
 

@@ -35,6 +35,7 @@ from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.ingest.views import latest
 from siyu.privacy import sealed_rows
 from siyu.privacy.reveal import do_reveal
+from siyu.privacy.tombstones import ERASED_REASON, all_tombstones, erased_lines
 from siyu.store.models import ImportJob, QuarantineRow
 
 Progress = Callable[[str], None]
@@ -172,10 +173,30 @@ def check(app: App, raw: RawFile, brand: str | None) -> Checked:
     checked_rows = validate(source, entity, zone, brand, rules)
     checked = ibis.memtable(engine.to_arrow(checked_rows.mutate(_row_hash=row_hash(checked_rows, entity.column_names))))
     good, bad = _split_duplicates(engine, entity, checked)
+    good, bad = _drop_erased(app, entity, set(raw.table.column_names), good, bad)
     bad_lines = checked.filter(~checked._valid).select("_line")
     explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand, rules)
     bad = pa.concat_tables([engine.to_arrow(explained), bad]).sort_by("_line")
     return Checked(good, bad, ignored, (source, checked))
+
+
+def _drop_erased(
+    app: App, entity: Entity, present: set[str], good: ir.Table, bad: pa.Table
+) -> tuple[ir.Table, pa.Table]:
+    """Rows naming an erased person (siyu.privacy.tombstones) are quarantined `erased`, not landed."""
+    with app.store.unit_of_work() as session:
+        stones = all_tombstones(session)
+    if not stones or entity.name in DECLARATIONS:
+        return good, bad
+    lines = erased_lines(app.engine, good, entity, present, app.settings.pii_key, stones)
+    if len(lines) == 0:
+        return good, bad
+    erased = pa.table({
+        "_line": lines, "_error_field": pa.array(["source_customer_id"] * len(lines), pa.string()),
+        "_error_reason": pa.array([ERASED_REASON] * len(lines), pa.string()),
+    })  # fmt: skip
+    kept = good.filter(~good._line.isin(lines.to_pylist()))  # the erased lines: few
+    return kept, pa.concat_tables([bad, erased.cast(bad.schema)])
 
 
 def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
@@ -299,8 +320,9 @@ def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table, settings: Setting
             line=line,
             field=fld,
             reason=reason,
-            raw=sealed_rows.seal(ring, original, sealed_rows.QUARANTINE),
-            match_hashes=sealed_rows.match_hashes(settings.pii_key, original),
+            # an erased person's line is not kept: file, line and reason say enough
+            raw=sealed_rows.seal(ring, {} if reason == ERASED_REASON else original, sealed_rows.QUARANTINE),
+            match_hashes=sealed_rows.match_hashes(settings.pii_key, {} if reason == ERASED_REASON else original),
         )
         for line, fld, reason, original in zip(
             bad["_line"].to_pylist(),

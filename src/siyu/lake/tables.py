@@ -125,3 +125,44 @@ class Lake:
     def version(self, name: str) -> int | None:
         table = self._table(name)
         return None if table is None else int(table.version())
+
+    def delete(self, name: str, predicate: str) -> int:
+        """Delete the rows matching `predicate` in one commit; returns how many. Older versions
+        still hold them until `purge_history`."""
+        table = self._table(name)
+        if table is None:
+            return 0
+        return int(table.delete(predicate)["num_deleted_rows"])
+
+    def update(self, name: str, values: dict[str, str], predicate: str) -> int:
+        """Set columns to constant text values on the rows matching `predicate`, in one commit."""
+        table = self._table(name)
+        if table is None:
+            return 0
+        updates = {column: sql_text(value) for column, value in values.items()}
+        return int(table.update(updates=updates, predicate=predicate)["num_updated_rows"])
+
+    def purge_history(self, name: str) -> list[str]:
+        """Forget every older version of the table: its unreferenced Parquet files (vacuum with
+        retention 0) and the commit log before a fresh checkpoint, whose file statistics hold
+        column minima and maxima of removed files. Time travel on the table starts again here.
+        A reader still scanning an older version at that moment loses its files."""
+        table = self._table(name)
+        if table is None:
+            return []
+        removed = table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+        table.alter.set_table_properties({LOG_RETENTION: "interval 0 seconds"})
+        table.create_checkpoint()
+        table.cleanup_metadata()
+        table.alter.set_table_properties({LOG_RETENTION: DEFAULT_LOG_RETENTION})
+        return [str(f) for f in removed]
+
+    def tables(self) -> list[str]:
+        """Names of the Delta tables in the lake."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").is_dir())
+
+
+LOG_RETENTION = "delta.logRetentionDuration"
+DEFAULT_LOG_RETENTION = "interval 30 days"  # Delta's default

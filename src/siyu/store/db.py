@@ -31,6 +31,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten in the file, not left in free pages (erasure: siyu.privacy).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

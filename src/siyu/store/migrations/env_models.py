@@ -11,6 +11,7 @@ from siyu.journeys import models as journey_models
 from siyu.loyalty import models as loyalty_models
 from siyu.messaging import ledger_models as messaging_ledger_models
 from siyu.messaging import models as messaging_models
+from siyu.privacy import models as privacy_models
 from siyu.wecom import models as wecom_models
 
 REGISTERED = (
@@ -25,4 +26,5 @@ REGISTERED = (
     outbox_models,
     wecom_models,
     console_models,
+    privacy_models,
 )
