@@ -4,13 +4,15 @@ Adding a page: a module here with its router, one line in ROUTERS, one line in p
 
 from fastapi import APIRouter
 
-from siyu.console.pages import audiences, customers, imports, loyalty, overview, reference, settings
+from siyu.console.pages import audiences, customers, guides, imports, journeys, loyalty, overview, reference, settings
 
 ROUTERS: tuple[APIRouter, ...] = (
     overview.router,
     customers.router,
     audiences.router,
     loyalty.router,
+    journeys.router,
+    guides.router,
     imports.router,
     settings.router,
     reference.router,
