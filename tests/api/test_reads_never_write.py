@@ -1,6 +1,7 @@
-"""Reads never write (architecture rule): every GET route of the API, and the CLI's metrics and report
-reads, leave every lake table's version and every store table's row count as they were — both
-before anything is materialised (computed in memory) and after (read from the stored results).
+"""Reads never write (architecture rule): every GET route of the API and of the console, and the
+CLI's metrics and report reads, leave every lake table's version and every store table's row count
+as they were — both before anything is materialised (computed in memory) and after (read from the
+stored results).
 
 The GET routes come from the application itself (its OpenAPI paths, plus the routes left out of the
 schema such as /docs), so a new one is covered as soon as it exists: give it a query value below if
@@ -23,6 +24,7 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from api.conftest import bearer, new_key, serving
+from api.console_reads import call_console_gets
 from fixtures.audience_ops import create_audience
 from fixtures.fast_brand import write_brand
 from siyu.api.app import create_app
@@ -182,4 +184,7 @@ def test_reads_never_write(seeded: Seeded, tmp_path: Path) -> None:
         fast = client.get("/api/v1/metrics/fast", params=QUERY["/api/v1/metrics/fast"]).json()
         assert fast["layers_materialised_at"] is not None
     call_gets(seeded, STORED_READERS)
+    # The console's pages too (tests/api/console_reads.py); once, over the stored results (what
+    # they read in production), where the overview and the 360 are quickest.
+    call_console_gets(seeded, state)
     run_cli_reads(app, CLI_READS[:3])

@@ -14,13 +14,16 @@ import httpx
 import ibis
 import pytest
 
-from api.conftest import running
+from api.conftest import running, serving
+from console.seed import Tasks, seed_guides, seed_journey
+from fixtures import wecom_wire as wire
 from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
 from siyu.console.users import do_create_user
 from siyu.core.actor import Actor
 from siyu.demo.generate import generate
 from siyu.demo.loyalty import run as run_loyalty
+from siyu.fakes.wecom import FakeWeCom, create_fake_app
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.ingest.views import latest
@@ -41,9 +44,11 @@ class Workspace:
     store: str
     own_customer: str  # a customer of that guide
     other_customer: str  # a customer of another guide only
+    other_guide: str
+    tasks: Tasks  # guide tasks: the guide's own, another guide's, the store's
 
 
-def _pick_scope(app: App) -> tuple[str, str, str, str]:
+def _pick_scope(app: App) -> tuple[str, str, str, str, str]:
     """A guide with customers, a store, one of the guide's customers and one nobody in it has."""
     from siyu.console.scope import scoped_customers
     from siyu.console.users import User
@@ -66,7 +71,7 @@ def _pick_scope(app: App) -> tuple[str, str, str, str]:
     theirs = scoped_customers(app, User("o", "o", "guide", BRAND, None, other_guide), BRAND, limit=1000)
     others = sorted(set(theirs) - set(mine))
     assert mine and others
-    return guide, store, mine[0], others[0]
+    return guide, store, mine[0], others[0], other_guide
 
 
 def make_users(app: App, guide: str, store: str) -> dict[str, str]:
@@ -87,19 +92,27 @@ def make_users(app: App, guide: str, store: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     folder = tmp_path_factory.mktemp("console")
-    settings = Settings(
-        home=folder / "home", database_url=f"sqlite:///{folder / 'siyu.db'}", console_secure_cookie=False, env="dev"
-    )
-    app = bootstrap(settings)
+    fake = FakeWeCom(corp_id=wire.CORP_ID, secret=wire.SECRET)  # channel codes are created through it
+    with serving(create_fake_app(fake)) as wecom_url:
+        settings = Settings(
+            home=folder / "home", database_url=f"sqlite:///{folder / 'siyu.db'}", console_secure_cookie=False,
+            env="dev", wecom_api_base=wecom_url,
+        )  # fmt: skip
+        yield from _workspace(folder, bootstrap(settings))
+
+
+def _workspace(folder: Path, app: App) -> Iterator[Workspace]:
     summary = generate(folder / "demo", customers=150, seed=3, months=13, end=END)
     import_path(app, folder / "demo")
     run_resolve(app)
     run_loyalty(app, summary.end)
     materialise_for_report(app, BRAND, PERIOD)
-    guide, store, own, other = _pick_scope(app)
+    guide, store, own, other, other_guide = _pick_scope(app)
+    seed_journey(app, BRAND)
+    tasks = seed_guides(app, BRAND, guide, other_guide, store, own, folder / "staff")
     users = make_users(app, guide, store)
     with running(app) as url:
-        yield Workspace(app, url, users, guide, store, own, other)
+        yield Workspace(app, url, users, guide, store, own, other, other_guide, tasks)
     app.store.engine.dispose()
 
 

@@ -49,6 +49,19 @@ ROUTES: list[tuple[str, str, dict[str, str], set[str], int]] = [
     ("POST", "/console/settings/keys/no_such/revoke", {}, ADMINS, 404),
     ("POST", "/console/settings/users/disable", {"email": "nobody@example.com"}, ADMINS, 404),
     ("GET", "/console/audit", {}, {"auditor", "group_admin"}, 200),
+    ("GET", "/console/journeys", {}, READERS, 200),
+    ("GET", "/console/journeys/onboarding", {}, READERS, 200),
+    ("GET", "/console/journeys/onboarding/steps", {}, READERS, 200),
+    ("GET", "/console/journeys/no_such", {}, READERS, 404),
+    ("POST", "/console/journeys/no_such/pause", {}, ADMINS | {"operator"}, 404),
+    ("POST", "/console/journeys/no_such/resume", {}, ADMINS | {"operator"}, 404),
+    ("GET", "/console/guides", {}, READERS | {"store_manager"}, 200),
+    ("GET", "/console/guides/tasks", {}, READERS | {"store_manager"}, 200),
+    ("POST", "/console/guides/tasks/999999/done", {}, ADMINS | {"operator", "store_manager", "guide"}, 404),
+    ("GET", "/console/guides/qrcodes", {}, READERS | {"store_manager"}, 200),
+    ("GET", "/console/guides/qrcodes/no_such.png", {}, READERS | {"store_manager"}, 404),
+    ("POST", "/console/guides/qrcodes", {"state": "", "staff": ""}, ADMINS | {"operator"}, 422),
+    ("GET", "/console/workbench", {}, {"guide", "store_manager"}, 200),
 ]  # fmt: skip
 
 

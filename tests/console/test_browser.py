@@ -91,11 +91,46 @@ def test_every_page_renders_with_data(browser: Browser, workspace: Workspace) ->
         ("/console/imports?brand=demo", "imports", "隔离行"),
         ("/console/settings?brand=demo", "settings", "API 密钥"),
         ("/console/audit", "audit", "customer.reveal_pii"),
+        ("/console/journeys?brand=demo", "journeys", "新会员欢迎"),
+        ("/console/guides?brand=demo&period=2024-06", "guides", "门店汇总"),
+        ("/console/guides/tasks?brand=demo", "guide-tasks", "门店任务：整理会员资料"),
+        ("/console/guides/qrcodes?brand=demo", "qrcodes", "创建活码"),
+        ("/console/journeys?brand=demo&lang=en", "journeys-en", "New-member onboarding"),
         ("/console/settings?brand=demo&lang=en", "settings-en", "API keys"),
     ]:
         page.goto(path)
         expect(page.locator("main")).to_contain_text(marker)
         shot(page, name)
+    page.context.close()
+
+
+def test_a_journey_is_drawn_with_its_step_counts(browser: Browser, workspace: Workspace) -> None:
+    page = signed_in(browser, workspace, "operator")
+    page.goto("/console/journeys/onboarding?brand=demo")
+    page.wait_for_selector("body[data-graph-drawn=yes]", timeout=60_000)
+    assert page.locator("#journey-graph canvas").count() == 1
+    expect(page.locator("#journey-steps tr[data-step=wait_7d] td").nth(3)).not_to_have_text("0")
+    expect(page.locator("#journey-uplift")).to_contain_text("95% 置信区间")
+    shot(page, "journey")
+    page.get_by_role("button", name="暂停").click()
+    expect(page.locator("#journey-status")).to_have_text("已暂停")
+    page.get_by_role("button", name="恢复").click()
+    expect(page.locator("#journey-status")).to_have_text("运行中")
+    page.context.close()
+
+
+@pytest.mark.parametrize("role", ["guide", "store_manager"])
+def test_the_workbench_fits_a_phone(browser: Browser, workspace: Workspace, role: str) -> None:
+    page = signed_in(browser, workspace, role, phone=True)
+    page.goto("/console/workbench?brand=demo")
+    expect(page.locator("#workbench-tasks li").first).to_be_visible()
+    # nothing wider than the 390 px screen: no sideways scrolling on a phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, f"workbench-{role}-phone")
+    if role == "guide":
+        page.get_by_role("button", name="菜单").click()
+        page.locator("nav.side").get_by_role("link", name="导购工作台").click()
+        expect(page.locator("h1")).to_have_text("导购工作台")
     page.context.close()
 
 

@@ -27,6 +27,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "keys.edit": ADMINS,
     "users.edit": ADMINS,
     "audit.view": frozenset({"auditor", "group_admin"}),
+    "journeys.view": _READERS,
+    "journeys.edit": ADMINS | {"operator"},  # pause / resume
+    "guides.view": _READERS | {"store_manager"},  # performance, stores, tasks, channel codes (a manager: its store)
+    "tasks.done": ADMINS | {"operator", "store_manager", "guide"},
+    "qrcodes.edit": ADMINS | {"operator"},
+    "workbench.view": frozenset({"guide", "store_manager"}),
 }
 
 # The navigation: (permission, path, message id), in menu order. Adding a page = one line here, one
@@ -35,8 +41,13 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("overview.view", "/console/overview", "nav.overview"),
     ("customers.view", "/console/customers", "nav.customers"),
     ("audiences.view", "/console/audiences", "nav.audiences"),
+    ("workbench.view", "/console/workbench", "nav.workbench"),
     ("tags.view", "/console/tags", "nav.tags"),
     ("loyalty.view", "/console/loyalty", "nav.loyalty"),
+    ("journeys.view", "/console/journeys", "nav.journeys"),
+    ("guides.view", "/console/guides", "nav.guides"),
+    ("guides.view", "/console/guides/tasks", "nav.tasks"),
+    ("guides.view", "/console/guides/qrcodes", "nav.qrcodes"),
     ("imports.view", "/console/imports", "nav.imports"),
     ("settings.view", "/console/settings", "nav.settings"),
     ("audit.view", "/console/audit", "nav.audit"),

@@ -1,11 +1,13 @@
-"""The journeys a customer is or was in (the customer view)."""
+"""The journeys a customer is or was in (the customer view), and every journey's enrolment counts
+(the console's list)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from siyu.bootstrap import App
 from siyu.journeys.models import Enrolment
@@ -39,3 +41,19 @@ def enrolment_context(app: App, journey: str, customer_id: str) -> dict[str, Any
             .limit(1)
         )
     return dict(json.loads(raw or "{}"))
+
+
+def enrolment_counts(session: Session, brand: str) -> dict[str, dict[str, int]]:
+    """Per journey of `brand`: enrolled, active, completed and exited (one grouped query; the list
+    page shows every journey's counts without a report each)."""
+    counts: dict[str, dict[str, int]] = {}
+    for journey, status, n in session.execute(
+        select(Enrolment.journey, Enrolment.status, func.count())
+        .where(Enrolment.brand == brand)
+        .group_by(Enrolment.journey, Enrolment.status)
+    ):
+        row = counts.setdefault(journey, dict.fromkeys(("enrolled", "active", "completed", "exited"), 0))
+        row["enrolled"] += n
+        if status in row:
+            row[status] += n
+    return counts

@@ -4,6 +4,7 @@ is created with `externalcontact/add_contact_way`; the PNG poster is rendered lo
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,16 @@ def contact_way_body(request: QrCodeRequest) -> dict[str, Any]:
     }
 
 
-def write_poster(qr_code: str, path: Path) -> Path:
+def poster_png(qr_code: str) -> bytes:
     """The QR code of the code's URL as a PNG (poster), rendered locally: nothing is downloaded."""
+    out = io.BytesIO()
+    segno.make(qr_code, error="m").save(out, scale=10, border=4, kind="png")
+    return out.getvalue()
+
+
+def write_poster(qr_code: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    segno.make(qr_code, error="m").save(str(path), scale=10, border=4, kind="png")
+    path.write_bytes(poster_png(qr_code))
     return path
 
 

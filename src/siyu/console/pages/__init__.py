@@ -4,7 +4,18 @@ Adding a page: a module here with its router, one line in ROUTERS, one line in p
 
 from fastapi import APIRouter
 
-from siyu.console.pages import audiences, customers, imports, loyalty, loyalty_coupons, overview, reference, settings
+from siyu.console.pages import (
+    audiences,
+    customers,
+    guides,
+    imports,
+    journeys,
+    loyalty,
+    loyalty_coupons,
+    overview,
+    reference,
+    settings,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     overview.router,
@@ -12,6 +23,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     audiences.router,
     loyalty.router,
     loyalty_coupons.router,
+    journeys.router,
+    guides.router,
     imports.router,
     settings.router,
     reference.router,
