@@ -246,3 +246,12 @@ def test_narrowing_by_precomputed_conditions_changes_nothing(au: App, rule: str)
     assert not temporary_audience_tables(au)
     assert count_audience(au, "au", rule=rule, as_of=AS_OF)["customers"] == len(expected)
     assert not temporary_audience_tables(au)
+
+
+def test_consent_granted_false_as_a_json_boolean_is_a_denial(au: App) -> None:
+    from datetime import date
+
+    # a1's SMS consent of 05-01 is {"granted": false} (a JSON boolean, not the text "false"); its grant
+    # comes on 06-01. As of 05-31 A has denied SMS (it was read as a grant when only JSON text was compared).
+    assert "A" in who(au, "consent sms denied", date(2024, 5, 31))
+    assert "A" not in who(au, "consent sms", date(2024, 5, 31))
