@@ -47,7 +47,7 @@ def bootstrap(
     settings = settings or Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     clock = clock or utc_now
-    lake = lake or Lake(settings.lake_dir)
+    lake = lake or Lake(settings.lake_location, settings.lake_storage_options)
     store = store or open_store(settings.store_url, clock)
     return App(settings=settings, store=store, lake=lake, engine=engine or _engine(settings, lake), clock=clock)
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from siyu.core.errors import SiyuError
 from siyu.ingest.bounds import EARLIEST, MAX_FUTURE, TimeBounds
+from siyu.lake.tables import local_path
 from siyu.messaging.settings import ChannelSettings
 from siyu.privacy.crypto import Keyring
 
@@ -30,6 +31,12 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".siyu"), description="Workspace folder: lake and default store")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the store; default sqlite:///$SIYU_HOME/siyu.db"
+    )
+    lake_uri: str | None = Field(
+        default=None, description="The lake: a folder, file://… or s3://bucket/prefix; default $SIYU_HOME/lake"
+    )
+    lake_storage_options: dict[str, str] = Field(
+        default_factory=dict, description="deltalake storage options for the lake URI (JSON: endpoint, region, …)"
     )
     engine: str = Field(default="duckdb", description="Compute engine for Ibis expressions: duckdb | pyspark")
     spark_master: str = Field(default="local[*]", description="Spark master URL (SIYU_ENGINE=pyspark)")
@@ -128,7 +135,13 @@ class Settings(BaseSettings):
 
     @property
     def lake_dir(self) -> Path:
-        return self.home / "lake"
+        """The lake's local folder ($SIYU_LAKE_URI when it is a path or file://, else $SIYU_HOME/lake)."""
+        return (local_path(self.lake_uri) if self.lake_uri else None) or self.home / "lake"
+
+    @property
+    def lake_location(self) -> str:
+        """The lake as `Lake` takes it: $SIYU_LAKE_URI, or the folder $SIYU_HOME/lake."""
+        return self.lake_uri or str(self.home / "lake")
 
     @property
     def store_url(self) -> str:

@@ -298,3 +298,12 @@ def test_reachability_reads_the_consent_ledger(au: App) -> None:
         with au.store.begin(Actor.system("test")) as uow:
             uow.session.execute(delete(ConsentRecord).where(ConsentRecord.brand == "au"))
     assert who(au, "reachable sms") == "ABCD"
+
+
+def test_consent_granted_false_as_a_json_boolean_is_a_denial(au: App) -> None:
+    from datetime import date
+
+    # a1's SMS consent of 05-01 is {"granted": false} (a JSON boolean, not the text "false"); its grant
+    # comes on 06-01. As of 05-31 A has denied SMS (it was read as a grant when only JSON text was compared).
+    assert "A" in who(au, "consent sms denied", date(2024, 5, 31))
+    assert "A" not in who(au, "consent sms", date(2024, 5, 31))

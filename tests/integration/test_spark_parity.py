@@ -17,14 +17,26 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import integration.test_audience_brand as audience_tests
+import integration.test_clv_cdnow as clv_tests
 import integration.test_engine as engine_tests
 import integration.test_fast_metrics as fast_tests
+import integration.test_loyalty_sync as loyalty_tests
+import unit.test_identity_resolve as one_id_tests
+from fixtures.audience_brand import AS_OF
+from fixtures.audience_brand import write_brand as write_au
+from fixtures.cdnow import write_canonical as write_cdnow
 from fixtures.fast_brand import write_brand as write_fx
+from fixtures.loyalty_brand import SYNC_AT
+from fixtures.loyalty_brand import build as build_loyalty
 from siyu.bootstrap import App, bootstrap
+from siyu.cli.app import app as cli
+from siyu.clv.service import lifecycle
 from siyu.config import Settings
 from siyu.engine.base import Engine
 from siyu.engine.connect import connect
@@ -32,6 +44,8 @@ from siyu.engine.pyspark import PySparkEngine
 from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.lake.tables import Lake
+from siyu.loyalty.sync import sync
+from siyu.metrics.materialise import materialise_layers, materialise_rfm
 
 SPARK_CONF = "spark.ui.enabled=false,spark.sql.shuffle.partitions=2,spark.default.parallelism=2"
 
@@ -116,3 +130,107 @@ test_rfm_scores_and_groups = fast_tests.test_rfm_scores_and_groups
 test_declared_relation_types_count_for_the_basic_layer_when_they_are_connections = (
     fast_tests.test_declared_relation_types_count_for_the_basic_layer_when_they_are_connections
 )
+
+# -- One-ID --------------------------------------------------------------------------------------------------
+# The label propagation materialises a table per round: on Spark each is computed and cut from its lineage
+# (`localCheckpoint`, siyu.engine.pyspark), else every round re-plans all earlier ones. One graph here (a chain
+# that needs several rounds, linking through two identifier types); the other graphs of the unit file exercise
+# the same Ibis code over different inputs and cost ~1 min each on Spark on the shared CI machine.
+
+
+@pytest.fixture
+def one_id_engine(spark_session: None, tmp_path: Path) -> Engine:
+    return spark_engine(tmp_path / "lake")
+
+
+test_transitive_chain_is_one_customer = one_id_tests.test_transitive_chain_is_one_customer
+
+# -- audiences ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def au(spark_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """Brand `au` imported, resolved, its layers, RFM and lifecycle computed by DuckDB (as the DuckDB suite's
+    fixture does); the audiences are compiled and run on Spark."""
+    root = tmp_path_factory.mktemp("au_spark")
+    duck = on_duckdb(root / "home")
+    assert import_path(duck, write_au(root / "data")).as_json()["total"]["quarantined"] == 0
+    run_resolve(duck)
+    materialise_layers(duck, "au", "2024-05", "2024-06")
+    materialise_rfm(duck, "au", AS_OF)
+    lifecycle(duck, "au", AS_OF, store=True)
+    duck.store.engine.dispose()
+    app = on_spark(root / "home")
+    yield app
+    app.store.engine.dispose()
+
+
+# One rule of each family of the DuckDB suite's 60 (`test_audience`), with its hand-worked answer there: each
+# costs a few Spark jobs, and the families share their compilers.
+AUDIENCE_FAMILIES = [
+    ("not attribute.city = 上海", "BCDFG"),
+    ("has phone", "ABCDE"),
+    ("points >= 300", "AB"),
+    ("relation any in douyin_store", "G"),
+    ("did visit in mini_program from 2024-06-01 to 2024-06-30", "ABD"),
+    ("spent >= ¥500 in last 91 days", "BDE"),
+    ("bought category 面霜 from 2024-06-01 to 2024-06-30", "AB"),
+    ("consent sms unknown", "BCDFG"),
+    ("layer deepened at 2024-06", "A"),
+    ("rfm.f >= 2", "B"),
+    ("lifecycle = new", "AH"),
+]
+
+
+@pytest.mark.parametrize(("rule", "expected"), AUDIENCE_FAMILIES)
+def test_audience(au: App, rule: str, expected: str) -> None:
+    audience_tests.test_audience(au, rule, expected)
+
+
+def test_audience_families_are_cases_of_the_duckdb_suite() -> None:
+    cases = {tuple(c) for mark in audience_tests.test_audience.pytestmark for c in mark.args[1]}
+    assert set(AUDIENCE_FAMILIES) <= cases
+
+
+test_json_and_text_agree = audience_tests.test_json_and_text_agree
+test_reach_counts = audience_tests.test_reach_counts
+
+# -- the CLV summary ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cdnow_home(spark_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """CDNOW imported and resolved by DuckDB through the CLI (as the DuckDB suite's fixture does); then every
+    command of the test runs on Spark (the CLI's engine comes from SIYU_ENGINE; the session is shared)."""
+    monkeypatch.setenv("SIYU_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SIYU_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SIYU_ENGINE", raising=False)
+    result = clv_tests.runner.invoke(cli, ["import", str(write_cdnow(tmp_path / "cdnow")), "--json"])
+    assert result.exit_code == 0, result.output
+    assert clv_tests.runner.invoke(cli, ["resolve"]).exit_code == 0
+    monkeypatch.setenv("SIYU_ENGINE", "pyspark")
+    monkeypatch.setenv("SIYU_SPARK_MASTER", "local[2]")
+    monkeypatch.setenv("SIYU_SPARK_CONF", SPARK_CONF)
+    return tmp_path
+
+
+test_clv_fit_reproduces_the_paper = clv_tests.test_clv_fit_reproduces_the_paper
+
+# -- loyalty earning ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synced(spark_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[loyalty_tests.Synced]:
+    """The loyalty group imported and resolved by DuckDB, the program applied; the sync (which orders earn,
+    their earn-rule multipliers and bonuses: `siyu.loyalty.earn`) runs on Spark."""
+    root = tmp_path_factory.mktemp("lg_spark")
+    duck = build_loyalty(root, f"sqlite:///{root / 'store.db'}")
+    app = replace(duck, engine=spark_engine(duck.settings.lake_dir))
+    result = sync(app, "lg_club", at=SYNC_AT, actor="test")
+    yield app, result, root
+    app.store.engine.dispose()
+
+
+test_first_sync_counts = loyalty_tests.test_first_sync_counts
+test_base_points_rules_and_edges = loyalty_tests.test_base_points_rules_and_edges
+test_tier_and_birthday_month_in_local_time = loyalty_tests.test_tier_and_birthday_month_in_local_time

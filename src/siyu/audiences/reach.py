@@ -41,6 +41,7 @@ from siyu.audiences.context import ID, Context, ids
 from siyu.audiences.labels import CHANNELS
 from siyu.audiences.profile import identified, relation_rows
 from siyu.audiences.rules import Leaf
+from siyu.engine.adapter import json_text
 from siyu.messaging.consent import CHANNEL_PURPOSE
 from siyu.messaging.ledger_models import ConsentRecord
 from siyu.store.models import Field
@@ -85,14 +86,14 @@ def _event_decisions(ctx: Context) -> ir.Table | None:
         return None
     end = ibis.literal(ctx.end_of_as_of(), type="timestamp('UTC')")
     e = e.filter(e.type.isin(CONSENT_EVENTS) & (e.occurred_at < end))
-    props = e.properties.cast("json")
-    flag = props["granted"].str.lower()
+    # `json_text`, not Ibis's JSON type: natively on every engine (on Spark the JSON type is a Python UDF).
+    flag = json_text(e.properties, "granted").lower()
     rows = e.select(
         "source",
         "source_customer_id",
         "occurred_at",
         "event_id",
-        channel=props["channel"].str.fill_null("all"),
+        channel=json_text(e.properties, "channel").fill_null("all"),
         granted=(e.type == "consent") & ~flag.isin(("false", "0", "no")).fill_null(False),
     )
     rows = ctx.resolve(rows)

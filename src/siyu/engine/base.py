@@ -104,7 +104,7 @@ class Engine:
         """The lake table's current version, or an empty table of `empty_schema` (None if neither)."""
         files = self.lake.files(name)
         if files:
-            return self._read_parquet(files, f"lake_{name}_{next(_names)}")
+            return self._read_parquet(files, f"lake_{name}_{next(_names)}", self.lake.location(name))
         schema = self.lake.schema(name) or empty_schema
         if schema is None:
             return None
@@ -222,7 +222,8 @@ class Engine:
 
     # -- what an adapter provides for the capabilities it claims ---------------------------------------
 
-    def _read_parquet(self, files: list[str], name: str) -> ir.Table:
+    def _read_parquet(self, files: list[str], name: str, root: str) -> ir.Table:
+        # `root`: the table's folder, under which partition folders (`brand=…/period=…`) name column values.
         return self.con.read_parquet(files, table_name=name, **self.capabilities.read_parquet_options)
 
     def _cache(self, expr: ir.Table) -> ir.Table:

@@ -118,6 +118,19 @@ class _IbisBackend(IbisPySpark):  # type: ignore[misc]
         data = op.data.to_pyarrow(op.schema)
         self._session.createDataFrame(data).createOrReplaceTempView(op.name)
 
+    def _create_cached_table(self, name: str, expr: ir.Table) -> ir.Table:
+        # Computed now and cut from its lineage (`localCheckpoint`), where Ibis's `cache()` is lazy and keeps
+        # the whole plan: an iterative job (One-ID's label propagation materialises a table per round) would
+        # otherwise re-plan every earlier round in each new one, and its planning time grows with the rounds.
+        frame = self._session.sql(self.compile(expr)).localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(name)
+        self._cached_dataframes[name] = frame
+        return self.table(name)
+
+    def _drop_cached_table(self, name: str) -> None:
+        self._session.catalog.dropTempView(name)
+        self._cached_dataframes.pop(name).unpersist()
+
 
 class PySparkEngine(Engine):
     capabilities = SPARK
@@ -150,10 +163,11 @@ class PySparkEngine(Engine):
     def _session(self) -> SparkSession:
         return self.con._session  # type: ignore[no-any-return]
 
-    def _read_parquet(self, files: list[str], name: str) -> ir.Table:
-        self._session.read.options(**self.capabilities.read_parquet_options).parquet(*files).createOrReplaceTempView(
-            name
-        )
+    def _read_parquet(self, files: list[str], name: str, root: str) -> ir.Table:
+        # A partitioned table's partition columns (layers: brand, grain, period) are only in the folder names:
+        # Spark reads them from the paths below `basePath` (DuckDB does so by itself, hive partitioning).
+        reader = self._session.read.options(**self.capabilities.read_parquet_options).option("basePath", root)
+        reader.parquet(*files).createOrReplaceTempView(name)
         return self.con.table(name)
 
     def _to_arrow(self, expr: ir.Expr) -> Any:

@@ -52,13 +52,13 @@ def ready(state: StateDep) -> dict[str, Any]:
         figures = _inbox_health(state)
     except Exception as exc:
         raise ApiError(503, "store_unavailable", f"store unreachable: {type(exc).__name__} (存储不可用)") from exc
-    lake = state.app.settings.lake_dir
-    lake.mkdir(parents=True, exist_ok=True)
-    probe = lake / ".ready"
-    try:
-        probe.write_text("ok")
-    except OSError as exc:
-        raise ApiError(503, "lake_unavailable", f"lake not writable: {exc.strerror} (数据湖不可写)") from exc
+    lake = state.app.lake.local  # a lake on object storage is not probed here (its writes need credentials)
+    if lake is not None:
+        lake.mkdir(parents=True, exist_ok=True)
+        try:
+            (lake / ".ready").write_text("ok")
+        except OSError as exc:
+            raise ApiError(503, "lake_unavailable", f"lake not writable: {exc.strerror} (数据湖不可写)") from exc
     limit = state.app.settings.ready_max_pending_age
     if limit and figures.oldest_seconds > limit:
         raise ApiError(
