@@ -84,6 +84,8 @@ LAKE: tuple[Holding, ...] = (
     Holding("messages", "external_userid", "external_userid", "delete", "会话存档", "Chat archive"),
     Holding("identity_map", "customer_id", "customer", "delete", "身份映射", "Identity map"),
     Holding("identity_merges", "survivor_id", "customer", "delete", "合并记录", "Identity merges"),
+    # incremental One-ID's index of each record's identifiers (normalised values)
+    Holding("identity_index", "source_customer_id", "node", "delete", "身份索引", "Identifier index"),
     Holding("tag_values", "customer_id", "customer", "delete", "计算标签", "Computed tags"),
     Holding("audience_members", "customer_id", "customer", "delete", "人群快照成员", "Audience members"),
     Holding("guide_binding_history", "customer_id", "customer", "delete", "绑定历史", "Binding history"),
@@ -98,6 +100,7 @@ LAKE: tuple[Holding, ...] = (
 
 # Tables that hold no person, and why. A table missing from both lists fails the inventory test.
 STORE_EXCLUDED: dict[str, str] = {
+    "rate_buckets": "API rate-limit buckets, one per API key",
     "brands": "brand settings",
     "fields": "field (场域) declarations",
     "relation_types": "relation type declarations",
@@ -136,6 +139,7 @@ LAKE_EXCLUDED: dict[str, str] = {
     "stores": "stores (门店), reference data",
     "staff": "staff (导购), not customers",
     "clv_fits": "model parameters per brand (aggregates)",
+    "identity_imports": "the import ids One-ID has resolved (no person)",
 }
 
 
