@@ -34,6 +34,7 @@ from siyu.engine.timeout import time_limit
 
 router = APIRouter(tags=["audiences 人群与标签"], route_class=GzipRoute)
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
+Columns = Annotated[str | None, Query(max_length=200, description="comma-separated: customer_id,name,phone,…")]
 AsOf = Annotated[str | None, Query(max_length=10, description="Evaluate as of this brand-local date, YYYY-MM-DD")]
 Rule = dict[str, Any] | str
 
@@ -112,10 +113,15 @@ def count(code: str, key: ReadKey, app: AudienceDep, as_of: AsOf = None) -> dict
 
 @router.get("/api/v1/audiences/{code}/preview", summary="Preview a sample (PII masked) 预览")
 def preview(
-    code: str, key: ReadKey, app: AudienceDep, as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    code: str,
+    key: ReadKey,
+    app: AudienceDep,
+    as_of: AsOf = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    columns: Columns = None,
 ) -> dict[str, Any]:
     with _bounded(app):
-        return service.preview_audience(app, key.brand, code, as_of=_as_of(as_of), limit=limit)
+        return service.preview_audience(app, key.brand, code, as_of=_as_of(as_of), limit=limit, columns=columns)
 
 
 @router.get("/api/v1/audiences/{code}/reach", summary="Reachability per channel 亮灯统计")
@@ -133,14 +139,20 @@ def export(
     file_format: Annotated[str, Query(alias="format", pattern="^(csv|parquet)$")] = "csv",
     unmasked: bool = False,
     as_of: AsOf = None,
+    columns: Columns = None,
+    purpose: Annotated[str | None, Query(max_length=500)] = None,
+    consent_purpose: Annotated[str | None, Query(max_length=100)] = None,
 ) -> FileResponse:
-    """Unmasked phone / e-mail / name only with `unmasked=true` and a key holding the `pii` scope (audited)."""
+    """Only `columns` (comma-separated; default all six). Unmasked phone / e-mail / name only with
+    `unmasked=true`, a key holding the `pii` scope and a `purpose` (audited); `consent_purpose`
+    (marketing_sms …) leaves out the customers who withdrew it."""
     folder = Path(tempfile.mkdtemp(prefix="siyu-export-"))
     path = folder / f"{code}.{file_format}"
     try:
         with _bounded(app), service.export_audience(
             app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
-            allow_unmasked=key.allows("pii"), as_of=_as_of(as_of),
+            allow_unmasked=key.allows("pii"), as_of=_as_of(as_of), columns=columns, purpose=purpose,
+            consent_purpose=consent_purpose,
         ) as exported, app.store.begin(_actor(key)) as uow:  # fmt: skip
             service.do_record_export(uow, exported)
     except BaseException:
