@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from siyu.messaging.consent import blocked_by
 from siyu.messaging.models import OutboundMessage
 from siyu.messaging.policy import BrandPolicy, brand_zone, load_policy, quiet_until
+from siyu.messaging.sealing import seal_payload
 from siyu.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -108,11 +109,14 @@ def do_enqueue(uow: UnitOfWork, request: SendRequest, *, app: App | None = None)
     status, reason, not_before = decide(uow, request)
     now = uow.now.astimezone(dt.UTC)
     unrendered = {"rendered": False, "content": request.content, "context": request.context}
+    # sealed at rest (siyu.messaging.sealing); without an app (journeys enqueue inside their own
+    # unit of work) the unrendered template and context stay clear and the dispatcher seals what it renders
+    ring = app.settings.pii_sealing_ring if app is not None else None
     row = OutboundMessage(
         idempotency_key=request.idempotency_key, brand=request.brand, customer_id=request.customer_id,
         channel=request.channel, category=request.category, journey=request.journey,
         journey_version=request.journey_version, enrolment_id=request.enrolment_id, step_id=request.step_id,
-        template=request.template, payload=_dumps(unrendered), status=status, reason=reason,
+        template=request.template, payload=seal_payload(ring, unrendered), status=status, reason=reason,
         not_before=not_before, attempts=0, created_at=now, updated_at=now,
     )  # fmt: skip
     s.add(row)
@@ -127,7 +131,7 @@ def do_enqueue(uow: UnitOfWork, request: SendRequest, *, app: App | None = None)
                 category=row.category, content=request.content, context=request.context,
                 webhook_url=load_policy(s, row.brand).webhook_url,
             )  # fmt: skip
-            row.payload = _dumps({"rendered": True, **payload})
+            row.payload = seal_payload(ring, {"rendered": True, **payload})
         except NoAddressError as error:
             row.status, row.reason = "suppressed", str(error)
         except TemplateRenderError as error:
