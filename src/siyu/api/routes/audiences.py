@@ -20,11 +20,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from siyu.api.deps import AudienceDep, ComputeDep, ReadKey, require
+from siyu.api.guide_scope import check_guide_customer
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
+from siyu.api.schemas.request import RequestBody
 from siyu.audiences import service, snapshots, tag_manual, tags
 from siyu.audiences.ranges import check_day
 from siyu.bootstrap import App
@@ -39,7 +41,7 @@ AsOf = Annotated[str | None, Query(max_length=10, description="Evaluate as of th
 Rule = dict[str, Any] | str
 
 
-class AudienceCreate(BaseModel):
+class AudienceCreate(RequestBody):
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     rule: Rule = Field(description="Rule as JSON (all/any/not …) or the text form, see docs/audiences.md")
     name: str | None = Field(None, max_length=200)
@@ -48,11 +50,11 @@ class AudienceCreate(BaseModel):
     replace: bool = False
 
 
-class RuleBody(BaseModel):
+class RuleBody(RequestBody):
     rule: Rule
 
 
-class TagSet(BaseModel):
+class TagSet(RequestBody):
     value: str | float | None = None
     reason: str | None = Field(None, max_length=500)
 
@@ -171,6 +173,7 @@ def tag_list(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
 @router.get("/api/v1/customers/{customer_id}/tags", summary="A customer's tags 客户标签")
 def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
     tag_manual.known_customer(app.engine, key.brand, customer_id)  # another brand's customer is not found, not tagless
+    check_guide_customer(app, key, customer_id)
     return tags.customer_tags(app, customer_id, key.brand)
 
 
@@ -179,6 +182,7 @@ def set_tag(
     customer_id: str, tag: str, key: AdminKey, app: ComputeDep, body: Annotated[TagSet, Body()]
 ) -> dict[str, Any]:
     customer = tag_manual.known_customer(app.engine, key.brand, customer_id)
+    check_guide_customer(app, key, customer_id)
     with app.store.begin(_actor(key)) as uow:
         return tag_manual.do_set_tag(uow, customer, tag, body.value, reason=body.reason)
 
@@ -191,5 +195,6 @@ def remove_tag(
     app: ComputeDep,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
+    check_guide_customer(app, key, customer_id)
     with app.store.begin(_actor(key)) as uow:
         return tag_manual.do_remove_tag(uow, key.brand, tag, customer_id, reason=reason)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 
 from siyu.api.deps import ComputeDep, ReadKey
 from siyu.api.errors import ApiError
+from siyu.api.guide_scope import check_guide_customer
 from siyu.api.gzip import GzipRoute
 from siyu.core.dates import parse_date
 from siyu.core.errors import NotFoundError
@@ -53,6 +54,7 @@ def customer(customer_id: str, key: ReadKey, app: ComputeDep) -> dict[str, Any]:
     and RFM, lifecycle and predicted CLV where they have been computed."""
     if customer_id not in find_customer_ids(app, customer_id, key.brand):
         raise NotFoundError(f"no customer {customer_id!r} in brand {key.brand} (未找到客户)")
+    check_guide_customer(app, key, customer_id)
     view = customer_view(app, customer_id, key.brand, mask=not key.allows("pii"))
     records = ibis.memtable(pa.Table.from_pylist([{"brand": view["brand"], **s} for s in view["sources"]]))
     try:
