@@ -201,4 +201,7 @@ def test_a_guide_key_reaches_no_other_guides_customer_on_any_route(wb) -> None:
         assert routes  # loyalty routes need a loyalty-scoped key, which guide keys are not
         seen = {p: c.get(p.format(customer_id=ids["c2"]), headers=bearer(keys["g1"])).status_code for p in routes}
         own = {p: c.get(p.format(customer_id=ids["c1"]), headers=bearer(keys["g1"])).status_code for p in routes}
+        found = {c2: c.get("/api/v1/customers", params={"customer_id": ids[c2]}, headers=bearer(keys["g1"])).json()
+                 for c2 in ("c1", "c2")}  # fmt: skip
     assert seen == dict.fromkeys(routes, 404) and own == dict.fromkeys(routes, 200), (seen, own)
+    assert found == {"c1": {"customers": [ids["c1"]]}, "c2": {"customers": []}}  # lookups do not reveal them either

@@ -13,13 +13,22 @@ from siyu.core.errors import NotFoundError
 from siyu.guides.models import CurrentBinding
 
 
-def check_guide_customer(app: App, key: KeyInfo, customer_id: str) -> None:
-    if key.staff_id is None:
-        return
+def visible_customers(app: App, key: KeyInfo, customer_ids: list[str]) -> list[str]:
+    """`customer_ids` less those the key may not see (none for a key not bound to a guide)."""
+    if key.staff_id is None or not customer_ids:
+        return customer_ids
     b = CurrentBinding
     with app.store.unit_of_work() as session:
-        bound = session.scalar(
-            select(b.customer_id).where(b.brand == key.brand, b.staff_id == key.staff_id, b.customer_id == customer_id)
+        bound = set(
+            session.scalars(
+                select(b.customer_id).where(
+                    b.brand == key.brand, b.staff_id == key.staff_id, b.customer_id.in_(customer_ids)
+                )
+            )
         )
-    if bound is None:
+    return [c for c in customer_ids if c in bound]
+
+
+def check_guide_customer(app: App, key: KeyInfo, customer_id: str) -> None:
+    if not visible_customers(app, key, [customer_id]):
         raise NotFoundError(f"no customer {customer_id!r} among this guide's customers (未找到客户)")

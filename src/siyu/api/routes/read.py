@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 
 from siyu.api.deps import ComputeDep, ReadKey
 from siyu.api.errors import ApiError
-from siyu.api.guide_scope import check_guide_customer
+from siyu.api.guide_scope import check_guide_customer, visible_customers
 from siyu.api.gzip import GzipRoute
 from siyu.core.dates import parse_date
 from siyu.core.errors import NotFoundError
@@ -45,7 +45,7 @@ def lookup(
             "give exactly one of customer_id, phone, member_no (请提供且仅提供一个查询条件)",
             errors=[{"field": "customer_id|phone|member_no", "reason": "exactly one is required"}],
         )
-    return {"customers": find_customer_ids(app, given[0], key.brand)}
+    return {"customers": visible_customers(app, key, find_customer_ids(app, given[0], key.brand))}
 
 
 @router.get("/api/v1/customers/{customer_id}", summary="Customer 360 客户全景")
