@@ -62,8 +62,15 @@ def test_audiences_and_tags(app: App, au_url: str, make_key: KeyMaker) -> None:
         assert len(rows) == 5 and all("****" in r["phone"] for r in rows)
         refused = c.get("/api/v1/audiences/phones/export", params={"unmasked": "true", **AS_OF}, headers=bearer(read))
         assert refused.status_code == 403 and refused.json()["code"] == "pii_not_allowed"
-        full = c.get("/api/v1/audiences/phones/export", params={"unmasked": "true", **AS_OF}, headers=bearer(pii))
-        assert "13900000001" in full.text
+        aimless = c.get("/api/v1/audiences/phones/export", params={"unmasked": "true", **AS_OF}, headers=bearer(pii))
+        assert aimless.status_code == 422 and aimless.json()["code"] == "purpose_required"  # no purpose, no PII
+        asked = {"unmasked": "true", "purpose": "sample delivery", "columns": "customer_id,phone", **AS_OF}
+        full = c.get("/api/v1/audiences/phones/export", params=asked, headers=bearer(pii))
+        assert "13900000001" in full.text and full.text.splitlines()[0] == '"customer_id","phone"'
+        few = c.get("/api/v1/audiences/phones/preview", params={"columns": "city,tier", **AS_OF}, headers=bearer(read))
+        assert all(set(s) == {"city", "tier"} for s in few.json()["sample"])
+        odd = c.get("/api/v1/audiences/phones/preview", params={"columns": "city,idcard"}, headers=bearer(read))
+        assert odd.status_code == 422 and "idcard" in odd.json()["detail"]
         reach = c.get("/api/v1/audiences/phones/reach", params=AS_OF, headers=bearer(read)).json()
         assert reach["customers"] == 5 and "sms" in reach["channels"]
 
@@ -92,6 +99,8 @@ def test_audiences_and_tags(app: App, au_url: str, make_key: KeyMaker) -> None:
         ("audience.export", "au/phones"),
     ]
     assert [r["after"]["unmasked"] for r in reversed(audiences[:2])] == [False, True]
+    assert audiences[0]["after"]["purpose"] == "sample delivery"
+    assert audiences[0]["after"]["columns"] == ["customer_id", "phone"]
     key_id = mine[0]["set_by"].removeprefix("api-key:")
     assert [(r["actor"], r["action"], r["subject_id"], r["after"]) for r in tags] == [
         (f"api_key:{key_id}", "tag.set", f"au/{cid}/interest", {"value": "serum", "reason": "asked in WeCom"})

@@ -186,3 +186,22 @@ def test_stores_and_staff_are_accepted_by_the_ingest_route(wb) -> None:
             headers=bearer(ingest),
         )
         assert r.status_code == 200 and r.json()["counts"]["accepted"] == 1
+
+
+def test_a_guide_key_reaches_no_other_guides_customer_on_any_route(wb) -> None:
+    """Object-level authorisation for guide-bound keys (OWASP API1): every read route with a
+    customer id in its path (found in the OpenAPI document) answers 404 for another guide's
+    customer (c2 is g2's), as the workbench does, and 200 for the guide's own (c1)."""
+    _, ids, _, url, keys = wb
+    with httpx.Client(base_url=url, timeout=30) as c:
+        doc = c.get("/openapi.json").json()
+        routes = [
+            p for p, ops in doc["paths"].items() if "{customer_id}" in p and "get" in ops and "{program}" not in p
+        ]
+        assert routes  # loyalty routes need a loyalty-scoped key, which guide keys are not
+        seen = {p: c.get(p.format(customer_id=ids["c2"]), headers=bearer(keys["g1"])).status_code for p in routes}
+        own = {p: c.get(p.format(customer_id=ids["c1"]), headers=bearer(keys["g1"])).status_code for p in routes}
+        found = {c2: c.get("/api/v1/customers", params={"customer_id": ids[c2]}, headers=bearer(keys["g1"])).json()
+                 for c2 in ("c1", "c2")}  # fmt: skip
+    assert seen == dict.fromkeys(routes, 404) and own == dict.fromkeys(routes, 200), (seen, own)
+    assert found == {"c1": {"customers": [ids["c1"]]}, "c2": {"customers": []}}  # lookups do not reveal them either

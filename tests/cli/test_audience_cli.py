@@ -54,6 +54,9 @@ def test_audience_commands(au_home: Path) -> None:
     out = au_home / "twice.csv"
     exported = run_json("audience", "export", "twice", "--brand", "au", "--out", str(out), *AS_OF)
     assert exported["rows"] == 2 and "****" in out.read_text()
+    aimless = runner.invoke(app, ["audience", "export", "twice", "--brand", "au", "--out", str(au_home / "x.csv"),
+                                  "--unmasked", "--columns", "customer_id,phone"])  # fmt: skip
+    assert aimless.exit_code == 2 and "purpose" in aimless.output and not (au_home / "x.csv").exists()
     diff = run_json("audience", "diff", "twice", "phones", "--brand", "au", *AS_OF)
     assert (diff["both"], diff["only_a"], diff["only_b"]) == (2, 0, 3)
     reach = run_json("audience", "reach", "phones", "--brand", "au", *AS_OF)

@@ -206,6 +206,7 @@ def test_export_csv_parquet_and_empty(au: App, tmp_path: Path) -> None:
         as_of=AS_OF,
         unmasked=True,
         allow_unmasked=True,
+        purpose="courier delivery",
     )
     assert clear["format"] == "parquet"
     assert sorted(pq.read_table(tmp_path / "b.parquet")["phone"].to_pylist()) == ["+8613900000002", "+8613900000004"]
@@ -214,6 +215,60 @@ def test_export_csv_parquet_and_empty(au: App, tmp_path: Path) -> None:
     assert (tmp_path / "none.csv").read_text().startswith('"customer_id","name"')
     with pytest.raises(PiiNotAllowedError):
         export_audience(au, "au", tmp_path / "x.csv", rule="member", unmasked=True, allow_unmasked=False)
+
+
+def test_export_carries_only_the_columns_asked(au: App, tmp_path: Path) -> None:
+    """Minimum necessary: --columns picks and orders; unknown columns are refused; clear PII needs the
+    permission AND a purpose; without a PII column `unmasked` reveals nothing and needs no purpose."""
+    from siyu.audiences.errors import AudienceError
+    from siyu.audiences.minimum import PurposeRequiredError
+
+    out = export_audience(au, "au", tmp_path / "c.csv", rule="has email", as_of=AS_OF, columns="tier,city",
+                          unmasked=True)  # fmt: skip
+    assert out["columns"] == ["tier", "city"] and out["rows"] == 2
+    assert out["unmasked"] is False  # nothing personal asked: neither refused nor recorded as a reveal
+    assert (tmp_path / "c.csv").read_text().splitlines() == ['"tier","city"', '"金卡","上海"', ',"上海"'] or (
+        (tmp_path / "c.csv").read_text().splitlines() == ['"tier","city"', ',"上海"', '"金卡","上海"']
+    )  # A (金卡) and E (left the programme)
+    with pytest.raises(AudienceError, match="idcard"):
+        export_audience(au, "au", tmp_path / "x.csv", rule="has email", columns="phone,idcard")
+    for purpose in (None, "  "):
+        with pytest.raises(PurposeRequiredError):
+            export_audience(au, "au", tmp_path / "x.csv", rule="has email", columns=["phone"], unmasked=True,
+                            allow_unmasked=True, purpose=purpose)  # fmt: skip
+    assert not (tmp_path / "x.csv").exists()
+    preview = preview_audience(au, "au", rule="has email", as_of=AS_OF, columns=["customer_id", "phone"])
+    assert sorted(r["phone"] for r in preview["sample"]) == ["139****0001", "139****0005"]
+    assert all(set(r) == {"customer_id", "phone"} for r in preview["sample"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "purpose", "expected"),
+    [
+        # SMS: E unsubscribed 06-01, H from everything 06-10; A withdrew 05-01 but granted again 06-01
+        ("attribute.city = 上海", "marketing_sms", "A"),
+        # e-mail: E granted 06-02, A never decided (not withdrawn); H's unsubscribe covers e-mail
+        ("attribute.city = 上海", "marketing_email", "AE"),
+        ("has phone", "wecom", "ABCDE"),  # nobody with a phone withdrew WeCom contact
+    ],
+)
+def test_export_for_a_consent_purpose_leaves_out_withdrawals(
+    au: App, tmp_path: Path, rule: str, purpose: str | None, expected: str
+) -> None:
+    out = export_audience(au, "au", tmp_path / "p.csv", rule=rule, as_of=AS_OF, columns="customer_id",
+                          consent_purpose=purpose)  # fmt: skip
+    ids = set(pacsv.read_csv(tmp_path / "p.csv")["customer_id"].to_pylist())
+    idmap = au.engine.to_arrow(au.engine.table("identity_map")).to_pylist()  # type: ignore[arg-type]
+    letters = {r["source_customer_id"][0].upper() for r in idmap if r["brand"] == "au" and r["customer_id"] in ids}
+    assert "".join(sorted(letters)) == expected
+    assert out["rows"] == len(expected)
+
+
+def test_unknown_consent_purpose_is_refused(au: App, tmp_path: Path) -> None:
+    from siyu.audiences.errors import AudienceError
+
+    with pytest.raises(AudienceError, match="marketing_email, marketing_sms, wecom"):
+        export_audience(au, "au", tmp_path / "p.csv", rule="member", consent_purpose="telepathy")
 
 
 def temporary_audience_tables(app: App) -> list[str]:

@@ -198,12 +198,12 @@ def test_audience_changes_are_audited(au: App, tmp_path: Path) -> None:
 
     columns = ["customer_id", "name", "phone", "email", "city", "tier"]
     export_audience(au, "au", tmp_path / "p.csv", "phones", actor=KEY, unmasked=True, allow_unmasked=True,
-                    as_of=AS_OF)  # fmt: skip
+                    as_of=AS_OF, purpose="courier delivery of samples")  # fmt: skip
     export_audience(au, "au", tmp_path / "adhoc.parquet", rule="has email", as_of=AS_OF)
     assert brief(audit(au, action="audience.export")) == [
         ("api_key:k-123", "audience.export", "audience:au/phones", None,
          {"rows": 5, "columns": columns, "unmasked": True, "format": "csv", "as_of": "2024-06-30",
-          "file": "p.csv"}),
+          "file": "p.csv", "purpose": "courier delivery of samples"}),
         ("user:op1", "audience.export", "audience:au/*", None,
          {"rows": 2, "columns": columns, "unmasked": False, "format": "parquet", "as_of": "2024-06-30",
           "file": "adhoc.parquet", "rule": {"identifier": "email"}}),

@@ -103,8 +103,9 @@ def test_templates_and_addresses_from_the_profile(au: tuple[App, dict[str, str]]
     assert bad.status == "suppressed" and bad.reason.startswith("template_error")  # type: ignore[union-attr]
     with app.store.unit_of_work() as s:
         from siyu.messaging.models import OutboundMessage
+        from siyu.messaging.sealing import open_payload
 
-        payload = json.loads(s.get(OutboundMessage, a.message_id).payload)  # type: ignore[union-attr]
+        payload = open_payload(app.settings.pii_keyring, s.get(OutboundMessage, a.message_id).payload)  # type: ignore[union-attr]
     assert payload["phone"].endswith("13900000001") and payload["text"].startswith("张三您好")
 
 
@@ -126,7 +127,7 @@ def test_a_subscribe_message_needs_an_unused_subscription(au: tuple[App, dict[st
         assert (stats.sent, stats.suppressed) == (1, 1)
         assert fake.sent[-1]["data"] == {"thing1": {"value": "张三的积分提醒"}}
     with app.store.unit_of_work() as s:
-        mine = list_messages(s, brand="au", customer_ids=[ids["A"]])
+        mine = list_messages(s, brand="au", customer_ids=[ids["A"]], ring=app.settings.pii_keyring)
     assert {m["reason"] or m["status"] for m in mine if m["channel"] == "miniprogram"} == {"sent", "no_subscription"}
 
 

@@ -5,7 +5,6 @@ two journeys, an unsubscribe (a real click over HTTP) between two sends, SMS del
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +25,7 @@ from siyu.messaging.enqueue import EnqueueResult, SendRequest, do_enqueue
 from siyu.messaging.models import OutboundMessage
 from siyu.messaging.policy import BrandPolicy, Cap, save_policy
 from siyu.messaging.receipts import receipt_token
+from siyu.messaging.sealing import open_payload
 from siyu.messaging.settings import ChannelSettings
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -181,7 +181,9 @@ def test_marketing_sms_carries_opt_out_and_receipts_mark_delivery(
     t = enqueue(mapp, sh(2, 10), idempotency_key="sms:2", category="transactional",
                 content={"phone": "13900000009", "template_code": "SMS_8", "text": "您的订单已发货"})  # fmt: skip
     with mapp.store.unit_of_work() as s:
-        payloads = {r.idempotency_key: json.loads(r.payload) for r in s.query(OutboundMessage)}
+        payloads = {
+            r.idempotency_key: open_payload(mapp.settings.pii_keyring, r.payload) for r in s.query(OutboundMessage)
+        }
     assert payloads["sms:1"]["text"] == "会员日满300减50拒收请回复R" and payloads["sms:1"]["segments"] == 1
     assert payloads["sms:1"]["params"] == {"n": "300"}
     assert payloads["sms:2"]["text"] == "您的订单已发货"  # transactional: no opt-out text

@@ -17,6 +17,11 @@ from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
 from siyu.ingest import inbox
 from siyu.ingest.importer import import_path, quarantine
+from siyu.messaging.dispatch import Dispatcher
+from siyu.messaging.enqueue import SendRequest, do_enqueue
+from siyu.messaging.listing import list_messages
+from siyu.messaging.models import OutboundMessage
+from siyu.messaging.sealing import open_payload
 from siyu.privacy.crypto import Keyring, key_id
 from siyu.privacy.hashing import keyed_hash
 from siyu.privacy.reveal import RevealPurposeError
@@ -27,6 +32,7 @@ from siyu.wecom.settings import CorpSettings, do_configure, load
 
 PHONE, NAME, SECRET = "13912345678", "欧阳娜娜", "corp-secret-Zq81"
 API_PHONE = "13511112222"  # sent through the ingest API: waits in the inbox
+OUT_PHONE, OUT_EMAIL = "13822223333", "lin.out@example.com"  # addresses of outbound messages
 ADMIN = Actor.user("ops")
 
 
@@ -63,6 +69,11 @@ def seeded(tmp_path: Path) -> App:
         legacy = {"brand": "acme", "source": "pos", "source_customer_id": "c9", "phone": "13600000009"}
         uow.session.add(QuarantineRow(job_id=job, entity="customers", file="old.csv", line=7, field="birthday",
                                       reason="old", raw=json.dumps(legacy)))  # fmt: skip
+    # Two rendered outbound messages: their addresses and text are sealed too (siyu.messaging.sealing).
+    with app.store.begin(ADMIN) as uow:
+        for channel, content in (("sms", {"phone": OUT_PHONE, "text": f"{NAME}您好"}),
+                                 ("email", {"to": OUT_EMAIL, "subject": "Hi", "text": "您好"})):  # fmt: skip
+            do_enqueue(uow, SendRequest("acme", None, channel, "transactional", f"t:{channel}", content), app=app)
     return app
 
 
@@ -85,6 +96,11 @@ def test_store_holds_no_clear_pii_and_shows_it_masked(seeded: App) -> None:
         assert load(session, app.settings.pii_keyring, "acme").secret == SECRET
         waiting = inbox.pending(session, 10, app.settings.pii_keyring)  # the loader reads it in clear
         assert [json.loads(m.payload)["phone"] for m in waiting] == [API_PHONE]
+        assert OUT_PHONE.encode() not in scanned and OUT_EMAIL.encode() not in scanned
+        listed = list_messages(session, brand="acme", ring=app.settings.pii_keyring)  # masked, opened to mask
+        assert sorted(m["to"] for m in listed) == ["138****3333", "l***@example.com"]
+        claimed = Dispatcher(app).claim(utc_now())  # the dispatcher opens them for the channel adapters
+        assert sorted(c.payload.get("phone") or c.payload["to"] for c in claimed) == [OUT_PHONE, OUT_EMAIL]
 
 
 def test_reveal_needs_a_purpose_and_is_audited(seeded: App) -> None:
@@ -105,8 +121,13 @@ def test_rotate_pii_reseals_the_store_and_old_keys_read_meanwhile(seeded: App, t
     app = _workspace(seeded.settings.home, key_file)
     assert {str(r["raw"]["phone"]) for r in quarantine(app)} == {"139****5678", "136****0009"}  # type: ignore[index]
     report = rotate_pii(app, ADMIN)
-    assert report == {"key": "2027", "store": {"quarantine_rows": 2, "inbox": 1, "wecom_configs": 1}}
-    assert rotate_pii(app, ADMIN)["store"] == {"quarantine_rows": 0, "inbox": 0, "wecom_configs": 0}
+    assert report == {
+        "key": "2027",
+        "store": {"quarantine_rows": 2, "inbox": 1, "outbound_messages": 2, "wecom_configs": 1},
+    }
+    assert rotate_pii(app, ADMIN)["store"] == {
+        "quarantine_rows": 0, "inbox": 0, "outbound_messages": 0, "wecom_configs": 0,
+    }  # fmt: skip
     new_only = Keyring({"2027": "k-new"}, "2027", "2027")  # the old key is no longer needed to read
     with app.store.unit_of_work() as session:
         rows = session.scalars(select(QuarantineRow)).all()
@@ -116,5 +137,7 @@ def test_rotate_pii_reseals_the_store_and_old_keys_read_meanwhile(seeded: App, t
         assert legacy.match_hashes == keyed_hash("k-old", "phone", "+8613600000009")  # hashes keep the hash key
         assert load(session, new_only, "acme").secret == SECRET
         assert json.loads(inbox.pending(session, 10, new_only)[0].payload)["phone"] == API_PHONE
+        sent = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+        assert [open_payload(new_only, m.payload).get("phone") for m in sent] == [OUT_PHONE, None]
         rotations = session.scalars(select(AuditEntry).where(AuditEntry.action == "pii.rotate")).all()
     assert [json.loads(r.after or "{}")["key"] for r in rotations] == ["2027", "2027"]

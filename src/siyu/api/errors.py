@@ -36,6 +36,7 @@ STATUS = {
     "invalid_audience": 422,
     "missing_data": 409,
     "pii_not_allowed": 403,
+    "purpose_required": 422,
     "compute_timeout": 503,  # with Retry-After (the error's `retry_after`)
     # Loyalty (docs/api.md "Loyalty 会员中台"): 404 for what the key cannot see, 409 when the member's
     # or the program's current state refuses the request, 422 for a request that can never succeed.

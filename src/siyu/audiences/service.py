@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 from siyu.audiences import reach
 from siyu.audiences.compile import compile_rule
 from siyu.audiences.context import ID, Context
-from siyu.audiences.errors import AudienceError, PiiNotAllowedError, RuleError
+from siyu.audiences.errors import AudienceError, RuleError
 from siyu.audiences.limits import RuleLimits, check_text
+from siyu.audiences.minimum import check_unmasked, consent_channel, pick_columns, without_withdrawn
 from siyu.audiences.models import Audience, AudienceExport
 from siyu.audiences.pii import profile_columns
 from siyu.audiences.rules import Node, parse_rule
@@ -241,11 +242,14 @@ def preview_audience(
     rule: RuleInput | None = None,
     as_of: date | None = None,
     limit: int = 20,
+    columns: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
-    """The size and a sample of customers (smallest ids first, so a preview is reproducible), PII masked."""
+    """The size and a sample of customers (smallest ids first, so a preview is reproducible), PII masked,
+    with only the `columns` asked for (siyu.audiences.minimum.COLUMNS by default)."""
+    picked = pick_columns(columns)
     with compiled_audience(app, brand, code, rule, as_of) as (ctx, expr):
         sample = expr.order_by(ID).limit(limit)
-        rows = app.engine.to_arrow(profile_columns(ctx, sample).order_by(ID)).to_pylist()
+        rows = app.engine.to_arrow(profile_columns(ctx, sample).order_by(ID).select(*picked)).to_pylist()
         return {
             "brand": brand,
             "audience": code,
@@ -269,6 +273,8 @@ class ExportedFile:
     columns: list[str]
     unmasked: bool
     seconds: float
+    purpose: str | None = None  # why clear PII was asked (kept in the audit row)
+    consent_purpose: str | None = None  # customers who withdrew it were left out
 
 
 @contextmanager
@@ -284,6 +290,9 @@ def export_audience(
     allow_unmasked: bool = False,
     as_of: date | None = None,
     force: bool = False,
+    columns: Sequence[str] | str | None = None,
+    purpose: str | None = None,
+    consent_purpose: str | None = None,
 ) -> Iterator[ExportedFile]:
     """Write the audience (customer_id, name, phone, email, city, tier) as CSV or Parquet, streamed
     from the engine, and yield what was written. PII is masked unless `unmasked` is asked *and* the
@@ -294,20 +303,27 @@ def export_audience(
 
         with export_audience(app, …) as export, app.store.begin(actor) as uow:
             do_record_export(uow, export)
+
+    Minimum necessary (siyu.audiences.minimum): only `columns` (default all six); clear PII also
+    needs a `purpose`; with `consent_purpose` (marketing_sms …) customers who withdrew it are left out.
     """
     fmt = output_format(path, FORMATS, file_format)
-    if unmasked and not allow_unmasked:
-        raise PiiNotAllowedError("unmasked PII export was asked but not allowed for this caller (无权导出明文个人信息)")
+    picked = pick_columns(columns)
+    unmasked = check_unmasked(picked, unmasked, allow_unmasked, purpose)
+    channel = consent_channel(consent_purpose)
     started = time.perf_counter()
     doc = None if rule is None else parse_input(rule, rule_limits(app.settings))[0]
     # written beside the target and moved into place once recorded
     with atomic_output(path, force=force) as partial:
         with compiled_audience(app, brand, code, rule, as_of) as (ctx, expr):
-            reader = app.engine.batches(profile_columns(ctx, expr, unmasked=unmasked), rows=200_000)
+            if channel is not None:
+                expr = without_withdrawn(ctx, expr, channel)
+            reader = app.engine.batches(profile_columns(ctx, expr, unmasked=unmasked).select(*picked), rows=200_000)
             rows = _write(reader, partial, fmt)
             exported = ExportedFile(
                 brand=brand, audience=code, rule=doc, as_of=ctx.as_of, path=path, file_format=fmt, rows=rows,
                 columns=list(reader.schema.names), unmasked=unmasked, seconds=round(time.perf_counter() - started, 3),
+                purpose=purpose if unmasked else None, consent_purpose=consent_purpose,
             )  # fmt: skip
         yield exported
 
@@ -346,6 +362,10 @@ def do_record_export(uow: UnitOfWork, export: ExportedFile) -> dict[str, Any]:
              "format": export.file_format, "as_of": export.as_of.isoformat(), "file": export.path.name}  # fmt: skip
     if export.rule is not None:
         after["rule"] = export.rule
+    if export.purpose is not None:
+        after["purpose"] = export.purpose
+    if export.consent_purpose is not None:
+        after["consent_purpose"] = export.consent_purpose
     uow.audit("audience.export", "audience", subject(export.brand, export.audience), brand=export.brand, after=after)
     return {
         "brand": export.brand,

@@ -23,6 +23,12 @@ RuleOpt = Annotated[
     str | None, typer.Option("--rule", help="A rule: text form, JSON, or @file (.json or .txt) — see docs/audiences.md")
 ]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Windows end on this brand-local day (default: today)")]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option("--columns", help="Only these, comma-separated: customer_id,name,phone,email,city,tier (default all)"),
+]
+HEADERS = {"customer_id": "customer 客户", "name": "name 姓名", "phone": "phone 手机", "email": "email 邮箱",
+           "city": "city 城市", "tier": "tier 等级"}  # fmt: skip
 
 
 def _rule_text(rule: str | None) -> str | None:
@@ -102,21 +108,26 @@ def preview_command(
     rule: RuleOpt = None,
     as_of: AsOfOpt = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    columns: ColumnsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The size and a sample of customers, PII masked. Example: siyu audience preview vip --brand demo"""
     from siyu.audiences import service
+    from siyu.audiences.minimum import pick_columns
 
     with user_errors():
-        out = service.preview_audience(get_app(), brand, as_of=_day(as_of), limit=limit, **_target(code, rule))
+        out = service.preview_audience(
+            get_app(), brand, as_of=_day(as_of), limit=limit, columns=columns, **_target(code, rule)
+        )
     if as_json:
         print_json(out)
         return
     table = Table(title=f"{out['customers']:,} customers 客户 · sample 样本 (as of 截至 {out['as_of']})")
-    for col in ("customer 客户", "name 姓名", "phone 手机", "email 邮箱", "city 城市", "tier 等级"):
-        table.add_column(col)
+    shown = pick_columns(columns)  # already checked by the preview
+    for col in shown:
+        table.add_column(HEADERS[col])
     for r in out["sample"]:
-        table.add_row(*(str(r[k] or "") for k in ("customer_id", "name", "phone", "email", "city", "tier")))
+        table.add_row(*(str(r[k] or "") for k in shown))
     console.print(table)
 
 
@@ -134,10 +145,18 @@ def export_command(
         bool, typer.Option("--unmasked", help="Write phone, e-mail and name in clear (recorded with --by)")
     ] = False,
     by: Annotated[str | None, typer.Option("--by", help="Who exports (default: you; kept in the audit)")] = None,
+    columns: ColumnsOpt = None,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="Why clear PII is needed; required with --unmasked (audited)")
+    ] = None,
+    consent_purpose: Annotated[
+        str | None,
+        typer.Option("--consent-purpose", help="marketing_sms | marketing_email | wecom: leave out who withdrew it"),
+    ] = None,
     as_of: AsOfOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export customer_id, name, phone, email, city, tier; PII masked unless --unmasked.
+    """Export customer_id, name, phone, email, city, tier (or --columns); PII masked unless --unmasked.
 
     The local operator may ask for clear PII (the workspace is theirs); every export is logged with
     who, when, rows and whether it was unmasked. An existing file is replaced only with --force, and
@@ -157,6 +176,9 @@ def export_command(
                 allow_unmasked=unmasked,
                 as_of=_day(as_of),
                 force=force,
+                columns=columns,
+                purpose=purpose,
+                consent_purpose=consent_purpose,
                 **_target(code, rule),
             ) as exported,
             app.store.begin(cli_actor(by)) as uow,
@@ -165,7 +187,7 @@ def export_command(
     if as_json:
         print_json(result)
         return
-    masked = "unmasked 明文" if unmasked else "PII masked 已脱敏"
+    masked = "unmasked 明文" if result["unmasked"] else "PII masked 已脱敏"
     console.print(f"{result['rows']:,} customers 客户 → {result['path']} ({result['format']}, {masked})")
 
 

@@ -91,7 +91,9 @@ def list_command(
 
             ids = _find(app, customer, brand, find_customer_ids) or [customer]
         with app.store.unit_of_work() as session:
-            rows = list_messages(session, brand=brand, customer_ids=ids, journey=journey, limit=limit)
+            rows = list_messages(
+                session, brand=brand, customer_ids=ids, journey=journey, limit=limit, ring=app.settings.pii_keyring
+            )
     if as_json:
         print_json(rows)
         return

@@ -152,7 +152,7 @@ def _messages(app: App, brand: str, customer_id: str) -> list[dict[str, Any]]:
     from siyu.messaging.listing import list_messages
 
     with app.store.unit_of_work() as session:
-        return list_messages(session, brand=brand, customer_ids=[customer_id], limit=20)
+        return list_messages(session, brand=brand, customer_ids=[customer_id], limit=20, ring=app.settings.pii_keyring)
 
 
 def _loyalty(app: App, brand: str, customer_id: str, mask: bool) -> list[dict[str, Any]]:

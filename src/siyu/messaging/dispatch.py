@@ -21,7 +21,6 @@ does not deduplicate (SMTP): such a row is marked `resent_after_lease` and count
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -37,6 +36,7 @@ from siyu.messaging.consent import blocked_by
 from siyu.messaging.ledger_models import MiniProgramSubscription
 from siyu.messaging.models import OutboundMessage
 from siyu.messaging.policy import load_policy
+from siyu.messaging.sealing import open_payload, seal_payload
 
 if TYPE_CHECKING:
     from siyu.bootstrap import App
@@ -132,7 +132,7 @@ class Dispatcher:
                 row.attempts += 1
                 out.append(
                     Claimed(row.id, row.idempotency_key, row.brand, row.customer_id, row.channel, row.category,
-                            json.loads(row.payload), row.attempts, lease, resent)
+                            open_payload(self.app.settings.pii_keyring, row.payload), row.attempts, lease, resent)
                 )  # fmt: skip
         return out
 
@@ -193,7 +193,7 @@ class Dispatcher:
             with self.app.store.write_unit() as session:  # the same content if this send is retried
                 session.execute(
                     update(OutboundMessage).where(OutboundMessage.id == c.id)
-                    .values(payload=json.dumps(payload, ensure_ascii=False, default=str))
+                    .values(payload=seal_payload(self.app.settings.pii_sealing_ring, payload))
                 )  # fmt: skip
         if c.channel == "miniprogram" and not self._consume_subscription(c, payload, now):
             return None, "no_subscription"

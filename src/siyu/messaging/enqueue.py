@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from siyu.messaging.models import OutboundMessage
 from siyu.messaging.policy import load_policy
+from siyu.messaging.sealing import seal_payload
 from siyu.messaging.send_policy import decide, load_facts
 from siyu.store.uow import UnitOfWork
 from siyu.store.upsert import insert_ignoring
@@ -143,7 +144,9 @@ def do_enqueue(uow: UnitOfWork, request: SendRequest, *, app: App | None = None)
             category=row.category, content=request.content, context=request.context,
             webhook_url=load_policy(s, row.brand).webhook_url,
         )  # fmt: skip
-        row.payload = _dumps({"rendered": True, **payload})
+        # sealed at rest (siyu.messaging.sealing); a journey's unrendered row (template and context,
+        # no address) stays clear until the dispatcher renders and seals it
+        row.payload = seal_payload(app.settings.pii_sealing_ring, {"rendered": True, **payload})
     except NoAddressError as error:
         row.status, row.reason = "suppressed", str(error)
     except TemplateRenderError as error:

@@ -6,7 +6,6 @@ was told), except that an unsubscribe link is shortened — it is a bearer token
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select
@@ -16,10 +15,12 @@ from siyu.identity.normalise import mask_value
 from siyu.loyalty.accounts import utc
 from siyu.messaging.compose import ADDRESS
 from siyu.messaging.models import OutboundMessage
+from siyu.messaging.sealing import open_payload
+from siyu.privacy.crypto import Keyring
 
 
-def _summary(row: OutboundMessage) -> dict[str, Any]:
-    payload = json.loads(row.payload)
+def _summary(row: OutboundMessage, ring: Keyring | None) -> dict[str, Any]:
+    payload = open_payload(ring, row.payload)
     key, id_type = ADDRESS.get(row.channel, ("to", None))
     address = payload.get(key)
     content = payload if payload.get("rendered") else payload.get("content", {})
@@ -52,7 +53,9 @@ def list_messages(
     customer_ids: list[str] | None = None,
     journey: str | None = None,
     limit: int = 100,
+    ring: Keyring | None,
 ) -> list[dict[str, Any]]:
+    """Newest first, addresses masked; `ring` (the settings' pii_keyring) opens sealed payloads."""
     m = OutboundMessage
     q = select(m).order_by(m.created_at.desc(), m.id.desc()).limit(limit)
     if brand:
@@ -61,4 +64,4 @@ def list_messages(
         q = q.where(m.customer_id.in_(customer_ids))
     if journey:
         q = q.where(m.journey == journey)
-    return [_summary(r) for r in session.scalars(q)]
+    return [_summary(r, ring) for r in session.scalars(q)]

@@ -20,6 +20,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.ingest import inbox
+from siyu.messaging import sealing as outbound
+from siyu.messaging.models import OutboundMessage
 from siyu.privacy import sealed_rows
 from siyu.privacy.crypto import PREFIX, Keyring, encrypt, is_sealed, reseal
 from siyu.store.models import InboxMessage, QuarantineRow
@@ -49,6 +51,13 @@ def _inbox(ring: Keyring, row: InboxMessage) -> None:
         row.payload = encrypt(ring, inbox.PURPOSE, row.payload, inbox.CONTEXT)
 
 
+def _outbound(ring: Keyring, row: OutboundMessage) -> None:
+    if is_sealed(row.payload):
+        row.payload = reseal(ring, outbound.PURPOSE, row.payload, outbound.CONTEXT) or row.payload
+    else:
+        row.payload = encrypt(ring, outbound.PURPOSE, row.payload, outbound.CONTEXT)
+
+
 def _wecom(ring: Keyring, row: WecomConfig) -> None:
     for field in ("token", "aes_key", "secret"):
         column = f"{field}_sealed"
@@ -58,13 +67,14 @@ def _wecom(ring: Keyring, row: WecomConfig) -> None:
 
 
 def rotate_store(app: App, actor: Actor) -> dict[str, int]:
-    """Re-seal the store's envelopes (quarantine rows, inbox payloads, WeCom secrets), a chunk per
+    """Re-seal the store's envelopes (quarantine rows, inbox payloads, outbound messages, WeCom secrets), a chunk per
     transaction; rows re-sealed per table."""
     ring = app.settings.pii_keyring
-    done = {"quarantine_rows": 0, "inbox": 0, "wecom_configs": 0}
+    done = {"quarantine_rows": 0, "inbox": 0, "outbound_messages": 0, "wecom_configs": 0}
     jobs: list[tuple[str, Any, Any, Any, Callable[[Keyring, Any], None]]] = [
         ("quarantine_rows", QuarantineRow, QuarantineRow.id, _stale(QuarantineRow.raw, ring), _quarantine),
         ("inbox", InboxMessage, InboxMessage.id, _stale(InboxMessage.payload, ring), _inbox),
+        ("outbound_messages", OutboundMessage, OutboundMessage.id, _stale(OutboundMessage.payload, ring), _outbound),
         (
             "wecom_configs",
             WecomConfig,

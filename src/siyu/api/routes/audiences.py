@@ -20,11 +20,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from siyu.api.deps import AudienceDep, ComputeDep, CustomerScope, ReadKey, require
+from siyu.api.guide_scope import check_guide_customer
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
+from siyu.api.schemas.request import RequestBody
 from siyu.audiences import service, snapshots, tag_manual, tags
 from siyu.audiences.ranges import check_day
 from siyu.bootstrap import App
@@ -34,11 +36,12 @@ from siyu.engine.timeout import time_limit
 
 router = APIRouter(tags=["audiences 人群与标签"], route_class=GzipRoute, dependencies=[CustomerScope])
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
+Columns = Annotated[str | None, Query(max_length=200, description="comma-separated: customer_id,name,phone,…")]
 AsOf = Annotated[str | None, Query(max_length=10, description="Evaluate as of this brand-local date, YYYY-MM-DD")]
 Rule = dict[str, Any] | str
 
 
-class AudienceCreate(BaseModel):
+class AudienceCreate(RequestBody):
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     rule: Rule = Field(description="Rule as JSON (all/any/not …) or the text form, see docs/audiences.md")
     name: str | None = Field(None, max_length=200)
@@ -47,11 +50,11 @@ class AudienceCreate(BaseModel):
     replace: bool = False
 
 
-class RuleBody(BaseModel):
+class RuleBody(RequestBody):
     rule: Rule
 
 
-class TagSet(BaseModel):
+class TagSet(RequestBody):
     value: str | float | None = None
     reason: str | None = Field(None, max_length=500)
 
@@ -112,10 +115,15 @@ def count(code: str, key: ReadKey, app: AudienceDep, as_of: AsOf = None) -> dict
 
 @router.get("/api/v1/audiences/{code}/preview", summary="Preview a sample (PII masked) 预览")
 def preview(
-    code: str, key: ReadKey, app: AudienceDep, as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    code: str,
+    key: ReadKey,
+    app: AudienceDep,
+    as_of: AsOf = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    columns: Columns = None,
 ) -> dict[str, Any]:
     with _bounded(app):
-        return service.preview_audience(app, key.brand, code, as_of=_as_of(as_of), limit=limit)
+        return service.preview_audience(app, key.brand, code, as_of=_as_of(as_of), limit=limit, columns=columns)
 
 
 @router.get("/api/v1/audiences/{code}/reach", summary="Reachability per channel 亮灯统计")
@@ -133,14 +141,20 @@ def export(
     file_format: Annotated[str, Query(alias="format", pattern="^(csv|parquet)$")] = "csv",
     unmasked: bool = False,
     as_of: AsOf = None,
+    columns: Columns = None,
+    purpose: Annotated[str | None, Query(max_length=500)] = None,
+    consent_purpose: Annotated[str | None, Query(max_length=100)] = None,
 ) -> FileResponse:
-    """Unmasked phone / e-mail / name only with `unmasked=true` and a key holding the `pii` scope (audited)."""
+    """Only `columns` (comma-separated; default all six). Unmasked phone / e-mail / name only with
+    `unmasked=true`, a key holding the `pii` scope and a `purpose` (audited); `consent_purpose`
+    (marketing_sms …) leaves out the customers who withdrew it."""
     folder = Path(tempfile.mkdtemp(prefix="siyu-export-"))
     path = folder / f"{code}.{file_format}"
     try:
         with _bounded(app), service.export_audience(
             app, key.brand, path, code, file_format=file_format, unmasked=unmasked,
-            allow_unmasked=key.allows("pii"), as_of=_as_of(as_of),
+            allow_unmasked=key.allows("pii"), as_of=_as_of(as_of), columns=columns, purpose=purpose,
+            consent_purpose=consent_purpose,
         ) as exported, app.store.begin(_actor(key)) as uow:  # fmt: skip
             service.do_record_export(uow, exported)
     except BaseException:
@@ -159,6 +173,7 @@ def tag_list(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
 @router.get("/api/v1/customers/{customer_id}/tags", summary="A customer's tags 客户标签")
 def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
     tag_manual.known_customer(app.engine, key.brand, customer_id)  # another brand's customer is not found, not tagless
+    check_guide_customer(app, key, customer_id)
     return tags.customer_tags(app, customer_id, key.brand)
 
 
@@ -167,6 +182,7 @@ def set_tag(
     customer_id: str, tag: str, key: AdminKey, app: ComputeDep, body: Annotated[TagSet, Body()]
 ) -> dict[str, Any]:
     customer = tag_manual.known_customer(app.engine, key.brand, customer_id)
+    check_guide_customer(app, key, customer_id)
     with app.store.begin(_actor(key)) as uow:
         return tag_manual.do_set_tag(uow, customer, tag, body.value, reason=body.reason)
 
@@ -179,5 +195,6 @@ def remove_tag(
     app: ComputeDep,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
+    check_guide_customer(app, key, customer_id)
     with app.store.begin(_actor(key)) as uow:
         return tag_manual.do_remove_tag(uow, key.brand, tag, customer_id, reason=reason)

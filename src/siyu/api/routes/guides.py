@@ -15,6 +15,7 @@ from sqlalchemy import select
 from siyu.api.deps import StateDep, require
 from siyu.api.errors import REQUEST_ID, ApiError
 from siyu.api.keys import KeyInfo
+from siyu.api.schemas.request import RequestBody
 from siyu.core.actor import Actor
 from siyu.guides.models import CurrentBinding, StaffMember
 from siyu.guides.tasks import do_mark_done, list_tasks
@@ -58,7 +59,7 @@ class TaskPublic(BaseModel):
     done_at: dt.datetime | None
 
 
-class TaskDone(BaseModel):
+class TaskDone(RequestBody):
     result: str | None = None
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from siyu.api.deps import ComputeDep, ReadKey, require
 from siyu.api.keys import KeyInfo
+from siyu.api.schemas.request import RequestBody
 from siyu.core.actor import Actor
 from siyu.journeys.apply import do_set_status, find_journey, list_journeys
 from siyu.journeys.errors import UnknownJourneyError
@@ -20,7 +21,7 @@ router = APIRouter(tags=["journeys 营销旅程"])
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]
 
 
-class EnrolmentCreate(BaseModel):
+class EnrolmentCreate(RequestBody):
     customer: str = Field(min_length=1, max_length=200, description="Customer id, phone or member no")
     key: str = Field("manual", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_\-:.]+$",
                      description="Idempotency key: the same key enrols once")  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from siyu.api.schemas.request import RequestBody
 from siyu.loyalty.accounts import utc
 
 MAX_POINTS = 10_000_000
@@ -96,7 +97,7 @@ class MemberPublic(BaseModel):
     coupons: list[CouponBrief] = Field(description=f"the {COUPONS_SHOWN} newest coupons, any status")
 
 
-class MemberCreate(BaseModel):
+class MemberCreate(RequestBody):
     customer_id: Code64
     member_no: Code64 | None = Field(None, description="default `{brand}-{customer_id}`")
 
@@ -131,14 +132,14 @@ class HistoryPublic(BaseModel):
     next_before: int | None = Field(description="pass as `before` for the next page; null on the last page")
 
 
-class PointsRedeem(BaseModel):
+class PointsRedeem(RequestBody):
     points: Points
     idempotency_key: IdempotencyKey
     order_id: OrderId | None = None
     reason: Reason | None = None
 
 
-class PointsAdjust(BaseModel):
+class PointsAdjust(RequestBody):
     points: int = Field(
         strict=True,
         ge=-MAX_POINTS,
@@ -156,7 +157,7 @@ class PointsAdjust(BaseModel):
         return self
 
 
-class PointsReverse(BaseModel):
+class PointsReverse(RequestBody):
     points: Points | None = Field(None, description="part of the transaction to undo; all that is left if omitted")
     idempotency_key: IdempotencyKey
     reason: Reason | None = None
@@ -172,7 +173,7 @@ class Posting(_Out):
 # --- coupons -----------------------------------------------------------------------------------
 
 
-class CouponsIssue(BaseModel):
+class CouponsIssue(RequestBody):
     template: Code64 = Field(description="coupon template code of the program 券模板")
     customer_ids: list[Code64] = Field(min_length=1, max_length=MAX_ISSUE)
     idempotency_key: IdempotencyKey
@@ -192,7 +193,7 @@ class IssueResult(BaseModel):
     coupons: list[IssuedPublic] = Field(description="the issued and replayed coupons, by customer id")
 
 
-class CouponRedeem(BaseModel):
+class CouponRedeem(RequestBody):
     order_id: OrderId
     amount_fen: int = Field(strict=True, ge=0, le=MAX_FEN, description="order amount before this coupon, in fen")
     channel: Code64 | None = None
@@ -231,7 +232,7 @@ class RewardsPublic(BaseModel):
     rewards: list[RewardPublic]
 
 
-class MallRedeem(BaseModel):
+class MallRedeem(RequestBody):
     customer_id: Code64
     quantity: int = Field(1, strict=True, ge=1, le=1000)
     idempotency_key: IdempotencyKey
