@@ -133,10 +133,10 @@ def require(scope: str) -> Callable[[KeyInfo], Awaitable[KeyInfo]]:
 
 
 def customer_scope(request: Request, key: Annotated[KeyInfo, Depends(caller)], state: StateDep) -> None:
-    """A store-bound key sees only its store's customers: a route with a `{customer_id}` answers 404
-    for any other (siyu.api.scope). Routers of customer routes declare it once for all their routes."""
+    """A key bound to a store or a guide sees only their customers: a route with a `{customer_id}`
+    answers 404 for any other (siyu.api.scope). Routers of customer routes declare it once for all."""
     customer_id = request.path_params.get("customer_id")
-    if key.store is None or customer_id is None:
+    if (key.store is None and key.staff_id is None) or customer_id is None:
         return
     from siyu.api.scope import check_customer
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -36,7 +35,9 @@ def serve_command(
         # Fail here, with one clear line, if the store or workspace is unusable or the PII key is the default.
         get_app().settings.require_own_pii_key()
     os.environ["SIYU_API_LOADER"] = "true" if loader else "false"
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from siyu.core.logs import configure
+
+    configure(log_level)
     uvicorn.run(
         "siyu.api.app:from_environment",
         factory=True,

@@ -23,7 +23,6 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 
 from siyu.api.deps import AudienceDep, ComputeDep, CustomerScope, ReadKey, require
-from siyu.api.guide_scope import check_guide_customer
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
 from siyu.api.schemas.request import RequestBody
@@ -173,7 +172,6 @@ def tag_list(key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
 @router.get("/api/v1/customers/{customer_id}/tags", summary="A customer's tags 客户标签")
 def customer_tags(customer_id: str, key: ReadKey, app: ComputeDep) -> list[dict[str, Any]]:
     tag_manual.known_customer(app.engine, key.brand, customer_id)  # another brand's customer is not found, not tagless
-    check_guide_customer(app, key, customer_id)
     return tags.customer_tags(app, customer_id, key.brand)
 
 
@@ -182,7 +180,6 @@ def set_tag(
     customer_id: str, tag: str, key: AdminKey, app: ComputeDep, body: Annotated[TagSet, Body()]
 ) -> dict[str, Any]:
     customer = tag_manual.known_customer(app.engine, key.brand, customer_id)
-    check_guide_customer(app, key, customer_id)
     with app.store.begin(_actor(key)) as uow:
         return tag_manual.do_set_tag(uow, customer, tag, body.value, reason=body.reason)
 
@@ -195,6 +192,5 @@ def remove_tag(
     app: ComputeDep,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
-    check_guide_customer(app, key, customer_id)
     with app.store.begin(_actor(key)) as uow:
         return tag_manual.do_remove_tag(uow, key.brand, tag, customer_id, reason=reason)
