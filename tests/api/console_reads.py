@@ -31,6 +31,10 @@ from siyu.wecom.qrcodes import QrCodeRequest, do_create_qrcode
 
 GUIDE_ONLY = {"/console/workbench"}  # a group admin is not a guide: the workbench is the guide's page
 REDIRECTS = {"/console": 303}  # the console's root sends the user to their home page
+QUERY = {  # routes with required query parameters
+    "/console/audiences/{code}/diff": {"a": "phones", "b": "phones"},
+    "/console/loyalty/coupons": {"program": "fx_club"},
+}
 
 
 def console_get_routes() -> list[str]:
@@ -67,7 +71,7 @@ def call_console_gets(seeded: Any, state: Callable[[App], object]) -> None:
 
     def get(route: str) -> None:
         path = route.format(**ids)
-        answer = (guide if route in GUIDE_ONLY else admin).get(path, params={"brand": "fx"})
+        answer = (guide if route in GUIDE_ONLY else admin).get(path, params={"brand": "fx", **QUERY.get(route, {})})
         assert answer.status_code == REDIRECTS.get(route, 200), f"GET {path}: {answer.status_code}"
 
     try:

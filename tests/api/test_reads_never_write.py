@@ -91,9 +91,14 @@ def lake_versions(app: App) -> dict[str, int]:
     return {p.name: int(DeltaTable(str(p)).version()) for p in sorted(root.iterdir()) if (p / "_delta_log").is_dir()}
 
 
+# Request bookkeeping, not data: every request spends a token of its key's rate-limit bucket, which
+# is kept in the store so that all server processes share it (siyu.api.ratelimit).
+BOOKKEEPING = ("rate_buckets",)
+
+
 def store_rows(app: App) -> dict[str, int]:
     engine = app.store.engine
-    names = inspect(engine).get_table_names()
+    names = [n for n in inspect(engine).get_table_names() if n not in BOOKKEEPING]
     with engine.connect() as connection:
         return {name: int(connection.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()) for name in names}
 

@@ -38,6 +38,9 @@ def test_masked_listing_audited_reveal_and_rotation(env: Path) -> None:
     (env / "keys.json").write_text(json.dumps({"current": "b", "hash": "a", "keys": {"a": "first-key", "b": "k2"}}))
     rotated = runner.invoke(app, ["keys", "rotate-pii", "--json"])
     assert rotated.exit_code == 0, rotated.output
-    assert json.loads(rotated.stdout) == {"key": "b", "store": {"quarantine_rows": 1, "inbox": 0, "wecom_configs": 0}}
+    assert json.loads(rotated.stdout) == {
+        "key": "b",
+        "store": {"quarantine_rows": 1, "inbox": 0, "outbound_messages": 0, "wecom_configs": 0},
+    }
     audit = json.loads(runner.invoke(app, ["audit", "list", "--json"]).stdout)
     assert {"pii.reveal", "pii.rotate"} <= {a["action"] for a in audit}

@@ -86,6 +86,6 @@ def seed_guides(app: App, brand: str, guide: str, other_guide: str, store: str, 
         for request in requests:
             made.append(do_create_task(uow, request)[0])
         do_configure(
-            uow, app.settings.pii_key, CorpSettings(brand, wire.CORP_ID, wire.TOKEN, wire.AES_KEY, wire.SECRET)
+            uow, app.settings.pii_keyring, CorpSettings(brand, wire.CORP_ID, wire.TOKEN, wire.AES_KEY, wire.SECRET)
         )
     return Tasks(*made)
