@@ -26,6 +26,7 @@ EXPECTED = {
     200: None,
     404: {"not_found"},
     409: {"missing_data"},
+    413: {"payload_too_large"},  # a generated rule can exceed the 8 MiB body cap: refused at once, as it must be
     422: {"invalid_rule", "invalid_request", "invalid_tag", "invalid_audience"},
 }
 
