@@ -17,7 +17,7 @@ from fixtures.journey_brand import build, ids
 from pgdb import postgres_database
 from siyu.audiences.service import check_rule, do_create_audience
 from siyu.audiences.snapshots import do_snapshot_audience, freeze_audience
-from siyu.bootstrap import App
+from siyu.bootstrap import App, bootstrap
 from siyu.core.actor import Actor
 from siyu.journeys.apply import do_apply_journey
 from siyu.journeys.models import Enrolment, EnrolmentStep
@@ -79,8 +79,9 @@ steps:
     errors: list[BaseException] = []
 
     def worker() -> None:
+        own = bootstrap(app.settings)  # a worker is a process of its own: its own engine connection
         try:
-            run_due(app, T0, batch=2)
+            run_due(own, T0, batch=2)
         except BaseException as error:
             errors.append(error)
 
