@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from siyu.core.errors import SiyuError
+from siyu.core.yaml_files import parse_definition
 
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 Days = Annotated[int, Field(ge=0, le=3650)]
@@ -86,43 +86,12 @@ class GuideRules(_Strict):
         return {"wecom_add": locks.add, "scan": locks.add, "purchase": locks.purchase}.get(source, 0)
 
 
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """The line of the YAML node at `loc`, so the error points where the user has to look."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == key), None)
-            if match is None:
-                break
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def parse_rules(text: str, path: str = "<rules>") -> GuideRules:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise RulesError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
-    if not isinstance(data, dict):
-        raise RulesError(f"{path}: a guide rules file is a YAML mapping (brand:, version:, binding: …)")
-    try:
-        return GuideRules.model_validate(data)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-            line = _line_of(text, loc)
-            where = f"{path}:{line}" if line else path
-            problems.append(f"{where}: {'.'.join(str(x) for x in loc) or '(file)'}: {err['msg']}")
-        raise RulesError("invalid guide rules 导购规则有误:\n" + "\n".join(problems)) from e
+    return parse_definition(
+        text,
+        path,
+        GuideRules,
+        RulesError,
+        what="invalid guide rules 导购规则有误",
+        shape="a guide rules file is a YAML mapping (brand:, version:, binding: …)",
+    )

@@ -12,13 +12,12 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from siyu.audiences.errors import RuleError
 from siyu.audiences.service import parse_input
+from siyu.core.yaml_files import PlacedError, parse_definition
 from siyu.journeys.errors import JourneyError
-from siyu.loyalty.program import _line_of
 
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 Scalar = str | int | float | bool
@@ -27,15 +26,6 @@ STEP_KINDS = ("wait", "wait_for", "branch", "split", "send", "coupon", "points",
 # Steps that reach the customer or change what they hold: holdout enrolments skip them (recorded).
 EFFECT_KINDS = frozenset({"send", "coupon", "points", "tag", "task", "webhook"})
 CHANNELS = ("email", "sms", "wecom", "oa", "miniprogram", "webhook")
-
-
-class _PlacedError(ValueError):
-    """A cross-field error that knows where in the file it belongs (model validators otherwise
-    report at the top level, without a line)."""
-
-    def __init__(self, message: str, *loc: int | str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -307,10 +297,10 @@ class Journey(_Strict):
         ids = [s.id for s in self.steps]
         for i, step in enumerate(self.steps):
             if ids.index(step.id) != i:
-                raise _PlacedError(f"step id {step.id!r} is used twice (步骤 id 重复)", "steps", i, "id")
+                raise PlacedError(f"step id {step.id!r} is used twice (步骤 id 重复)", "steps", i, "id")
             for target in [*step.targets(), *([step.next] if step.next else [])]:
                 if target not in ids:
-                    raise _PlacedError(
+                    raise PlacedError(
                         f"step {step.id!r} goes to {target!r}, which is no step id (未知步骤)",
                         "steps",
                         i,
@@ -318,7 +308,7 @@ class Journey(_Strict):
             if step.send:
                 channels = self.templates.get(step.send.template)
                 if channels is None or step.send.channel not in channels:
-                    raise _PlacedError(
+                    raise PlacedError(
                         f"step {step.id!r} sends template {step.send.template!r} on {step.send.channel}, "
                         "but `templates:` has no such entry (模板缺失)",
                         "steps", i, "send",
@@ -353,27 +343,12 @@ def _check_rule(rule: dict[str, Any] | str) -> None:
 
 
 def parse_journey(text: str, path: str = "<journey>") -> Journey:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise JourneyError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
-    if not isinstance(data, dict):
-        raise JourneyError(f"{path}: a journey file is a YAML mapping (brand:, code:, trigger:, steps: …)")
-    try:
-        return Journey.model_validate(data)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-            # union members (`re_entry`) add their type name to the path: not a key of the file
-            loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in {"ReEntry"})))
-            cause = (err.get("ctx") or {}).get("error")
-            if isinstance(cause, _PlacedError):
-                loc += cause.loc
-            field = ".".join(str(x) for x in loc) or "(file)"
-            line = _line_of(text, loc)
-            where = f"{path}:{line}" if line else path
-            problems.append(f"{where}: {field}: {err['msg']}")
-        raise JourneyError("invalid journey 旅程定义有误:\n" + "\n".join(problems)) from e
+    return parse_definition(
+        text,
+        path,
+        Journey,
+        JourneyError,
+        what="invalid journey 旅程定义有误",
+        shape="a journey file is a YAML mapping (brand:, code:, trigger:, steps: …)",
+        union_members=frozenset({"ReEntry"}),
+    )

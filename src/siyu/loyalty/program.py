@@ -11,11 +11,11 @@ from fractions import Fraction
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from siyu.core.errors import SiyuError
 from siyu.core.money import parse_rate, rate_text
+from siyu.core.yaml_files import PlacedError, parse_definition
 
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 Fen = Annotated[int, Field(ge=0)]
@@ -28,15 +28,6 @@ ONE = Fraction(1)
 class ProgramError(SiyuError):
     code = "invalid_program"
     exit_code = 2
-
-
-class _PlacedError(ValueError):
-    """A cross-field error that knows where in the file it belongs (model validators otherwise
-    report at the top level, without a line)."""
-
-    def __init__(self, message: str, *loc: int | str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -64,11 +55,11 @@ class Tiers(_Strict):
     def _ordered(self) -> Tiers:
         thresholds = [t.threshold for t in self.levels]
         if thresholds != sorted(set(thresholds)):
-            raise _PlacedError(
+            raise PlacedError(
                 "levels must be listed from the lowest threshold up, thresholds strictly increasing", "levels"
             )
         if len({t.code for t in self.levels}) != len(self.levels):
-            raise _PlacedError("tier codes must be unique", "levels")
+            raise PlacedError("tier codes must be unique", "levels")
         return self
 
 
@@ -188,7 +179,7 @@ class Program(_Strict):
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as e:
-            raise _PlacedError(f"unknown timezone {self.timezone!r}", "timezone") from e
+            raise PlacedError(f"unknown timezone {self.timezone!r}", "timezone") from e
         if self.level == "group" and not self.group:
             raise ValueError("a group program needs `group`")
         if self.level == "brand" and len(self.brands) != 1:
@@ -199,10 +190,10 @@ class Program(_Strict):
         for i, tier in enumerate(self.tiers.levels):
             for code in tier.coupons:
                 if code not in coupons:
-                    raise _PlacedError(f"tier {tier.code} names unknown coupon {code}", "tiers", "levels", i, "coupons")
+                    raise PlacedError(f"tier {tier.code} names unknown coupon {code}", "tiers", "levels", i, "coupons")
         for i, reward in enumerate(self.mall):
             if reward.kind == "coupon" and reward.coupon not in coupons:
-                raise _PlacedError(
+                raise PlacedError(
                     f"mall reward {reward.code} needs `coupon` naming one of the program's coupons", "mall", i
                 )
         return self
@@ -228,47 +219,12 @@ class Program(_Strict):
         return next((c for c in self.coupons if c.code == code), None)
 
 
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """The line of the YAML node at `loc`, so the error points where the user has to look."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == key), None)
-            if match is None:
-                break
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def parse_program(text: str, path: str = "<program>") -> Program:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise ProgramError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
-    if not isinstance(data, dict):
-        raise ProgramError(f"{path}: a program file is a YAML mapping (program:, level:, brands:, tiers: …)")
-    try:
-        return Program.model_validate(data)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-            cause = (err.get("ctx") or {}).get("error")
-            if isinstance(cause, _PlacedError):
-                loc += cause.loc
-            field = ".".join(str(x) for x in loc) or "(file)"
-            line = _line_of(text, loc)
-            where = f"{path}:{line}" if line else path
-            problems.append(f"{where}: {field}: {err['msg']}")
-        raise ProgramError("invalid program 会员体系定义有误:\n" + "\n".join(problems)) from e
+    return parse_definition(
+        text,
+        path,
+        Program,
+        ProgramError,
+        what="invalid program 会员体系定义有误",
+        shape="a program file is a YAML mapping (program:, level:, brands:, tiers: …)",
+    )
