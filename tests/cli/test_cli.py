@@ -111,3 +111,21 @@ def test_help_explains_with_examples(env: Path) -> None:
     for command in (["import"], ["resolve"], ["demo"], ["customer", "show"], ["quarantine", "list"]):
         code, out = run(*command, "--help")
         assert code == 0 and "Example" in out, command
+
+
+def test_resolve_waits_for_the_loader_lock(env: Path) -> None:
+    """`siyu resolve` and a worker's loader both write the identity map: the CLI takes the loader
+    lock, and says so when a loader holds it rather than racing it."""
+    from siyu.bootstrap import bootstrap
+    from siyu.ingest.loader import _exclusive
+
+    folder = _exports(env / "exports")
+    assert run("import", str(folder), "--brand", "acme", "--json")[0] == 0
+    with _exclusive(bootstrap()) as mine:  # a loader at work
+        assert mine
+        result = runner.invoke(app, ["resolve", "--json", "--lock-wait", "0.5"])
+        assert result.exit_code == 4, result.output
+        assert "another loader" in result.output
+    code, out = run("resolve", "--json", "--lock-wait", "0.5")  # the loader is done
+    assert code == 0, out
+    assert json.loads(out)["customers"] == 3

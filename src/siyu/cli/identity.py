@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from siyu.cli.common import console, get_app, print_json, progress, user_errors
+from siyu.cli.common import console, err_console, get_app, print_json, progress, user_errors
 from siyu.core.output import check_output, output_format
+
+LOCK_WAIT_SECONDS = 600  # how long `siyu resolve` waits for a running loader before it gives up
 
 
 def resolve_command(
@@ -32,6 +35,10 @@ def resolve_command(
     loyalty: Annotated[
         bool, typer.Option(help="Then sync every loyalty program: new orders earn points (siyu loyalty sync)")
     ] = True,
+    lock_wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for a running loader (siyu worker/serve) to release the identity map"),
+    ] = LOCK_WAIT_SECONDS,
 ) -> None:
     """Resolve source customers into one customer each (One-ID, 全域唯一身份).
 
@@ -45,6 +52,7 @@ def resolve_command(
     Example: siyu resolve --json --export identity_map.csv
     """
     from siyu.identity.service import export_map, run_incremental, run_resolve
+    from siyu.ingest.loader import holding_loader_lock
 
     with user_errors():
         if export:  # refused now, not after the work
@@ -53,8 +61,11 @@ def resolve_command(
         app = get_app()
         with progress(not as_json) as bar:
             task = bar.add_task("One-ID 身份识别", total=1)
-            # A different --max-share changes junk everywhere: only a full run can apply it.
-            outcome = run_resolve(app, max_share=max_share) if full or max_share else run_incremental(app)
+            # A running loader writes the identity map too: wait for it rather than race it.
+            waiting = partial(err_console.print, "waiting for the loader 等待加载进程释放锁 …")
+            with holding_loader_lock(app, wait_seconds=lock_wait, on_wait=waiting):
+                # A different --max-share changes junk everywhere: only a full run can apply it.
+                outcome = run_resolve(app, max_share=max_share) if full or max_share else run_incremental(app)
             bar.advance(task)
             synced = {}
             if loyalty:

@@ -23,8 +23,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from siyu.audit.chain import seal
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.core.clock import utc_now
+from siyu.core.errors import SiyuError
 from siyu.engine.base import Engine
 from siyu.events import subscriptions
 from siyu.events.dispatch import Handler, run_handlers
@@ -56,6 +57,11 @@ log = logging.getLogger("siyu.loader")
 _plans: weakref.WeakKeyDictionary[Engine, SegmentPlan] = weakref.WeakKeyDictionary()
 IDENTITY_ENTITIES = ("customers", "identities", "memberships")
 SEAL_EVERY_SECONDS = 10.0  # the audit chain trails the writes by at most this much
+
+
+class LoaderBusyError(SiyuError):
+    code = "loader_busy"
+    exit_code = 4
 
 
 @dataclass
@@ -195,6 +201,29 @@ def resolve_if_free(app: App, *, full: bool = False) -> bool:
         if mine:  # writes IdentityResolved: the loyalty posting handler takes it from there
             run_resolve(app) if full else run_incremental(app)
         return mine
+
+
+@contextmanager
+def holding_loader_lock(app: App, *, wait_seconds: float, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Hold the loader lock, waiting up to `wait_seconds` for a running loader (a `siyu resolve` from
+    the CLI must not write the identity map while a worker's loader does). `on_wait` runs once,
+    when the lock is busy, so the caller can say why it waits."""
+    deadline = time.monotonic() + wait_seconds
+    told = False
+    while True:
+        with _exclusive(app) as mine:
+            if mine:
+                yield
+                return
+        if time.monotonic() >= deadline:
+            raise LoaderBusyError(
+                f"another loader has held the loader lock for {wait_seconds:.0f} s; try again later "
+                "(另一个加载进程正在运行，请稍后重试)"
+            )
+        if not told:
+            on_wait()
+            told = True
+        time.sleep(0.2)
 
 
 def resolve_due(now: float, last: float, last_seconds: float, every: float) -> bool:
