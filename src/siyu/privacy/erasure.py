@@ -25,7 +25,7 @@ from siyu.core.actor import Actor
 from siyu.core.errors import SiyuError
 from siyu.lake.tables import sql_text
 from siyu.privacy.hashing import keyed_hash
-from siyu.privacy.holdings import StoreKeys, json_rows, store_keys, table_of
+from siyu.privacy.holdings import StoreKeys, callback_rows, json_rows, store_keys, table_of
 from siyu.privacy.inventory import LAKE, STORE, Holding
 from siyu.privacy.models import ErasureTombstone
 from siyu.privacy.subject import Subject, find_subject
@@ -95,8 +95,9 @@ def do_erase_store(uow: UnitOfWork, subject: Subject, pii_key: str, reason: str)
 
 def _delete_rows(session: Any, holding: Holding, subject: Subject, keys: StoreKeys) -> int:
     table = table_of(holding.table)
-    if holding.link == "record_json":
-        ids = [r["id"] for r in json_rows(session, holding, subject)]
+    if holding.link in ("record_json", "callback_xml"):
+        rows = (json_rows if holding.link == "record_json" else callback_rows)(session, holding, subject)
+        ids = [r["id"] for r in rows]
         return int(session.execute(delete(table).where(table.c.id.in_(ids))).rowcount) if ids else 0
     values = keys.values[holding.link]
     if not values:
