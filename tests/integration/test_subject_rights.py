@@ -16,7 +16,7 @@ from sqlalchemy import JSON, String, Text, select
 
 from api.conftest import bearer, new_key, running
 from fixtures.loyalty_brand import backend_url
-from fixtures.subject_world import EMAIL, EXTERNAL, NAME, OTHER_NAME, PHONE, build, write_files
+from fixtures.subject_world import EMAIL, EXTERNAL, IP, NAME, OTHER_NAME, PHONE, build, write_files
 from siyu.audit.models import AuditEntry
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
@@ -126,6 +126,7 @@ def _erase_and_scan(app: App, root: Path) -> None:
             data = path.read_bytes()
             assert PHONE.encode() not in data and NAME.encode() not in data, path
             assert EMAIL.encode() not in data and EXTERNAL.encode() not in data, path
+    assert IP not in _store_text(app)  # consent evidence is kept as a keyed hash only
     assert OTHER_NAME.encode() in b"".join(p.read_bytes() for p in app.lake.root.rglob("*.parquet"))
     assert _net_paid(app) == paid_before  # the orders' amounts are kept
     with pytest.raises(NotFoundError):
@@ -135,6 +136,16 @@ def _erase_and_scan(app: App, root: Path) -> None:
         assert {r.subject_id for r in erased} == set(report.customer_ids)
         account = session.scalars(select(LoyaltyAccount).where(LoyaltyAccount.balance == 500)).all()
         assert sorted(a.member_no.startswith("erased-") for a in account) == [False, True]  # P's, not Q's
+        # P's consent records stay as proof (purpose, decision, time, source) under P's pseudonym,
+        # the evidence (with P's IP) only as its keyed hash
+        consents = Base.metadata.tables["consent_records"]
+        kept = session.execute(select(consents).where(consents.c.customer_id.startswith("erased-"))).mappings().all()
+        assert sorted((r["purpose"], r["granted"], r["source"]) for r in kept if r["source"] == "api") == [
+            ("marketing_sms", True, "api")
+        ]
+        assert len({r["customer_id"] for r in kept}) == 1 and len(kept) == 2  # p1's two records
+        assert all(set(json.loads(r["evidence"])) == {"evidence_hash"} for r in kept)
+        assert not session.execute(select(consents).where(consents.c.customer_id.in_(report.customer_ids))).first()
         # the WeCom callback naming P is gone, Q's stays
         bodies = session.scalars(select(Base.metadata.tables["wecom_callbacks"].c.body)).all()
         assert len(bodies) == 1 and "wmOther" in bodies[0]

@@ -63,7 +63,8 @@ STORE: tuple[Holding, ...] = (
     Holding("loyalty_order_postings", "account_id", "account", "keep", "订单积分入账", "Order postings"),
     Holding("loyalty_tier_history", "account_id", "account", "keep", "等级变更", "Tier history"),
     Holding("mall_redemptions", "account_id", "account", "keep", "积分商城兑换", "Mall redemptions"),
-    Holding("consent_records", "customer_id", "customer", "delete", "同意记录", "Consent records"),
+    # Proof of consent and withdrawal (PIPL art. 14–15): kept, pseudonymised (siyu.privacy.erasure)
+    Holding("consent_records", "customer_id", "customer", "pseudonymise", "同意记录", "Consent records"),
     Holding("miniprogram_subscriptions", "customer_id", "customer", "delete", "小程序订阅", "Mini-program subs"),
     Holding("outbound_messages", "customer_id", "customer", "delete", "触达消息", "Messages"),
     Holding("tag_assignments", "customer_id", "customer", "delete", "标签", "Tags"),
