@@ -1,4 +1,6 @@
-"""Group loyalty respects `cross_brand_sharing` (siyu.loyalty.sharing), on SQLite and PostgreSQL.
+"""Group loyalty respects `cross_brand_sharing` (siyu.loyalty.sharing). SQLite only: the ledger's
+PostgreSQL read (aware timestamps) is exercised by test_loyalty_sync's PostgreSQL run, whose P
+shares through the same records.
 
 The hand-made group of tests/fixtures/loyalty_brand.py plus one more person, U, in both brands:
 
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from fixtures.loyalty_brand import BACKENDS, SYNC_AT, backend_url, build, reimport, share
+from fixtures.loyalty_brand import SYNC_AT, backend_url, build, reimport, share
 from siyu.bootstrap import App
 from siyu.loyalty.linked import links_table
 from siyu.loyalty.models import AccountLink, LoyaltyAccount, OrderPosting
@@ -48,7 +50,7 @@ lb,crm,B2,p2,completed,2026-04-10T10:00:00+08:00,10000,0,
 """
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=["sqlite"])
 def group(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, Path]]:
     root = tmp_path_factory.mktemp(f"share_{request.param}")
     with backend_url(request.param, root) as url:
