@@ -173,7 +173,7 @@ FREE_TEXT_EXEMPT: dict[str, str] = {
     "guide_rules.text": "binding rule text",
     "guide_staff.name": "staff name (not a customer)",
     "import_jobs.path": "the imported file's path",
-    "import_jobs.message": "the import's error message (file and line, never row values)",
+    "import_jobs.message": "import warnings naming files, columns and fields (never row values)",
     "journey_versions.spec": "journey definition",
     "journey_versions.source": "journey definition",
     "journey_versions.applied_by": "the operator",
