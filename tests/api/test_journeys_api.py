@@ -10,6 +10,7 @@ import httpx
 
 from api.conftest import bearer, new_key, running
 from fixtures.journey_brand import build, ids
+from siyu.api.keys import do_create_key
 from siyu.core.actor import Actor
 from siyu.journeys.apply import do_apply_journey
 
@@ -52,6 +53,13 @@ def test_journeys_api(tmp_path: Path) -> None:
         assert missing.headers["content-type"].startswith("application/problem+json")
         view = http.get(f"/api/v1/customers/{c1}", headers=bearer(read)).json()
         assert [(j["journey"], j["status"]) for j in view["journeys"]] == [("api_j", "active")]
+        # a key bound to a store or a guide enrols only the customers it may see (c1 is neither's)
+        for store, staff in (("st_other", None), (None, "g_other")):
+            with app.store.begin(Actor.system("t")) as uow:
+                secret, _ = do_create_key(uow, "jb", frozenset({"admin"}), store=store, staff_id=staff)
+            body = {"customer": c1, "key": "x"}
+            got = http.post("/api/v1/journeys/api_j/enrolments", json=body, headers=bearer(secret))
+            assert got.status_code == 404, (store, staff, got.text)
         paused = http.post("/api/v1/journeys/api_j/pause", headers=bearer(admin))
         assert paused.json()["status"] == "paused"
     app.store.engine.dispose()

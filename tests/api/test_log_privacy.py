@@ -30,6 +30,7 @@ from siyu.identity.service import run_resolve
 from siyu.ingest.importer import import_path
 from siyu.loyalty.programs import do_apply_program
 from siyu.loyalty.sync import sync
+from siyu.messaging.unsubscribe import Unsubscribe, make_token
 
 PHONE, PHONE_2 = "13912345671", "13987654322"
 EMAIL = "alice.wang@example.com"
@@ -144,6 +145,11 @@ def test_the_server_log_carries_no_personal_data(served: dict[str, Any]) -> None
         # Keys: a wrong one, and a right one sent the Segment way.
         answers.append(http.get("/api/v1/customers", params={"phone": PHONE}, headers=bearer(f"sk_siyu_{PHONE}")))
         answers.append(http.post("/v1/track", json={"userId": PHONE, "event": "x"}, auth=(keys["read"], "")))
+        # The unsubscribe link, opened and clicked: its token is a bearer credential naming the person.
+        token = make_token("log-test-pii-key", Unsubscribe("pv", customer_id, "marketing_email", 1))
+        answers.append(http.get(f"/u/{token}"))
+        answers.append(http.post(f"/u/{token}"))
+        assert [r.status_code for r in answers[-2:]] == [200, 200]
     server.terminate()
     server.wait(timeout=30)
     log = served["log"].read_text(encoding="utf-8", errors="replace")
@@ -153,6 +159,7 @@ def test_the_server_log_carries_no_personal_data(served: dict[str, Any]) -> None
         set(PERSONAL.findall(log)) | {k for k in keys.values() if k in log} | {k for k in (PHONE,) if k in log}
     )
     assert not leaks, f"personal data in the server log: {leaks}\n{log[-5000:]}"
+    assert token not in log and token.split(".")[0] not in log and "/u/***" in log
     # Every answer carries its request id, problem bodies too, and the log names it.
     for r in answers:
         request_id = r.headers["x-request-id"]
@@ -203,6 +210,9 @@ def test_an_unexpected_error_is_logged_by_type_and_request_id_only(
         ("/api/v1/metrics/fast", {}, None),
         ("/api/v1/loyalty/demo_club/points/123456/reverse", {"program": "demo_club", "txn_id": "123456"}, None),
         ("/v1/batch", {}, None),
+        # an unsubscribe link's token names the person and withdraws their consent: never logged
+        ("/u/eyJiIjoiZGVtbyJ9.c2ln", {"token": "eyJiIjoiZGVtbyJ9.c2ln"}, "/u/***"),
+        ("/u/eyJiIjoiZGVtbyJ9.c2ln/extra", {}, "/u/***"),  # no route matched: masked all the same
     ],
 )  # fmt: skip
 def test_loggable_path(path: str, params: dict[str, str], logged: str | None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fixtures.loyalty_brand import FIRST_SYNC, write_group, write_program
+from fixtures.loyalty_brand import FIRST_SYNC, share, write_group, write_program
 from siyu.bootstrap import bootstrap
 from siyu.cli.app import app as siyu_cli
 from siyu.config import Settings
@@ -38,6 +38,7 @@ def test_loyalty_cli_end_to_end(tmp_path: Path) -> None:
     workspace = bootstrap(Settings())
     import_path(workspace, write_group(tmp_path / "data"))
     run_resolve(workspace)
+    share(workspace, "lb", "p2", granted=True)  # P shares across brands (tests/fixtures/loyalty_brand.py)
     workspace.store.engine.dispose()
     program = write_program(tmp_path / "lg_club.yaml")
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import JSON, String, Text, select
 
 from api.conftest import bearer, new_key, running
 from fixtures.loyalty_brand import backend_url
-from fixtures.subject_world import EMAIL, EXTERNAL, NAME, OTHER_NAME, PHONE, build, write_files
+from fixtures.subject_world import EMAIL, EXTERNAL, IP, NAME, OTHER_NAME, PHONE, build, write_files
 from siyu.audit.models import AuditEntry
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
@@ -25,7 +25,7 @@ from siyu.ingest.importer import import_path, quarantine
 from siyu.ingest.schema import DECLARATIONS, ENTITIES
 from siyu.loyalty.models import LoyaltyAccount, PointsTxn
 from siyu.privacy.erasure import erase_subject
-from siyu.privacy.inventory import LAKE, LAKE_EXCLUDED, STORE, STORE_EXCLUDED
+from siyu.privacy.inventory import FREE_TEXT_EXEMPT, LAKE, LAKE_EXCLUDED, STORE, STORE_EXCLUDED
 from siyu.privacy.subject import find_subject
 from siyu.privacy.subject_export import export_subject
 from siyu.store.migrations import env_models  # noqa: F401  (registers every table)
@@ -47,6 +47,17 @@ def test_inventory_places_every_store_table_and_lake_table(world: App) -> None:
     assert not covered & set(STORE_EXCLUDED)
     # every table the models declare is either a holding or excluded with a reason
     assert set(Base.metadata.tables) - set(STORE_EXCLUDED) == covered
+    # …and every free-text column of an excluded table (where a person's phone, name or WeCom id
+    # could be written) is exempt with its own reason
+    free_text = {
+        f"{name}.{c.name}"
+        for name in STORE_EXCLUDED
+        for c in Base.metadata.tables[name].columns
+        if isinstance(c.type, Text | JSON) or (isinstance(c.type, String) and (c.type.length or 10**6) >= 200)
+    }
+    assert free_text - set(FREE_TEXT_EXEMPT) == set(), "place these in siyu.privacy.inventory"
+    assert set(FREE_TEXT_EXEMPT) <= free_text  # no stale exemption
+    assert all(reason.strip() for reason in {**STORE_EXCLUDED, **FREE_TEXT_EXEMPT}.values())
     lake_covered = {h.table for h in LAKE}
     assert not lake_covered & set(LAKE_EXCLUDED)
     assert set(ENTITIES) - set(DECLARATIONS) <= lake_covered | set(LAKE_EXCLUDED)
@@ -115,6 +126,7 @@ def _erase_and_scan(app: App, root: Path) -> None:
             data = path.read_bytes()
             assert PHONE.encode() not in data and NAME.encode() not in data, path
             assert EMAIL.encode() not in data and EXTERNAL.encode() not in data, path
+    assert IP not in _store_text(app)  # consent evidence is kept as a keyed hash only
     assert OTHER_NAME.encode() in b"".join(p.read_bytes() for p in app.lake.root.rglob("*.parquet"))
     assert _net_paid(app) == paid_before  # the orders' amounts are kept
     with pytest.raises(NotFoundError):
@@ -124,6 +136,19 @@ def _erase_and_scan(app: App, root: Path) -> None:
         assert {r.subject_id for r in erased} == set(report.customer_ids)
         account = session.scalars(select(LoyaltyAccount).where(LoyaltyAccount.balance == 500)).all()
         assert sorted(a.member_no.startswith("erased-") for a in account) == [False, True]  # P's, not Q's
+        # P's consent records stay as proof (purpose, decision, time, source) under P's pseudonym,
+        # the evidence (with P's IP) only as its keyed hash
+        consents = Base.metadata.tables["consent_records"]
+        kept = session.execute(select(consents).where(consents.c.customer_id.startswith("erased-"))).mappings().all()
+        assert sorted((r["purpose"], r["granted"], r["source"]) for r in kept if r["source"] == "api") == [
+            ("marketing_sms", True, "api")
+        ]
+        assert len({r["customer_id"] for r in kept}) == 1 and len(kept) == 2  # p1's two records
+        assert all(set(json.loads(r["evidence"])) == {"evidence_hash"} for r in kept)
+        assert not session.execute(select(consents).where(consents.c.customer_id.in_(report.customer_ids))).first()
+        # the WeCom callback naming P is gone, Q's stays
+        bodies = session.scalars(select(Base.metadata.tables["wecom_callbacks"].c.body)).all()
+        assert len(bodies) == 1 and "wmOther" in bodies[0]
         txns = session.scalars(select(PointsTxn)).all()
         assert len(txns) == 2 and {t.points for t in txns} == {500}  # the ledger keeps its amounts
 
@@ -149,10 +174,10 @@ def test_erasure_leaves_no_trace_sqlite(world: App, tmp_path: Path) -> None:
         return b"".join(p.read_bytes() for p in world.lake.root.parent.parent.glob("store.db*"))
 
     before = store_bytes()  # the scan sees them before (inbox payload, quarantined line)
-    assert PHONE.encode() in before and NAME.encode() in before
+    assert PHONE.encode() in before and NAME.encode() in before and EXTERNAL.encode() in before
     _erase_and_scan(world, tmp_path)
     after = store_bytes()
-    assert PHONE.encode() not in after and NAME.encode() not in after
+    assert PHONE.encode() not in after and NAME.encode() not in after and EXTERNAL.encode() not in after
 
 
 def test_reimport_of_an_erased_person_is_quarantined_erased(world: App, tmp_path: Path) -> None:
@@ -186,6 +211,6 @@ def test_erasure_leaves_no_trace_postgresql(tmp_path: Path) -> None:
             assert PHONE in before and NAME in before
             _erase_and_scan(app, tmp_path)
             after = _store_text(app)
-            assert PHONE not in after and NAME not in after and EMAIL not in after
+            assert PHONE not in after and NAME not in after and EMAIL not in after and EXTERNAL not in after
         finally:
             app.store.engine.dispose()

@@ -144,6 +144,28 @@ def customer_scope(request: Request, key: Annotated[KeyInfo, Depends(caller)], s
         check_customer(app, key, str(customer_id))
 
 
+def check_customers(state: ApiState, key: KeyInfo, customer_ids: list[str]) -> None:
+    """The same check for customer ids a route reads from a body or finds through another object
+    (a points transaction, a redemption): 404 unless a store- or guide-bound key may see them all."""
+    from siyu.api.scope import check_customer, narrowed
+
+    if not narrowed(key):
+        return
+    with contextmanager(state.compute.borrow)() as app:
+        for customer_id in customer_ids:
+            check_customer(app, key, customer_id)
+
+
+def visible_customers(state: ApiState, key: KeyInfo, customer_ids: list[str]) -> list[str]:
+    """The ids among `customer_ids` a store- or guide-bound key may see (all, for other keys)."""
+    from siyu.api.scope import narrowed, visible
+
+    if not narrowed(key):
+        return customer_ids
+    with contextmanager(state.compute.borrow)() as app:
+        return visible(app, key, customer_ids)
+
+
 CustomerScope = Depends(customer_scope)
 IngestKey = Annotated[KeyInfo, Depends(require("ingest"))]
 ReadKey = Annotated[KeyInfo, Depends(require("read"))]

@@ -27,6 +27,10 @@ PHONE = re.compile(r"\+?[\d\s().\-]{7,}")  # a phone in any format: 7+ digits af
 MEMBER_NO = re.compile(r"[A-Za-z]{1,4}[\-_]?\d{5,}[A-Za-z\d\-_]*")  # M013632841, VIP-20240088 (not txn ids)
 ONE_ID = re.compile(r"c[0-9a-f]{15}")  # a One-ID customer id: pseudonymous, kept for tracing
 IDENTIFYING = {"customer_id", "code"}  # path parameters that may hold a phone, member number or coupon code
+# Bearer tokens in paths (the unsubscribe link `/u/{token}`: anyone holding it can withdraw the
+# person's consent, and it names them): never logged, whether the route matched or not.
+SECRET_PREFIXES = ("/u/",)
+HIDDEN = "***"
 
 
 def _masked(segment: str, identifying: bool) -> str:
@@ -44,10 +48,15 @@ def _masked(segment: str, identifying: bool) -> str:
 
 def loggable_path(scope: Scope) -> str:
     """The request path with every segment that looks personal masked by the customer 360's rule
-    (`mask_value`), and so are the values of path parameters that may identify a person."""
+    (`mask_value`), and so are the values of path parameters that may identify a person; a path
+    carrying a bearer token (SECRET_PREFIXES) keeps its prefix only."""
+    path = str(scope["path"])
+    for prefix in SECRET_PREFIXES:
+        if path.startswith(prefix):
+            return prefix + HIDDEN
     params = scope.get("path_params") or {}
     identifying = {str(v) for k, v in params.items() if k in IDENTIFYING}
-    return "/".join(_masked(s, unquote(s) in identifying) for s in str(scope["path"]).split("/"))
+    return "/".join(_masked(s, unquote(s) in identifying) for s in path.split("/"))
 
 
 class Telemetry:

@@ -5,6 +5,7 @@ the orders, issue coupons, redeem in the mall, expire, evaluate tiers."""
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 from sqlalchemy import case, func, literal, select
 
 from siyu.bootstrap import App
+from siyu.core.actor import Actor
+from siyu.identity.service import MAP_TABLE
 from siyu.loyalty.coupons import do_issue_bulk
 from siyu.loyalty.errors import LoyaltyError
 from siyu.loyalty.expiry import do_expire
@@ -23,6 +26,7 @@ from siyu.loyalty.programs import do_apply_program, load_program
 from siyu.loyalty.settlement import settlement
 from siyu.loyalty.sync import enrol_only, sync
 from siyu.loyalty.tiers import evaluate
+from siyu.messaging.consent import ConsentChange, do_record_consents
 
 PROGRAM = "demo_club"
 ACTOR = "demo"
@@ -32,6 +36,24 @@ def program_file() -> Path:
     return Path(str(resources.files("siyu.loyalty") / "examples" / "demo_group.yaml"))
 
 
+def _sharing_consents(app: App, at: dt.datetime) -> int:
+    """Four in five demo_b customers agreed, at the group club's sign-up, to share their data with
+    the group's other brand (`cross_brand_sharing`); the rest did not, so their demo_b membership
+    stays an account of its own (siyu.loyalty.sharing)."""
+    ids = app.engine.table(MAP_TABLE)
+    if ids is None:
+        return 0
+    found = app.engine.to_arrow(ids.filter(ids.brand == "demo_b").select("customer_id").distinct())
+    evidence = {"form": "group club sign-up 集团会员注册"}
+    changes = [
+        ConsentChange("demo_b", c, "cross_brand_sharing", True, "api", evidence, at=at, source_key=f"demo:share:{c}")
+        for c in sorted(found["customer_id"].to_pylist())
+        if zlib.crc32(c.encode()) % 5
+    ]
+    with app.store.begin(Actor.system(ACTOR)) as uow:
+        return do_record_consents(uow, changes)
+
+
 def run(app: App, end: dt.date, step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run the demo program up to the day after `end` (the data's last day); returns its numbers."""
     at = dt.datetime(end.year, end.month, end.day, 16, tzinfo=dt.UTC)  # next local midnight
@@ -39,6 +61,7 @@ def run(app: App, end: dt.date, step: Callable[[str], None] = lambda _: None) ->
     with app.store.unit_of_work() as session:
         program = load_program(session, PROGRAM)
     step("enrol 入会")
+    _sharing_consents(app, at)
     enrolled = enrol_only(app, PROGRAM, actor=ACTOR, at=at)
     assert program.start is not None
     launch = dt.datetime(program.start.year, program.start.month, program.start.day, tzinfo=dt.UTC) - dt.timedelta(

@@ -140,7 +140,9 @@ def _actions(
         o = o.mutate(
             post_order=~o.key.isin(done_keys.key), post_refund=(o.refund_fen > 0) & ~refund_key.isin(done_keys.key)
         )
-        o = o.filter(o.post_order | o.post_refund)
+        # A customer who stopped sharing across brands: their new orders are not posted; a refund
+        # of one posted before still is (siyu.loyalty.sharing)
+        o = o.filter((o.post_order & o.shares) | (~o.post_order & o.post_refund))
         o = o.mutate(_order_mult=_multiplier(rules, o, zone, scale=scale, with_category=False))
         items = current(app, "order_items")
         if items is not None:

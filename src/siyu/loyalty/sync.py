@@ -46,6 +46,7 @@ from siyu.loyalty.lots import proportional
 from siyu.loyalty.models import LoyaltyAccount, LoyaltyProgram, OrderPosting, PointsTxn
 from siyu.loyalty.program import Program
 from siyu.loyalty.programs import load_program
+from siyu.loyalty.sharing import sharing_customers
 from siyu.loyalty.tiers import evaluate
 
 NODE = ["brand", "source", "source_customer_id"]
@@ -160,9 +161,17 @@ def _candidates(app: App, program: Program, linked: pa.Table) -> pa.Table:
         app.engine.release(known)
     if found.num_rows == 0:  # the usual sync: skip the identifier and birthday work over everyone
         return pa.table({})
+    with sharing_customers(app, program.brands) as sharing:
+        return _enrolling(app, program, people, ids, found, sharing)
+
+
+def _enrolling(
+    app: App, program: Program, people: ir.Table, ids: ir.Table, found: pa.Table, sharing: ir.Table
+) -> pa.Table:
+    """The rows of `_candidates` for the customers in `found`."""
     new = ibis.memtable(found)
     if len(program.brands) > 1:
-        people = _shared_member_no(app, people, ids)
+        people = _shared_member_no(app, people, ids, sharing)
     customers = current(app, "customers")
     if customers is not None:
         born = customers.join(ids, NODE).group_by(["brand", "customer_id"]).aggregate(birthday=customers.birthday.max())
@@ -181,9 +190,10 @@ def _candidates(app: App, program: Program, linked: pa.Table) -> pa.Table:
         app.engine.release(new)
 
 
-def _shared_member_no(app: App, people: ir.Table, ids: ir.Table) -> ir.Table:
+def _shared_member_no(app: App, people: ir.Table, ids: ir.Table, sharing: ir.Table) -> ir.Table:
     """In a group program one person is one member across brands (积分互通): customers of
-    different brands with the same phone share the member number of the earliest-joined of them."""
+    different brands with the same phone share the member number of the earliest-joined of them,
+    when they share their data across brands (`sharing`: brand, customer_id; siyu.loyalty.sharing)."""
     found = identifiers(app)
     phones = (
         found.filter(found.id_type == "phone")
@@ -196,9 +206,17 @@ def _shared_member_no(app: App, people: ir.Table, ids: ir.Table) -> ir.Table:
     holders = holders.mutate(
         _first=ibis.row_number().over(group_by="phone", order_by=[holders.joined_at, holders.brand, holders.member_no])
     )
-    anchors = holders.filter(holders._first == 0).select("phone", anchor_no=holders.member_no)
+    anchors = holders.filter(holders._first == 0).select("phone", anchor_no=holders.member_no, anchor_brand="brand")
     people = people.left_join(anchors, "phone").drop("phone_right")
-    return people.mutate(member_no=people.anchor_no.coalesce(people.member_no)).drop("anchor_no", "phone")
+    # Joining the account of another brand's customer uses this brand's data there: only with the
+    # person's `cross_brand_sharing` at this brand (siyu.loyalty.sharing); else their own account.
+    shares = sharing.mutate(_shares=ibis.literal(True))
+    people = people.left_join(shares, ["brand", "customer_id"]).drop("brand_right", "customer_id_right")
+    people = people.mutate(_shares=people._shares.fill_null(False))
+    joins = people.anchor_no.notnull() & ((people.anchor_brand == people.brand) | people._shares)
+    return people.mutate(member_no=ibis.ifelse(joins, people.anchor_no, people.member_no)).drop(
+        "anchor_no", "anchor_brand", "phone", "_shares"
+    )
 
 
 def _enrol(

@@ -62,7 +62,7 @@ def qualifying_values(app: App, program: Program, links: pa.Table, at: dt.dateti
         if nodes is None:
             return {}
         o = o.join(nodes, NODE)
-        o = o.filter(o.paid_at >= o.enrolled_at)
+        o = o.filter((o.paid_at >= o.enrolled_at) & o.shares)  # siyu.loyalty.sharing
         net = (o.amount_fen - o.refund_fen.fill_null(0)).clip(lower=0)
         spend = app.engine.to_arrow(o.group_by("account_id").aggregate(net=net.sum().cast("int64")))
     value = spend["net"] if program.tiers.basis == "spend" else growth(spend["net"], program.growth_per_yuan)

@@ -3,7 +3,8 @@
 1. Store, one transaction: tombstones (keyed hashes of their source records and identifiers),
    their rows deleted table by table (siyu.privacy.inventory), their loyalty accounts
    pseudonymised when no other customer still links them (the points ledger, lots and coupons
-   keep their amounts under the pseudonymous account), and the audit row `subject.erase`.
+   keep their amounts under the pseudonymous account), their consent records kept as proof under
+   their pseudonym with the evidence hashed, and the audit row `subject.erase`.
 2. Lake: their raw rows deleted, their orders and computed per-customer metrics kept with the
    identifiers replaced by a pseudonym (financial records; results already computed stay the
    same), then every touched table's history purged (`Lake.purge_history`: vacuum with retention
@@ -15,6 +16,7 @@ identity map and `erase` run again; every step is idempotent.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from siyu.core.actor import Actor
 from siyu.core.errors import SiyuError
 from siyu.lake.tables import sql_text
 from siyu.privacy.hashing import keyed_hash
-from siyu.privacy.holdings import StoreKeys, json_rows, store_keys, table_of
+from siyu.privacy.holdings import StoreKeys, callback_rows, json_rows, store_keys, table_of
 from siyu.privacy.inventory import LAKE, STORE, Holding
 from siyu.privacy.models import ErasureTombstone
 from siyu.privacy.subject import Subject, find_subject
@@ -88,6 +90,7 @@ def do_erase_store(uow: UnitOfWork, subject: Subject, pii_key: str, reason: str)
         if holding.fate == "delete":
             report.store[holding.table] = _delete_rows(session, holding, subject, keys)
     report.store["loyalty_accounts"] = _pseudonymise_accounts(session, subject.account_ids, pii_key)
+    report.store["consent_records"] = _pseudonymise_consents(session, subject.customer_ids, pii_key)
     for customer_id in subject.customer_ids:
         uow.audit("subject.erase", "data_subject", customer_id, after={"reason": reason, "rows": report.store})
     return report
@@ -95,8 +98,9 @@ def do_erase_store(uow: UnitOfWork, subject: Subject, pii_key: str, reason: str)
 
 def _delete_rows(session: Any, holding: Holding, subject: Subject, keys: StoreKeys) -> int:
     table = table_of(holding.table)
-    if holding.link == "record_json":
-        ids = [r["id"] for r in json_rows(session, holding, subject)]
+    if holding.link in ("record_json", "callback_xml"):
+        rows = (json_rows if holding.link == "record_json" else callback_rows)(session, holding, subject)
+        ids = [r["id"] for r in rows]
         return int(session.execute(delete(table).where(table.c.id.in_(ids))).rowcount) if ids else 0
     values = keys.values[holding.link]
     if not values:
@@ -121,6 +125,25 @@ def _pseudonymise_accounts(session: Any, account_ids: list[int], pii_key: str) -
             )
         )
     return len(orphaned)
+
+
+def _pseudonymise_consents(session: Any, customer_ids: list[str], pii_key: str) -> int:
+    """The consent ledger keeps the proof that consent was given or withdrawn (what, when, how,
+    by whom recorded) after an erasure, under the customer's pseudonym — the one their computed
+    metrics keep. The evidence (form, page, IP, user agent, message id) becomes its keyed hash:
+    evidence the brand still holds elsewhere can be matched to it, nobody can read it from here."""
+    table = table_of("consent_records")
+    rows = session.execute(
+        select(table.c.id, table.c.customer_id, table.c.evidence).where(table.c.customer_id.in_(customer_ids))
+    ).all()
+    for id_, customer_id, evidence in rows:
+        proof = json.dumps({"evidence_hash": keyed_hash(pii_key, "consent_evidence", evidence)})
+        session.execute(
+            update(table)
+            .where(table.c.id == id_)
+            .values(customer_id=pseudonym(pii_key, "customer", customer_id), evidence=proof)
+        )
+    return len(rows)
 
 
 def _node_predicate(nodes: list[tuple[str, str, str]]) -> str:

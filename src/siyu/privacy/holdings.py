@@ -24,6 +24,8 @@ from siyu.privacy.crypto import decrypt, is_sealed
 from siyu.privacy.inventory import Holding
 from siyu.privacy.subject import NODE, Subject
 from siyu.store.models import Base
+from siyu.wecom.crypto import CallbackCryptoError
+from siyu.wecom.xmlmsg import message
 
 JSON_SCAN_CHUNK = 1000
 
@@ -92,6 +94,31 @@ def json_rows(session: Session, holding: Holding, subject: Subject) -> list[dict
     return found
 
 
+def callback_rows(session: Session, holding: Holding, subject: Subject) -> list[dict[str, Any]]:
+    """Stored WeCom callbacks naming one of the person's external user ids: narrowed by the id in
+    the text, then confirmed on the parsed XML's `ExternalUserID` or `MemChangeList`."""
+    wanted = set(subject.values("external_userid"))
+    if not wanted:
+        return []
+    table = table_of(holding.table)
+    body = table.c[holding.column]
+    query = (
+        select(table)
+        .where(table.c.brand.in_(subject.brands), or_(*(body.contains(v, autoescape=True) for v in sorted(wanted))))
+        .order_by(table.c.id)
+    )
+    found = []
+    for row in session.execute(query.execution_options(yield_per=JSON_SCAN_CHUNK)).mappings():
+        try:
+            fields = message(str(row[holding.column]).encode())
+        except CallbackCryptoError:
+            continue
+        named = {str(fields.get("ExternalUserID") or "")} | set(fields.get("MemChangeList") or [])
+        if named & wanted:
+            found.append(dict(row))
+    return found
+
+
 def _opened(holding: Holding, stored: str, subject: Subject) -> str:
     """The JSON text of a sealed copy (siyu.privacy.crypto; copies stored before sealing are clear)."""
     if not is_sealed(stored):
@@ -106,6 +133,8 @@ def store_rows(session: Session, holding: Holding, subject: Subject, keys: Store
     """The person's rows of one store table."""
     if holding.link == "record_json":
         return json_rows(session, holding, subject)
+    if holding.link == "callback_xml":
+        return callback_rows(session, holding, subject)
     table = table_of(holding.table)
     values = keys.values[holding.link]
     if not values and holding.link != "audit_subject":

@@ -15,6 +15,7 @@ A row is tied to a person by a key, never by looking for their phone in the text
 | `external_userid` | their WeCom external user ids (identifiers of that type) |
 | `audit_subject` | their customer ids and loyalty account ids, as an audit row's subject |
 | `record_json` | a JSON row naming one of their source records (brand, source, source_customer_id) |
+| `callback_xml` | a stored WeCom callback naming one of their external user ids (`ExternalUserID`, `MemChangeList`) |
 | `node` | lake rows of their source records (brand, source, source_customer_id) |
 | `order` | lake order lines of their orders (brand, source, order_id) |
 """
@@ -25,7 +26,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 Link = Literal[
-    "customer", "account", "txn", "enrolment", "external_userid", "audit_subject", "record_json", "node", "order"
+    "customer",
+    "account",
+    "txn",
+    "enrolment",
+    "external_userid",
+    "audit_subject",
+    "record_json",
+    "callback_xml",
+    "node",
+    "order",
 ]
 # What erasure does with the person's rows: delete them, or keep the row and replace what
 # identifies them with a pseudonym (financial records, computed metrics: PIPL lets a brand keep
@@ -53,7 +63,8 @@ STORE: tuple[Holding, ...] = (
     Holding("loyalty_order_postings", "account_id", "account", "keep", "订单积分入账", "Order postings"),
     Holding("loyalty_tier_history", "account_id", "account", "keep", "等级变更", "Tier history"),
     Holding("mall_redemptions", "account_id", "account", "keep", "积分商城兑换", "Mall redemptions"),
-    Holding("consent_records", "customer_id", "customer", "delete", "同意记录", "Consent records"),
+    # Proof of consent and withdrawal (PIPL art. 14–15): kept, pseudonymised (siyu.privacy.erasure)
+    Holding("consent_records", "customer_id", "customer", "pseudonymise", "同意记录", "Consent records"),
     Holding("miniprogram_subscriptions", "customer_id", "customer", "delete", "小程序订阅", "Mini-program subs"),
     Holding("outbound_messages", "customer_id", "customer", "delete", "触达消息", "Messages"),
     Holding("tag_assignments", "customer_id", "customer", "delete", "标签", "Tags"),
@@ -69,6 +80,9 @@ STORE: tuple[Holding, ...] = (
     Holding("wecom_welcome_sends", "external_userid", "external_userid", "delete", "欢迎语发送", "Welcome sends"),
     Holding("quarantine_rows", "raw", "record_json", "delete", "隔离行", "Quarantined rows"),
     Holding("inbox", "payload", "record_json", "delete", "接收箱", "Ingest inbox"),
+    # the decrypted XML of WeCom's callbacks, processed or not: the person's external user id,
+    # and whatever else WeCom put in (the state of a channel code, a welcome code…)
+    Holding("wecom_callbacks", "body", "callback_xml", "delete", "企微回调", "WeCom callbacks"),
     # Records of processing (PIPL art. 54): kept; PII in before/after is masked when written.
     Holding("audit_log", "subject_id", "audit_subject", "keep", "审计记录", "Audit trail"),
 )
@@ -123,7 +137,6 @@ STORE_EXCLUDED: dict[str, str] = {
     "wecom_configs": "the brand's WeCom credentials",
     "wecom_qrcodes": "staff QR codes",
     "wecom_welcomes": "welcome message templates",
-    "wecom_callbacks": "processed callbacks are evidence of WeCom's own events; purged by retention",
     "console_users": "operators, not customers",
     "console_sessions": "operator sessions",
     "api_keys": "integration credentials",
@@ -134,6 +147,59 @@ STORE_EXCLUDED: dict[str, str] = {
     "outbox_events": "domain events carry customer ids only (no identifiers)",
     "erasure_tombstones": "keyed hashes of erased identifiers, no clear value",
     "retention_policies": "retention settings",
+}
+# Free-text columns (Text, JSON, String of 200 characters or more) of the excluded tables, each with
+# why no person's data is in it. A new such column fails the inventory test until it is placed
+# here, or its table becomes a holding.
+FREE_TEXT_EXEMPT: dict[str, str] = {
+    "api_keys.scopes": "scope names",
+    "api_keys.name": "the integration's name",
+    "audience_exports.actor": "the operator or key who exported",
+    "audience_exports.path": "where the file went",
+    "audience_snapshots.rule_json": "the audience rule (conditions, not people)",
+    "audience_snapshots.actor": "the operator or key",
+    "audiences.name": "the audience's name",
+    "audiences.description": "the audience's description",
+    "audiences.rule_json": "the audience rule (conditions, not people)",
+    "audiences.created_by": "the operator or key",
+    "brands.name": "brand name",
+    "consent_purposes.name_zh": "purpose name",
+    "consent_purposes.name_en": "purpose name",
+    "console_users.email": "an operator's e-mail (staff, not a customer)",
+    "console_users.password_hash": "an operator's argon2 hash",
+    "coupon_templates.spec": "coupon definition",
+    "fields.name_zh": "field name",
+    "fields.name_en": "field name",
+    "guide_rules.text": "binding rule text",
+    "guide_staff.name": "staff name (not a customer)",
+    "import_jobs.path": "the imported file's path",
+    "import_jobs.message": "import warnings naming files, columns and fields (never row values)",
+    "journey_versions.spec": "journey definition",
+    "journey_versions.source": "journey definition",
+    "journey_versions.applied_by": "the operator",
+    "loyalty_program_versions.source": "program definition",
+    "loyalty_programs.spec": "program definition",
+    "mall_rewards.name_zh": "reward name",
+    "mall_rewards.name_en": "reward name",
+    "materialisations.inputs": "the lake versions a metric run read",
+    "message_policies.policy": "channel policy",
+    "outbox_events.payload": "domain events carry customer ids only (no identifiers)",
+    "relation_types.name_zh": "relation type name",
+    "relation_types.name_en": "relation type name",
+    "tag_definitions.name_zh": "tag name",
+    "tag_definitions.name_en": "tag name",
+    "tag_definitions.values_json": "the tag's allowed values",
+    "tag_definitions.rule_json": "the tag rule (conditions, not people)",
+    "tag_definitions.description": "the tag's description",
+    "tag_groups.name_zh": "tag group name",
+    "tag_groups.name_en": "tag group name",
+    "wecom_configs.token_sealed": "the brand's WeCom credential, sealed",
+    "wecom_configs.aes_key_sealed": "the brand's WeCom credential, sealed",
+    "wecom_configs.secret_sealed": "the brand's WeCom credential, sealed",
+    "wecom_qrcodes.staff_ids": "staff user ids of a channel code",
+    "wecom_qrcodes.qr_code": "the channel code's URL",
+    "wecom_qrcodes.png": "the channel code's image URL",
+    "wecom_welcomes.content": "welcome message template",
 }
 LAKE_EXCLUDED: dict[str, str] = {
     "stores": "stores (门店), reference data",

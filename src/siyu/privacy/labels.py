@@ -73,6 +73,15 @@ LABELS: dict[str, str] = {
     "subject_id": "主体",
     "before": "变更前",
     "after": "变更后",
+    # stored WeCom callbacks (wecom_callbacks)
+    "event": "事件",
+    "change_type": "变更类型",
+    "body": "回调内容",
+    "content_hash": "内容摘要",
+    "received_at": "接收时间",
+    "processed_at": "处理时间",
+    "attempts": "处理次数",
+    "error": "错误",
 }
 
 

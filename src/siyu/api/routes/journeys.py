@@ -11,10 +11,11 @@ from pydantic import Field
 from siyu.api.deps import ComputeDep, ReadKey, require
 from siyu.api.keys import KeyInfo
 from siyu.api.schemas.request import RequestBody
+from siyu.api.scope import check_customer, narrowed
 from siyu.core.actor import Actor
 from siyu.journeys.apply import do_set_status, find_journey, list_journeys
 from siyu.journeys.errors import UnknownJourneyError
-from siyu.journeys.manual import enrol_customer
+from siyu.journeys.manual import enrol_customer, resolve_customer
 from siyu.journeys.report import journey_report
 
 router = APIRouter(tags=["journeys 营销旅程"])
@@ -49,6 +50,8 @@ def report(code: str, key: ReadKey, app: ComputeDep) -> dict[str, Any]:
 @router.post("/api/v1/journeys/{code}/enrolments", summary="Enrol a customer 加入旅程 (idempotent)")
 def enrol(code: str, body: EnrolmentCreate, key: AdminKey, app: ComputeDep) -> dict[str, Any]:
     _own(app, key, code)
+    if narrowed(key):  # a store- or guide-bound key enrols only the customers it may see
+        check_customer(app, key, resolve_customer(app, key.brand, body.customer))
     return enrol_customer(app, code, body.customer, app.clock(), key=body.key)
 
 

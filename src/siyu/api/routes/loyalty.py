@@ -19,7 +19,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.api.deps import ApiState, ComputeDep, CustomerScope, ReadKey, StateDep, require
+from siyu.api.deps import (
+    ApiState,
+    ComputeDep,
+    CustomerScope,
+    ReadKey,
+    StateDep,
+    check_customers,
+    require,
+    visible_customers,
+)
 from siyu.api.errors import REQUEST_ID, ApiError
 from siyu.api.gzip import GzipRoute
 from siyu.api.keys import KeyInfo
@@ -229,6 +238,7 @@ def enrol(
 ) -> Enrolled:
     """Idempotent: 201 when the customer joined now, 200 when they were a member already; 404
     `unknown_customer` unless `customer_id` is a One-ID customer of the key's brand."""
+    check_customers(state, key, [body.customer_id])
     with _unit(state, key, request) as uow:
         session = uow.session
         spec = _program(session, program, key)
@@ -339,10 +349,12 @@ def reverse_points(
         session = uow.session
         spec = _program(session, program, key)
         txn = session.get(PointsTxn, txn_id)
-        if txn is None or txn.program != spec.program or _customer_of(session, txn.account_id, key) is None:
+        customer = _customer_of(session, txn.account_id, key) if txn and txn.program == spec.program else None
+        if customer is None:
             raise NotFoundError(
                 f"no points transaction {txn_id} of a brand {key.brand} member in program {spec.program!r} (未找到流水)"
             )
+        check_customers(state, key, [customer])  # a store- or guide-bound key: their customers' only
         posted = ledger.do_reverse(
             session, spec, txn_id, key=body.idempotency_key, at=uow.now, actor=str(uow.actor), points=body.points,
             reason=body.reason,
@@ -380,12 +392,13 @@ def issue_coupons(
     each customer's coupon is keyed `{idempotency_key}:{account}`, so a retry, or a retry with a
     longer list, replays what was issued and issues only the rest. Customers who are not members,
     have reached the template's per-customer limit, or come after the stock ran out are skipped."""
+    customer_ids = visible_customers(state, key, body.customer_ids)  # others count as not members
     with _unit(state, key, request) as uow:
         spec = _program(uow.session, program, key)
         if uow.session.get(CouponTemplate, (spec.program, body.template)) is None:
             known = ", ".join(c.code for c in spec.coupons) or "none"
             raise NotFoundError(f"no coupon template {body.template!r} in program {spec.program!r}; known: {known}")
-        members = wallet.accounts_of_customers(uow.session, spec.program, key.brand, body.customer_ids)
+        members = wallet.accounts_of_customers(uow.session, spec.program, key.brand, customer_ids)
         outcome = wallet.do_issue_many(
             uow, spec, body.template, list(members.values()), key=body.idempotency_key,
             via="guide" if body.guide else "api", guide=body.guide,
@@ -450,6 +463,7 @@ def mall_redeem(
 ) -> MallOrderPublic:
     """Points debited, stock taken and (coupon rewards) the coupon issued together, or nothing:
     409 `insufficient_points`, `out_of_stock` or `limit_reached`."""
+    check_customers(state, key, [body.customer_id])
     with _unit(state, key, request) as uow:
         session = uow.session
         spec = _program(session, program, key)
@@ -480,5 +494,6 @@ def mall_cancel(
                 f"no mall redemption {redemption_id} of a brand {key.brand} member in program {spec.program!r} "
                 "(兑换记录不存在)"
             )
+        check_customers(state, key, [customer])
         order = mall.do_mall_cancel(session, spec, redemption_id, at=uow.now, actor=str(uow.actor))
     return _mall_order(order, customer)
