@@ -527,6 +527,8 @@ def test_coupon_and_points_steps_through_the_loyalty_center(app: App, root: Path
     from siyu.loyalty.models import PointsTxn
     from siyu.loyalty.programs import do_apply_program
     from siyu.loyalty.sync import sync
+    from siyu.messaging.address import CustomerFacts
+    from siyu.messaging.templates import render_content
 
     (root / "club.yaml").write_text(CLUB, encoding="utf-8")
     do_apply_program(app.store, root / "club.yaml", actor="test", at=T0)
@@ -551,7 +553,12 @@ steps:
     e = enrolments(app, "rewards")
     c1 = outcomes(app, e["c1"].id)
     assert c1[0][1].startswith("coupon:") and c1[1] == ("pts", "points:50")
-    assert json.loads(e["c1"].context)["coupon_code"] == c1[0][1].removeprefix("coupon:")
+    context = json.loads(e["c1"].context)
+    assert context["coupon_code"] == c1[0][1].removeprefix("coupon:")
+    # a later template reads it as docs/messaging.md says: {{ coupon.code }}
+    assert context["coupon"]["code"] == context["coupon_code"] and context["coupon"]["template"] == "gift"
+    sms = render_content(CustomerFacts({}, None), "sms", {"text": "券 {{ coupon.code }}"}, context, "transactional")
+    assert sms["text"] == f"券 {context['coupon_code']}"
     assert outcomes(app, e["c3"].id) == [("gift", "skipped:not_member"), ("pts", "skipped:not_member")]
     with app.store.unit_of_work() as s:
         keys = s.scalars(select(PointsTxn.idempotency_key).where(PointsTxn.idempotency_key.like("journey:%"))).all()
