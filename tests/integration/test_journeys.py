@@ -10,18 +10,16 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from fixtures.counting_engine import CountingEngine
 from fixtures.journey_brand import CLUB, build, ids, land
 from siyu.audiences.service import check_rule, do_create_audience
 from siyu.audiences.snapshots import do_snapshot_audience, freeze_audience
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
-from siyu.engine.connect import Engine
-from siyu.engine.duckdb import DuckDBEngine
 from siyu.events.catalogue import TierChanged
 from siyu.events.dispatch import run_handlers
 from siyu.guides.models import GuideTask
@@ -192,22 +190,6 @@ def test_only_data_after_apply_triggers_unless_backfill(app: App, root: Path) ->
     assert "c1" in enrolments(app, "backfill")
     assert json.loads(enrolments(app, "backfill")["c1"].context)["order_id"] == "O-OLD"
     assert "c1" not in enrolments(app, "backfill_late")
-
-
-class CountingEngine(DuckDBEngine):
-    """The real DuckDB engine, counting the queries it runs."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine.con, engine.lake)
-        self.queries = 0
-
-    def to_arrow(self, expr: Any) -> Any:
-        self.queries += 1
-        return super().to_arrow(expr)
-
-    def scalar(self, expr: Any) -> Any:
-        self.queries += 1
-        return super().scalar(expr)
 
 
 def test_an_idle_trigger_scan_reads_the_lake_once(app: App, root: Path) -> None:
