@@ -169,6 +169,11 @@ def run(app: App, end: dt.date, out_dir: Path) -> dict[str, Any]:
     """Apply the two journeys the night after `end` (the data's last day) and run `DAYS` simulated
     days; returns their reports and what the fakes received."""
     started = time.perf_counter()
+    saved = out_dir / "journeys" / "reports.json"
+    with app.store.unit_of_work() as session:
+        ran = session.scalar(select(func.count()).select_from(Enrolment).where(Enrolment.journey.in_(list(JOURNEYS))))
+    if ran and saved.exists():  # a second `siyu demo` in this workspace: its customers already went through
+        return {**json.loads(saved.read_text(encoding="utf-8")), "repeated": True}
     start = dt.datetime(end.year, end.month, end.day, 16, tzinfo=dt.UTC)  # the next local midnight (UTC+8)
     examples = resources.files("siyu.journeys") / "examples"
     for code, cohort in JOURNEYS.items():
@@ -214,9 +219,8 @@ def run(app: App, end: dt.date, out_dir: Path) -> dict[str, Any]:
         "suppressed_reasons": {str(k): int(v) for k, v in reasons.items()},
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
-    folder = out_dir / "journeys"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "reports.json").write_text(as_json(result), encoding="utf-8")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(as_json(result), encoding="utf-8")
     return result
 
 
@@ -289,7 +293,9 @@ def lines(result: dict[str, Any]) -> list[str]:
     received = result["received"]
     out = [
         f"journeys 营销旅程: {len(result['reports'])} shipped journeys over {result['days']} simulated days 模拟天数 "
-        f"({result['passes']} passes 轮次, {result['seconds']} s) — SMS gateway received 短信网关收到 "
+        f"({result['passes']} passes 轮次, {result['seconds']} s"
+        + (", as first run in this workspace 本工作区首次运行的结果" if result.get("repeated") else "")
+        + f") — SMS gateway received 短信网关收到 "
         f"{received['sms']:,}, SMTP server received 邮件服务器收到 {received['email']:,}"
     ]
     for code, r in result["reports"].items():
