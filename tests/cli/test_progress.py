@@ -5,8 +5,10 @@ instead of minutes of silence."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +80,33 @@ def test_demo_piped_prints_a_line_per_step(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     finished = re.findall(STEP + r"(.+) done 完成 in \d+\.\ds", done.stderr)
     assert finished == ["generate 生成", "import 导入", "One-ID 身份识别", "CLV model 预测模型", "loyalty 会员中台",
-                        "guides · WeCom 导购 · 企微", "report 报告"], done.stderr  # fmt: skip
+                        "guides · WeCom 导购 · 企微", "report 报告", "journeys 营销旅程"], done.stderr  # fmt: skip
     # the month of WeCom callbacks went through the real receiver (rich wraps lines at 80 columns)
     assert re.search(r"7 channel codes 渠道活码, \d{2,} WeCom callbacks", done.stdout.replace("\n", " ")), done.stdout
+    _journeys_ran(tmp_path / "h", done.stdout)
+
+
+def _journeys_ran(home: Path, stdout: str) -> None:
+    """Two shipped journeys ran over simulated time: each enrolled and sent, what the SMTP server and
+    the SMS gateway received is what the reports count as sent, and no suppressed send lacks a reason."""
+    result = json.loads((home / "demo" / "journeys" / "reports.json").read_text(encoding="utf-8"))
+    reports = result["reports"]
+    assert set(reports) == {"onboarding", "review_request"}
+    sent = {channel: 0 for channel in ("sms", "email")}
+    for code, report in reports.items():
+        assert report["enrolled"] > 0 and report["active"] == 0, (code, report)  # every enrolment finished
+        assert sum(s["sent"] for s in report["sends"].values()) > 0, (code, report["sends"])
+        for channel, counts in report["sends"].items():
+            sent[channel] += counts["sent"]
+    assert reports["onboarding"]["goal"]["holdout_size"] > 0
+    assert result["received"] == sent, result
+    assert sent["sms"] > 0 and sent["email"] > 0
+    suppressed = sum(c["suppressed"] for r in reports.values() for c in r["sends"].values())
+    assert suppressed == sum(result["suppressed_reasons"].values()) > 0
+    with sqlite3.connect(home / "siyu.db") as db:
+        silent = db.execute(
+            "SELECT count(*) FROM outbound_messages WHERE status = 'suppressed' AND coalesce(reason, '') = ''"
+        ).fetchone()[0]
+    assert silent == 0
+    flat = " ".join(stdout.split())  # rich wraps lines at 80 columns
+    assert "journeys 营销旅程: 2 shipped journeys" in flat and "onboarding: enrolled 进入" in flat, stdout

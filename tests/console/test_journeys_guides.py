@@ -39,15 +39,17 @@ def test_journey_list_and_page_show_the_report(workspace: Workspace, clients: di
     assert page.status_code == 200
     graph = _graph(page.text)
     nodes = {n["id"]: n for n in graph["nodes"]}  # type: ignore[attr-defined]
-    assert list(nodes) == ["welcome", "wait_7d", "bought", "gift_coupon", "gift_sms", "done"]  # `done` exits: no end
+    steps = ["welcome", "welcome_mail", "wait_7d", "bought", "gift_coupon", "gift_sms", "done"]
+    assert list(nodes) == steps  # `done` exits: no end
     for step, counts in report["steps"].items():
         assert (nodes[step]["entered"], nodes[step]["waiting"]) == (counts["entered"], counts["waiting"]), step
     assert {(e["source"], e["target"], e["label"]) for e in graph["edges"]} >= {  # type: ignore[attr-defined]
         ("bought", "done", "then"),
         ("bought", "gift_coupon", "else"),
-        ("welcome", "wait_7d", ""),
+        ("welcome", "welcome_mail", ""),
+        ("welcome_mail", "wait_7d", ""),
     }
-    assert nodes["bought"]["column"] == 2 and nodes["done"]["column"] == 3
+    assert nodes["bought"]["column"] == 3 and nodes["done"]["column"] == 4
     goal = report["goal"]
     assert goal["holdout_size"] > 0 and goal["ci95"] is not None
     assert "95% 置信区间" in page.text and f"{goal['holdout_size']:,}" in page.text

@@ -5,6 +5,7 @@ Times: T0 = 2026-03-01 10:00 Asia/Shanghai (02:00Z)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from fixtures.counting_engine import CountingEngine
 from fixtures.journey_brand import CLUB, build, ids, land
 from siyu.audiences.service import check_rule, do_create_audience
 from siyu.audiences.snapshots import do_snapshot_audience, freeze_audience
@@ -21,7 +23,7 @@ from siyu.core.actor import Actor
 from siyu.events.catalogue import TierChanged
 from siyu.events.dispatch import run_handlers
 from siyu.guides.models import GuideTask
-from siyu.journeys.apply import do_apply_journey, do_set_status
+from siyu.journeys.apply import do_apply_journey, do_set_status, load_version
 from siyu.journeys.errors import JourneyError
 from siyu.journeys.handler import journey_triggers
 from siyu.journeys.listing import customer_journeys
@@ -29,6 +31,7 @@ from siyu.journeys.manual import enrol_customer
 from siyu.journeys.models import Enrolment, EnrolmentStep, JourneyRow
 from siyu.journeys.report import journey_report
 from siyu.journeys.runner import run_due
+from siyu.journeys.triggers import candidates
 from siyu.messaging.models import OutboundMessage
 
 T0 = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.UTC)
@@ -187,6 +190,19 @@ def test_only_data_after_apply_triggers_unless_backfill(app: App, root: Path) ->
     assert "c1" in enrolments(app, "backfill")
     assert json.loads(enrolments(app, "backfill")["c1"].context)["order_id"] == "O-OLD"
     assert "c1" not in enrolments(app, "backfill_late")
+
+
+def test_an_idle_trigger_scan_reads_the_lake_once(app: App, root: Path) -> None:
+    """Nothing landed since the mark (most scans of a running worker, and the demo's later passes):
+    the newest ingested_at answers it; no candidate read, no scan for unresolved rows."""
+    apply(app, root, REVIEW.format(code="idle"))
+    with app.store.unit_of_work() as s:
+        row = s.get(JourneyRow, "idle")
+        assert row is not None and row.trigger_mark is not None
+        journey = load_version(s, "idle", row.version)
+    counting = CountingEngine(app.engine)
+    found, mark = candidates(dataclasses.replace(app, engine=counting), journey, row.trigger_mark, None, T0)
+    assert (found.num_rows, mark, counting.queries) == (0, row.trigger_mark, 1)
 
 
 def test_an_event_arriving_through_the_loader_enrols_within_the_cycle(app: App, root: Path) -> None:
@@ -527,6 +543,8 @@ def test_coupon_and_points_steps_through_the_loyalty_center(app: App, root: Path
     from siyu.loyalty.models import PointsTxn
     from siyu.loyalty.programs import do_apply_program
     from siyu.loyalty.sync import sync
+    from siyu.messaging.address import CustomerFacts
+    from siyu.messaging.templates import render_content
 
     (root / "club.yaml").write_text(CLUB, encoding="utf-8")
     do_apply_program(app.store, root / "club.yaml", actor="test", at=T0)
@@ -551,7 +569,12 @@ steps:
     e = enrolments(app, "rewards")
     c1 = outcomes(app, e["c1"].id)
     assert c1[0][1].startswith("coupon:") and c1[1] == ("pts", "points:50")
-    assert json.loads(e["c1"].context)["coupon_code"] == c1[0][1].removeprefix("coupon:")
+    context = json.loads(e["c1"].context)
+    assert context["coupon_code"] == c1[0][1].removeprefix("coupon:")
+    # a later template reads it as docs/messaging.md says: {{ coupon.code }}
+    assert context["coupon"]["code"] == context["coupon_code"] and context["coupon"]["template"] == "gift"
+    sms = render_content(CustomerFacts({}, None), "sms", {"text": "券 {{ coupon.code }}"}, context, "transactional")
+    assert sms["text"] == f"券 {context['coupon_code']}"
     assert outcomes(app, e["c3"].id) == [("gift", "skipped:not_member"), ("pts", "skipped:not_member")]
     with app.store.unit_of_work() as s:
         keys = s.scalars(select(PointsTxn.idempotency_key).where(PointsTxn.idempotency_key.like("journey:%"))).all()

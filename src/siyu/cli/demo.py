@@ -32,6 +32,13 @@ def demo_command(
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty --out folder and replace a --report file")
     ] = False,
+    journeys: Annotated[
+        bool,
+        typer.Option(
+            "--journeys/--no-journeys",
+            help="Run two shipped journeys over two simulated weeks against local SMTP and SMS fakes (营销旅程)",
+        ),
+    ] = True,
 ) -> None:
     """Generate a synthetic brand, import it and resolve One-ID (演示品牌).
 
@@ -40,6 +47,9 @@ def demo_command(
     peaks, relations in every field, visits, shares and reviews. `truth.csv` holds the ground truth
     (which records are the same person). It fits the predictive CLV model (BG/NBD + Gamma-Gamma)
     and ends by writing the FAST+ health report (HTML) for the latest full month, printing its path.
+    Then (unless --no-journeys) it runs the shipped onboarding and review-request journeys over two
+    simulated weeks against a local SMTP server and the fake Aliyun SMS gateway and prints their
+    reports (docs/journeys.md).
 
     Example: siyu demo --customers 20000 --seed 7
     """
@@ -136,6 +146,16 @@ def demo_command(
     report_path = write_report_for(
         "demo", month, report_out or app.settings.home / f"report-demo-{month}.html", force=force or report_out is None
     )
+    if journeys:
+        from siyu.demo.journeys import lines as journey_lines
+        from siyu.demo.journeys import run as run_journeys
+
+        with progress() as bar:
+            journey_task = bar.add_task("journeys 营销旅程", total=1)
+            ran = run_journeys(app, summary.end, out_dir)
+            bar.advance(journey_task)
+        for line in journey_lines(ran):
+            console.print(line, highlight=False)
     console.print(f"files 文件: {out_dir}  ·  try: siyu metrics fast --brand demo --period {month}")
     console.print(f"[bold]health report 健康度报告 ({month}):[/] {report_path}")
     password = demo_console_user(app)

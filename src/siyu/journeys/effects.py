@@ -14,6 +14,7 @@ from siyu.guides.tasks import TaskRequest, do_create_task
 from siyu.journeys.definition import Journey, Step
 from siyu.journeys.models import Enrolment
 from siyu.loyalty.coupons import accounts_of_customers, do_issue_many
+from siyu.loyalty.models import Coupon
 from siyu.loyalty.points import do_earn
 from siyu.loyalty.programs import load_program
 from siyu.messaging.enqueue import EnqueueResult, SendRequest
@@ -64,8 +65,14 @@ def apply_effect(uow: UnitOfWork, e: Enrolment, j: Journey, step: Step, context:
         )
         if not issued.codes:
             return "skipped:" + ",".join(sorted(issued.skipped)) if issued.skipped else "skipped"
-        context["coupon_code"] = issued.codes[0]
-        return f"coupon:{issued.codes[0]}"
+        code = issued.codes[0]
+        coupon = uow.session.get(Coupon, code)
+        assert coupon is not None  # issued in this unit of work
+        # `coupon` is what templates read (docs/messaging.md: {{ coupon.code }}); `coupon_code` stays
+        # for templates and rules written against it
+        context["coupon"] = {"code": code, "template": coupon.template, "valid_to": coupon.valid_to.isoformat()}
+        context["coupon_code"] = code
+        return f"coupon:{code}"
     if step.points is not None:
         program = load_program(uow.session, step.points.program)
         account = _account(uow, program.program, e)

@@ -86,7 +86,9 @@ def event_candidates(
     elif backfill_from is not None:
         rows = rows.filter(rows.occurred_at >= backfill_from)
     newest = _scalar(app, rows.ingested_at.max())
-    new_mark = mark if newest is None else _iso(newest)
+    if newest is None:  # nothing resolved landed since the mark: no candidates, the mark stays
+        return empty_candidates(), mark  # (most scans of a running worker: skips the reads below)
+    new_mark = _iso(newest)
     if once_per_customer:  # the earliest occurrence per customer in this scan
         rows = rows.mutate(_n=ibis.row_number().over(group_by="customer_id", order_by=["occurred_at", "occurrence"]))
         rows = rows.filter(rows._n == 0).drop("_n")

@@ -8,6 +8,7 @@ is shown (siyu.messaging.listing) and never logged.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,45 +34,60 @@ class CustomerFacts:
     addresses: dict[str, str] = field(default_factory=dict)
 
 
-def _records(app: App, brand: str, customer_id: str) -> ibis.Table | None:
+def _records(app: App, brand: str, customer_ids: Sequence[str]) -> ibis.Table | None:
+    """The source records (NODE) of the customers, with their customer_id."""
     idmap = app.engine.table(MAP_TABLE)
     if idmap is None:
         return None
-    return idmap.filter((idmap.brand == brand) & (idmap.customer_id == customer_id)).select(*NODE)
+    return idmap.filter((idmap.brand == brand) & idmap.customer_id.isin(list(customer_ids))).select(
+        *NODE, "customer_id"
+    )
 
 
-def _addresses(app: App, records: ibis.Table) -> dict[str, str]:
-    """The first (by value) normalised phone, e-mail, openid… of the customer's source records.
+def _addresses(app: App, records: ibis.Table) -> dict[str, dict[str, str]]:
+    """Per customer, the first (by value) normalised phone, e-mail, openid… of its source records.
 
-    One customer's handful of values, normalised in Python with the One-ID rules: the vectorised
-    extraction (siyu.identity.resolve) compiles to a query DuckDB takes seconds to plan, per send."""
+    Each customer's handful of values, normalised in Python with the One-ID rules: the vectorised
+    extraction (siyu.identity.resolve) compiles to a query DuckDB takes seconds to plan."""
     customers, identities, _ = canonical_tables(app)
     columns = [c for c in ADDRESS_TYPES if c in customers.columns]
-    found: list[tuple[str, str]] = []
-    for row in rows_of(app, customers.semi_join(records, NODE).select(*columns)):
-        found += [(t, str(row[t])) for t in columns if row[t] not in (None, "")]
-    ids = identities.semi_join(records, NODE)
-    for row in rows_of(app, ids.filter(ids.id_type.isin(ADDRESS_TYPES)).select("id_type", "id_value")):
-        found.append((str(row["id_type"]), str(row["id_value"])))
-    out: dict[str, str] = {}
-    for id_type, value in sorted({n for t, v in found if "*" not in v and (n := normalise_identifier(t, v))}):
-        out.setdefault(id_type, value)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for row in rows_of(app, customers.join(records, NODE).select("customer_id", *columns)):
+        found.setdefault(row["customer_id"], []).extend((t, str(row[t])) for t in columns if row[t] not in (None, ""))
+    ids = identities.join(records, NODE)
+    for row in rows_of(app, ids.filter(ids.id_type.isin(ADDRESS_TYPES)).select("customer_id", "id_type", "id_value")):
+        found.setdefault(row["customer_id"], []).append((str(row["id_type"]), str(row["id_value"])))
+    out: dict[str, dict[str, str]] = {}
+    for customer_id, values in found.items():
+        mine = out.setdefault(customer_id, {})
+        for id_type, value in sorted({n for t, v in values if "*" not in v and (n := normalise_identifier(t, v))}):
+            mine.setdefault(id_type, value)
     return out
 
 
-def _profile(app: App, records: ibis.Table, customer_id: str, addresses: dict[str, str]) -> dict[str, Any]:
-    profile: dict[str, Any] = {"customer_id": customer_id, **dict.fromkeys(PROFILE_COLUMNS)}
+def _profiles(app: App, records: ibis.Table, addresses: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+    """Per customer: the newest non-empty value of each profile column among its 5 newest source
+    rows, and its phone and e-mail masked."""
+    newest: dict[str, list[dict[str, Any]]] = {}
     customers = latest(app.engine, "customers")
     if customers is not None:
-        mine = customers.semi_join(records, NODE)
-        rows = rows_of(app, mine.order_by(ibis.desc("ingested_at")).select(*PROFILE_COLUMNS).limit(5))
-        for row in rows:  # the newest non-empty value of each column
+        mine = customers.join(records, NODE)
+        mine = mine.mutate(_n=ibis.row_number().over(group_by="customer_id", order_by=ibis.desc("ingested_at")))
+        mine = mine.filter(mine._n < 5)
+        for row in rows_of(app, mine.order_by("customer_id", "_n").select("customer_id", *PROFILE_COLUMNS)):
+            newest.setdefault(row.pop("customer_id"), []).append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for customer_id in {*newest, *addresses}:
+        profile: dict[str, Any] = {"customer_id": customer_id, **dict.fromkeys(PROFILE_COLUMNS)}
+        for row in newest.get(customer_id, []):
             for k, v in row.items():
                 if profile.get(k) is None and v not in (None, ""):
                     profile[k] = v
-    profile["phone"] = mask_value("phone", addresses["phone"]) if "phone" in addresses else None
-    profile["email"] = mask_value("email", addresses["email"]) if "email" in addresses else None
-    return profile
+        mine_addresses = addresses.get(customer_id, {})
+        profile["phone"] = mask_value("phone", mine_addresses["phone"]) if "phone" in mine_addresses else None
+        profile["email"] = mask_value("email", mine_addresses["email"]) if "email" in mine_addresses else None
+        out[customer_id] = profile
+    return out
 
 
 def loyalty_facts(app: App, brand: str, customer_id: str, now: dt.datetime) -> dict[str, Any] | None:
@@ -100,11 +116,22 @@ def loyalty_facts(app: App, brand: str, customer_id: str, now: dt.datetime) -> d
 
 
 def customer_facts(app: App, brand: str, customer_id: str) -> CustomerFacts:
-    records = _records(app, brand, customer_id)
+    return customer_facts_many(app, brand, [customer_id])[customer_id]
+
+
+def customer_facts_many(app: App, brand: str, customer_ids: Sequence[str]) -> dict[str, CustomerFacts]:
+    """The facts of several customers of a brand with the same few lake reads as one (the
+    dispatcher reads a claimed batch's at once)."""
+    wanted = list(dict.fromkeys(customer_ids))
+    records = _records(app, brand, wanted) if wanted else None
     addresses = {} if records is None else _addresses(app, records)
-    profile = (
-        {"customer_id": customer_id, **dict.fromkeys(PROFILE_COLUMNS)}
-        if records is None
-        else _profile(app, records, customer_id, addresses)
-    )
-    return CustomerFacts(profile, loyalty_facts(app, brand, customer_id, app.clock()), addresses)
+    profiles = {} if records is None else _profiles(app, records, addresses)
+    now = app.clock()
+    return {
+        c: CustomerFacts(
+            profiles.get(c) or {"customer_id": c, **dict.fromkeys(PROFILE_COLUMNS), "phone": None, "email": None},
+            loyalty_facts(app, brand, c, now),
+            addresses.get(c, {}),
+        )
+        for c in wanted
+    }

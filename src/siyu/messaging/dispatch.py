@@ -40,6 +40,7 @@ from siyu.messaging.sealing import open_payload, seal_payload
 
 if TYPE_CHECKING:
     from siyu.bootstrap import App
+    from siyu.messaging.address import CustomerFacts
 
 log = logging.getLogger("siyu.messaging")
 RESENT = "resent_after_lease"
@@ -167,8 +168,25 @@ class Dispatcher:
 
     # -- per message -----------------------------------------------------------------------------
 
-    def _prepare(self, c: Claimed, now: dt.datetime) -> tuple[dict[str, Any] | None, str | None]:
-        """(payload to send, None) or (None, reason to suppress)."""
+    def _facts(self, batch: list[Claimed]) -> dict[tuple[str, str], CustomerFacts]:
+        """The customer facts the batch's unrendered messages need, a few lake reads per brand
+        (rendering one at a time read the lake several times per message)."""
+        from siyu.messaging.address import customer_facts_many  # reads the lake (Ibis), as rendering does
+
+        wanted: dict[str, list[str]] = {}
+        for c in batch:
+            if c.customer_id is not None and not c.payload.get("rendered"):
+                wanted.setdefault(c.brand, []).append(c.customer_id)
+        return {
+            (brand, customer): facts
+            for brand, customers in wanted.items()
+            for customer, facts in customer_facts_many(self.app, brand, customers).items()
+        }
+
+    def _prepare(
+        self, c: Claimed, now: dt.datetime, facts: CustomerFacts | None = None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """(payload to send, None) or (None, reason to suppress); `facts`: the customer's, read ahead."""
         with self.app.store.unit_of_work() as session:
             reason = blocked_by(session, c.brand, c.customer_id, c.channel, c.category)
             policy = load_policy(session, c.brand)
@@ -184,7 +202,7 @@ class Dispatcher:
                 payload = {"rendered": True, **compose(
                     self.app, message_id=c.id, brand=c.brand, customer_id=c.customer_id, channel=c.channel,
                     category=c.category, content=payload.get("content", {}), context=payload.get("context", {}),
-                    webhook_url=policy.webhook_url,
+                    webhook_url=policy.webhook_url, facts=facts,
                 )}  # fmt: skip
             except NoAddressError as error:
                 return None, str(error)
@@ -220,10 +238,10 @@ class Dispatcher:
             sub.used_by, sub.used_at = c.id, now
             return True
 
-    def deliver(self, c: Claimed, stats: DispatchStats) -> None:
+    def deliver(self, c: Claimed, stats: DispatchStats, facts: CustomerFacts | None = None) -> None:
         now = self.clock()
         stats.resent += c.resent
-        payload, reason = self._prepare(c, now)
+        payload, reason = self._prepare(c, now, facts)
         if payload is None:
             stats.suppressed += 1
             self._record(c, now, status="suppressed", reason=(reason or "")[:400])
@@ -247,8 +265,9 @@ class Dispatcher:
             if not batch:
                 break
             stats.claimed += len(batch)
+            facts = self._facts(batch)
             for c in batch:
-                self.deliver(c, stats)
+                self.deliver(c, stats, facts.get((c.brand, c.customer_id or "")))
         return stats
 
     def run(self, stop: threading.Event, poll: float = 1.0) -> None:
