@@ -33,6 +33,7 @@ from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.ingest.views import latest
+from siyu.lake.layout import sort_keys
 from siyu.privacy import sealed_rows
 from siyu.privacy.reveal import do_reveal
 from siyu.privacy.tombstones import ERASED_REASON, all_tombstones, erased_lines
@@ -246,6 +247,8 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
             _import_id=ibis.literal(job_id),
             _file=ibis.literal(raw.path.name),
         )
+        if order := sort_keys(entity.name, stamped.columns):  # time-clustered files: windows skip row groups
+            stamped = stamped.order_by(order)
         # Streamed from the engine into one Delta commit: the new rows are never all in memory.
         batches = landed.watch(engine.batches(stamped))
         version = app.lake.append(entity.name, batches, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
