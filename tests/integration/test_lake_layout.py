@@ -118,6 +118,10 @@ def test_optimize_clusters_by_time_keeps_results_and_time_travel(lake_app: App, 
     with pytest.raises(FileNotFoundError):  # its files are gone
         DeltaTable(lake.location("events"), version=before_version).to_pyarrow_table()
     assert _window_count(lake.files("events")) == count_before
+    # New rows: the next pass merges small files only; the table's z-order stands (no second rewrite).
+    import_path(lake_app, _events(tmp_path / "more", FILES))
+    again = layout.optimize_table(lake, "events", retain_hours=168)
+    assert (again.z_order, again.skipped, again.files_after) == ([], False, 1)
 
 
 def test_lake_optimize_command(lake_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +130,7 @@ def test_lake_optimize_command(lake_app: App, monkeypatch: pytest.MonkeyPatch) -
     runner = CliRunner()
     result = runner.invoke(cli, ["lake", "optimize", "--table", "events", "--force", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)[0]["table"] == "events"
+    assert json.loads(result.output)[0]["z_order"] == ["occurred_at"]
     result = runner.invoke(cli, ["lake", "optimize", "--table", "nope"])
     assert result.exit_code == 2 and "nope" in result.output
 

@@ -70,12 +70,16 @@ class Optimized:
 def optimize_table(
     lake: Lake, name: str, retain_hours: int, *, row_group_rows: int | None = None, force: bool = False
 ) -> Optimized:
-    """Compact `name` (z-ordered by its time column when it has one), then vacuum the files no version
-    younger than `retain_hours` still needs. A table unchanged since its last optimize is only vacuumed."""
+    """Compact `name`, then vacuum the files no version younger than `retain_hours` still needs. A table
+    with a time column is z-ordered by it (a rewrite of the whole table) when its kept history has no
+    z-order yet — so about once per log retention (30 days) — or with `force`; otherwise only its small
+    files are merged, which keeps the clustering: imports are sorted and new rows are recent. A table
+    unchanged since its last optimize is only vacuumed."""
     before = len(lake.files(name))
     schema = lake.schema(name)
     time = TIME_COLUMNS.get(name)
-    columns = [time] if time and schema is not None and time in schema.names else []
+    has_time = bool(time and schema is not None and time in schema.names)
+    columns = [time] if time and has_time and (force or not lake.z_ordered(name)) else []
     skipped = not force and not lake.changed_since_optimize(name)
     if not skipped:
         lake.optimize(name, columns, row_group_rows=row_group_rows)

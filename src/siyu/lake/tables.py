@@ -211,8 +211,14 @@ class Lake:
             return {}
         props = WriterProperties(max_row_group_size=row_group_rows) if row_group_rows else None
         if z_order:
-            return dict(table.optimize.z_order(z_order, writer_properties=props))
+            marker = CommitProperties(custom_metadata={Z_ORDER: ",".join(z_order)})
+            return dict(table.optimize.z_order(z_order, writer_properties=props, commit_properties=marker))
         return dict(table.optimize.compact(writer_properties=props))
+
+    def z_ordered(self, name: str) -> bool:
+        """Whether the commit history still held (the log's retention, 30 days) has a z-order."""
+        table = self._table(name)
+        return table is not None and any(Z_ORDER in commit for commit in table.history())
 
     def changed_since_optimize(self, name: str) -> bool:
         """Whether a commit other than an optimize or a vacuum came after the table's last optimize."""
@@ -244,4 +250,5 @@ class Lake:
 
 
 LOG_RETENTION = "delta.logRetentionDuration"
+Z_ORDER = "siyu.z_order"  # commit metadata of a z-order rewrite: the columns
 DEFAULT_LOG_RETENTION = "interval 30 days"  # Delta's default
