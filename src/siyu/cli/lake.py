@@ -24,7 +24,7 @@ def optimize_command(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Rewrite even tables unchanged since their last optimize")
+        bool, typer.Option("--force", help="Z-order again, even a table already z-ordered or unchanged")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
