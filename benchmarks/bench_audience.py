@@ -151,6 +151,7 @@ def _audience(app: object, args: argparse.Namespace) -> dict[str, object]:
     out_path = Path(args.work) / "audience_export.csv"
     exports = []
     for _ in range(max(1, args.repeat // 2)):
+        out_path.unlink(missing_ok=True)  # the export never replaces a file (an earlier run's)
         started = time.perf_counter()
         with (
             export_audience(app, BRAND, out_path, rule=RULE, as_of=as_of) as written,  # type: ignore[arg-type]
