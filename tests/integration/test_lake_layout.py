@@ -21,6 +21,7 @@ from siyu.cli.app import app as cli
 from siyu.config import Settings
 from siyu.ingest.importer import import_path
 from siyu.lake import layout
+from siyu.lake.tables import Lake
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 WINDOW = (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))
@@ -148,3 +149,9 @@ def test_the_worker_schedule_optimizes_until_stopped(lake_app: App) -> None:
     stop.set()
     worker.join(timeout=10)
     assert not worker.is_alive()
+
+
+def test_which_tables_a_pass_optimizes(lake_app: App) -> None:
+    assert "events" in layout.default_tables(lake_app.lake)
+    # Object storage has no folder listing here: the time-clustered tables (lake.tables() would raise).
+    assert layout.default_tables(Lake("s3://bucket/lake")) == ["orders", "events", "relations"]

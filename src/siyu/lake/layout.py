@@ -91,8 +91,14 @@ def optimize_lake(
     lake: Lake, retain_hours: int, tables: list[str] | None = None, *, force: bool = False
 ) -> list[Optimized]:
     """`optimize_table` for each named table, or for every table of the lake."""
-    names = tables if tables is not None else lake.tables()
+    names = tables if tables is not None else default_tables(lake)
     return [optimize_table(lake, name, retain_hours, force=force) for name in names if lake.exists(name)]
+
+
+def default_tables(lake: Lake) -> list[str]:
+    """Every table of a local lake; on object storage, which has no folder listing here, the
+    time-clustered ones (orders, events, relations)."""
+    return lake.tables() if lake.local is not None else list(TIME_COLUMNS)
 
 
 def run_schedule(
