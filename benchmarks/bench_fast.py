@@ -70,6 +70,13 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, object]:
         for folder in parts:
             import_path(app, folder)
         out["customers"] = run_resolve(app).customers
+    elif name == "optimize":
+        from siyu.bootstrap import bootstrap
+        from siyu.lake.layout import optimize_lake
+
+        app = bootstrap()
+        done = optimize_lake(app.lake, app.settings.lake_vacuum_retain_hours, force=True)
+        out["tables"] = {d.table: f"{d.files_before} → {d.files_after} files" for d in done}
     elif name == "floor":
         import duckdb
 
@@ -124,10 +131,11 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--work", default="/tmp/siyu-bench-fast")
     parser.add_argument("--period", default="2026-06")
+    parser.add_argument("--no-optimize", action="store_true", help="measure the lake as imported")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        print(json.dumps(phase(args.phase, args)))
+        print(json.dumps(phase(args.phase, args), ensure_ascii=False))
         return
     marker = Path(args.work) / "ready.json"
     if not marker.exists():
@@ -136,14 +144,24 @@ def main() -> None:
         marker.write_text(json.dumps(setup))
     setup = json.loads(marker.read_text())
     print(f"data: {setup['rows']}, {setup['customers']:,} customers after One-ID", flush=True)
+    optimized = Path(args.work) / "optimized.json"
+    if not args.no_optimize and not optimized.exists():  # once, as `siyu worker` would (siyu lake optimize)
+        done = run("optimize", args)
+        optimized.write_text(json.dumps(done))
+        print(f"siyu lake optimize: {done['seconds']} s, peak {done['peak_gib']} GiB: {done['tables']}", flush=True)
+    print(f"lake layout: {'optimized (z-ordered by time)' if optimized.exists() else 'as imported'}", flush=True)
     floor = run("floor", args)
     fast = run("fast", args)
     trend = run("trend", args)
     f = float(floor["seconds"])  # type: ignore[arg-type]
     print(f"floor  (one DuckDB aggregate scan of orders + events): {f:.2f} s")
-    for label, r, target in (("fast  (one month)", fast, "≤ 30 s"), ("trend (12 months)", trend, "≤ 180 s")):
+    # The 12-month trend was 8.6× the floor at 1M before the time-clustered layout (issue 19).
+    for label, r, target, was in (
+        ("fast  (one month)", fast, "≤ 30 s, ≤ 1.5× floor", ""),
+        ("trend (12 months)", trend, "≤ 180 s, ≤ 3× floor", " (8.6× at 1M before the time-clustered layout)"),
+    ):
         s = float(r["seconds"])  # type: ignore[arg-type]
-        print(f"{label}: {s:.2f} s (target {target}), peak {r['peak_gib']} GiB (target ≤ 6), {s / f:.1f}× floor")
+        print(f"{label}: {s:.2f} s (target {target}), peak {r['peak_gib']} GiB (target ≤ 6), {s / f:.1f}× floor{was}")
 
 
 if __name__ == "__main__":

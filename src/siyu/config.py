@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     lake_storage_options: dict[str, str] = Field(
         default_factory=dict, description="deltalake storage options for the lake URI (JSON: endpoint, region, …)"
     )
+    lake_vacuum_retain_hours: int = Field(
+        default=168, ge=1, description="`siyu lake optimize` keeps time travel this long (files of older versions go)"
+    )
+    lake_optimize_every_hours: float = Field(
+        default=24.0, ge=0, description="`siyu worker` optimizes the lake this often (0 = off)"
+    )
+    import_chunk_rows: int = Field(
+        default=500_000, ge=1, description="`siyu import` reads a file this many rows at a time (memory bound)"
+    )
     engine: str = Field(default="duckdb", description="Compute engine for Ibis expressions: duckdb | pyspark")
     spark_master: str = Field(default="local[*]", description="Spark master URL (SIYU_ENGINE=pyspark)")
     spark_conf: str = Field(default="", description="Extra Spark settings: key=value pairs separated by commas")

@@ -21,6 +21,7 @@ from siyu.cli import (
     inbox,
     journey,
     keys,
+    lake,
     loyalty,
     messages,
     metrics,
@@ -85,6 +86,7 @@ app.add_typer(users.users_app, name="users")
 app.add_typer(engine.engine_app, name="engine")
 app.add_typer(subject.subject_app, name="subject")
 app.add_typer(retention.retention_app, name="retention")
+app.add_typer(lake.lake_app, name="lake")
 
 
 def main() -> None:

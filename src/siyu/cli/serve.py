@@ -117,6 +117,11 @@ def worker_command(
 
         args = (with_own_engine(app), stop, timedelta(days=1))
         threading.Thread(target=retention.run_schedule, args=args, daemon=True).start()
+        if settings.lake_optimize_every_hours:  # compaction, z-order by time, vacuum (湖表整理)
+            from siyu.lake import layout
+
+            every_lake = timedelta(hours=settings.lake_optimize_every_hours)
+            threading.Thread(target=layout.run_schedule, args=(app, stop, every_lake), daemon=True).start()
         from siyu.bootstrap import with_own_engine
         from siyu.journeys.runner import run_loop  # due journey steps (营销旅程), beside the loader
 

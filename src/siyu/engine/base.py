@@ -110,6 +110,10 @@ class Engine:
             return None
         return ibis.memtable(schema.empty_table())
 
+    def parquet(self, files: list[str]) -> ir.Table:
+        """Parquet files outside the lake (an import's staged chunks) as one table, read where they lie."""
+        return self._read_parquet(files, f"files_{next(_names)}", files[0].rsplit("/", 1)[0])
+
     def to_arrow(self, expr: ir.Expr) -> pa.Table:
         """The result of a table expression as one Arrow table."""
         with self._query():

@@ -7,6 +7,7 @@ import leaves either the whole file or nothing. Re-importing a file appends noth
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,10 +31,11 @@ from siyu.engine.connect import Engine
 from siyu.ingest import registry
 from siyu.ingest.counts import Counts
 from siyu.ingest.landed import LandedKeys
-from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
+from siyu.ingest.readers import ChunkedFile, RawFile, entity_of, open_chunks, peek_columns
 from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.ingest.views import latest
+from siyu.lake.layout import sort_keys
 from siyu.privacy import sealed_rows
 from siyu.privacy.reveal import do_reveal
 from siyu.privacy.tombstones import ERASED_REASON, all_tombstones, erased_lines
@@ -112,11 +115,10 @@ def import_path(app: App, path: Path, brand: str | None = None, progress: Progre
     for f in files:
         if progress:
             progress(f"read {f.name}")
-        raw = read_raw(f)
-        _check_header(f, raw.table.column_names, ENTITIES[raw.entity], brand)
+        chunked = open_chunks(f, app.settings.import_chunk_rows)
         if progress:
             progress(f"import {f.name}")
-        report.files.append(import_file(app, raw, brand))
+        report.files.append(import_chunked(app, chunked, brand))
     return report
 
 
@@ -159,25 +161,69 @@ class Checked:
 def check(app: App, raw: RawFile, brand: str | None) -> Checked:
     """Validate every row of `raw` in one pass; the last of repeated keys wins (earlier ones are bad)."""
     entity = ENTITIES[raw.entity]
-    engine = app.engine
+    rules = _rules(app)
+    rows, explained = _validated(app, raw, brand, rules)
+    checked = ibis.memtable(rows)
+    good, bad = _settled(app, entity, checked, explained, set(raw.table.column_names))
+    return Checked(good, bad, _ignored(entity, raw.table.column_names), (checked,))
+
+
+def _rules(app: App) -> Rules:
+    # One `now` for validate() and explain(), so explain() finds the problem validate() saw.
+    return Rules(app.settings.time_bounds, utc_now(), registry.declared_relation_types(app))
+
+
+def _ignored(entity: Entity, columns: list[str]) -> list[str]:
     known = set(entity.column_names) | {"_line"}
     # `_`-prefixed columns are siyu's own bookkeeping (e.g. the inbox message a row came from).
-    ignored = [c for c in raw.table.column_names if c not in known and not c.startswith("_")]
+    return [c for c in columns if c not in known and not c.startswith("_")]
+
+
+def _validated(app: App, raw: RawFile, brand: str | None, rules: Rules) -> tuple[pa.Table, pa.Table]:
+    """Typed values, validity and content hash of every row (one pass, straight to Arrow), and the
+    reasons of the invalid rows (`_line`, `_error_field`, `_error_reason`)."""
+    entity = ENTITIES[raw.entity]
+    engine = app.engine
     source = ibis.memtable(_with_brand(raw.table, brand))
     zones = registry.brand_timezones(app)
     default_zone = ibis.literal(app.settings.timezone)
     zone = source.brand.substitute(zones, else_=default_zone) if zones else default_zone
-    # One pass over every row: typed values, validity and content hash, straight to Arrow.
-    # One `now` for both passes, so explain() finds the problem validate() saw.
-    rules = Rules(app.settings.time_bounds, utc_now(), registry.declared_relation_types(app))
     checked_rows = validate(source, entity, zone, brand, rules)
-    checked = ibis.memtable(engine.to_arrow(checked_rows.mutate(_row_hash=row_hash(checked_rows, entity.column_names))))
-    good, bad = _split_duplicates(engine, entity, checked)
-    good, bad = _drop_erased(app, entity, set(raw.table.column_names), good, bad)
-    bad_lines = checked.filter(~checked._valid).select("_line")
-    explained = explain(source.semi_join(bad_lines, "_line"), entity, zone, brand, rules)
-    bad = pa.concat_tables([engine.to_arrow(explained), bad]).sort_by("_line")
-    return Checked(good, bad, ignored, (source, checked))
+    rows = engine.to_arrow(checked_rows.mutate(_row_hash=row_hash(checked_rows, entity.column_names)))
+    bad_lines = ibis.memtable(rows.filter(pc.invert(rows["_valid"])).select(["_line"]))
+    explained = engine.to_arrow(explain(source.semi_join(bad_lines, "_line"), entity, zone, brand, rules))
+    engine.release(source, bad_lines)
+    return rows, explained
+
+
+def _settled(
+    app: App, entity: Entity, checked: ir.Table, explained: pa.Table, present: set[str]
+) -> tuple[ir.Table, pa.Table]:
+    """The valid rows once repeated keys (last line wins) and erased people are taken out, and every
+    quarantined row with its reason, by line."""
+    good, bad = _split_duplicates(app.engine, entity, checked)
+    good, bad = _drop_erased(app, entity, present, good, bad)
+    return good, pa.concat_tables([explained, bad.cast(explained.schema)]).sort_by("_line")
+
+
+def check_chunks(app: App, chunked: ChunkedFile, brand: str | None, stage: Path) -> Checked:
+    """`check` over a file read chunk by chunk: each chunk's validated rows go to a Parquet file in
+    `stage`, and repeated keys are then found over all of them (a key repeated across chunks too)."""
+    entity = ENTITIES[chunked.entity]
+    rules = _rules(app)
+    parts, reasons, present, ignored = [], [], set[str](), list[str]()
+    for number, raw in enumerate(chunked.chunks()):
+        if number == 0:
+            _check_header(raw.path, raw.table.column_names, entity, brand)
+        rows, explained = _validated(app, raw, brand, rules)
+        parts.append(str(stage / f"part-{number:06d}.parquet"))
+        pq.write_table(rows, parts[-1])
+        reasons.append(explained)
+        present |= set(raw.table.column_names)
+        ignored += [c for c in _ignored(entity, raw.table.column_names) if c not in ignored]
+    checked = app.engine.parquet(parts)
+    good, bad = _settled(app, entity, checked, pa.concat_tables(reasons), present)
+    return Checked(good, bad, ignored, ())
 
 
 def _drop_erased(
@@ -200,11 +246,30 @@ def _drop_erased(
 
 
 def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
-    """Validate, classify and commit one file (see the module docstring for the guarantees)."""
+    """Validate, classify and commit one file held in memory (see the module docstring)."""
+    checked = check(app, raw, brand)
+    try:
+        return _commit(app, raw, checked, lambda lines: raw.table.filter(pc.is_in(raw.table["_line"], lines)))
+    finally:
+        checked.release(app.engine)
+
+
+def import_chunked(app: App, chunked: ChunkedFile, brand: str | None) -> FileReport:
+    """Validate, classify and commit one file read in chunks of `chunked.rows` rows: memory holds
+    one chunk while reading, then the engine works over the staged chunks (spilling to disk as it
+    must), and the file still lands in one Delta commit — a failure before it leaves nothing."""
+    stage_root = app.settings.home / "tmp"
+    stage_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="import-", dir=stage_root) as stage:
+        checked = check_chunks(app, chunked, brand, Path(stage))
+        raw = RawFile(chunked.path, chunked.entity, chunked.format, chunked.encoding, pa.table({}))
+        return _commit(app, raw, checked, chunked.pick)
+
+
+def _commit(app: App, raw: RawFile, checked: Checked, originals: Callable[[pa.Array], pa.Table]) -> FileReport:
     entity = ENTITIES[raw.entity]
     engine = app.engine
     warnings: list[str] = []
-    checked = check(app, raw, brand)
     good, bad = checked.good, checked.bad
     if checked.ignored:
         warnings.append(f"{raw.path.name}: ignored unknown column(s): {', '.join(checked.ignored)} (忽略未知列)")
@@ -231,7 +296,7 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
                 **counts.as_dict(),
             )
         )
-        session.add_all(_quarantine_rows(job_id, raw, bad, app.settings))
+        session.add_all(_quarantine_rows(job_id, raw.entity, raw.path, bad, originals, app.settings))
         brands = engine.to_arrow(good.select("brand").distinct())["brand"].to_pylist()
         registry.ensure_brands(session, brands, app.settings.timezone)
         for column in entity.field_columns:
@@ -246,6 +311,8 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
             _import_id=ibis.literal(job_id),
             _file=ibis.literal(raw.path.name),
         )
+        if order := sort_keys(entity.name, stamped.columns):  # time-clustered files: windows skip row groups
+            stamped = stamped.order_by(order)
         # Streamed from the engine into one Delta commit: the new rows are never all in memory.
         batches = landed.watch(engine.batches(stamped))
         version = app.lake.append(entity.name, batches, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
@@ -260,7 +327,6 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
         job.message = "\n".join(warnings) or None
         for event in landed.events(job_id):
             uow.emit(event)
-    checked.release(engine)
     return FileReport(path=raw.path, entity=entity.name, counts=counts, encoding=raw.encoding, warnings=warnings)
 
 
@@ -306,17 +372,25 @@ def _count(value_counts: pa.Table) -> Counts:
     return counts
 
 
-def _quarantine_rows(job_id: str, raw: RawFile, bad: pa.Table, settings: Settings) -> list[QuarantineRow]:
+def _quarantine_rows(
+    job_id: str,
+    entity: str,
+    path: Path,
+    bad: pa.Table,
+    pick: Callable[[pa.Array], pa.Table],
+    settings: Settings,
+) -> list[QuarantineRow]:
     if bad.num_rows == 0:
         return []
-    indices = pc.index_in(bad["_line"], value_set=raw.table["_line"])
-    originals = raw.table.take(indices).drop_columns(["_line"]).to_pylist()
+    found = pick(bad["_line"].combine_chunks() if isinstance(bad["_line"], pa.ChunkedArray) else bad["_line"])
+    indices = pc.index_in(bad["_line"], value_set=found["_line"])
+    originals = found.take(indices).drop_columns(["_line"]).to_pylist()
     ring = settings.pii_sealing_ring
     return [
         QuarantineRow(
             job_id=job_id,
-            entity=raw.entity,
-            file=str(raw.path),
+            entity=entity,
+            file=str(path),
             line=line,
             field=fld,
             reason=reason,

@@ -7,9 +7,11 @@ line 1; JSON Lines: first record is line 1; Parquet: row number from 1).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,9 +187,14 @@ def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
     Parsed line by line with the standard library: Arrow's JSON reader would unify the keys of
     nested objects across lines and so change their content.
     """
+    return _jsonl_table(buffer.getvalue().decode("utf-8").splitlines(), 1)
+
+
+def _jsonl_table(lines: list[str], first: int) -> pa.Table:
+    """JSON Lines `lines`, the first of which is line `first` of the file (for messages)."""
     columns: dict[str, list[str | None]] = {}
-    lines = buffer.getvalue().decode("utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
+    for index, line in enumerate(lines):
+        number, have = first + index, index + 1
         if not line.strip():
             raise ValueError(f"line {number} is empty")
         try:
@@ -197,7 +204,7 @@ def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
         if not isinstance(record, dict):
             raise ValueError(f"line {number} is not a JSON object")
         for key, value in record.items():
-            column = columns.setdefault(key.strip().lower(), [None] * (number - 1))
+            column = columns.setdefault(key.strip().lower(), [None] * (have - 1))
             if value is None:
                 column.append(None)
             elif isinstance(value, str):
@@ -209,6 +216,157 @@ def _read_jsonl(buffer: io.BytesIO) -> pa.Table:
             else:
                 column.append(str(value))
         for column in columns.values():
-            if len(column) < number:
+            if len(column) < have:
                 column.append(None)
     return _all_strings(pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()}))
+
+
+# -- files read in chunks (siyu.ingest.chunked): memory holds one chunk, not the file ---------------------
+
+BLOCK = 1 << 24  # bytes the CSV reader and the encoding scan take at a time
+
+
+@dataclass(frozen=True)
+class ChunkedFile:
+    """An entity file read `rows` rows at a time, each chunk a `RawFile` of the same columns as
+    `read_raw` gives (trimmed text, `_line`). Reading it again reads the same chunks."""
+
+    path: Path
+    entity: str
+    format: str
+    encoding: str
+    rows: int
+
+    def chunks(self) -> Iterator[RawFile]:
+        first = 2 if self.format == "csv" else 1
+        try:
+            for table in _rechunk(self._tables(), self.rows):
+                table = _with_lines(_all_strings(table), first)
+                if table.num_rows == 0 and table.num_columns <= 1:
+                    raise UnreadableFileError(f"{self.path}: file has no header or columns (文件为空)")
+                first += table.num_rows
+                yield RawFile(self.path, self.entity, self.format, self.encoding, table)
+        except UnreadableFileError:
+            raise
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
+            raise UnreadableFileError(
+                f"{self.path}: cannot read as {self.format.upper()}: {str(exc).splitlines()[0]} (无法解析文件)"
+            ) from exc
+
+    def pick(self, lines: pa.Array) -> pa.Table:
+        """The raw rows (with `_line`) at `lines`: a second pass, for the quarantine's originals."""
+        found = [c.table.filter(pc.is_in(c.table["_line"], value_set=lines)) for c in self.chunks()]
+        return pa.concat_tables(found, promote_options="permissive")
+
+    def _tables(self) -> Iterator[pa.Table]:
+        if self.format == "parquet":
+            reader = pq.ParquetFile(self.path)
+            yield pa.Table.from_batches([], schema=reader.schema_arrow)  # a file of no rows still has columns
+            for batch in reader.iter_batches(batch_size=self.rows):
+                yield pa.Table.from_batches([batch])
+        elif self.format == "csv":
+            yield from _csv_tables(self.path, self.encoding)
+        else:
+            yield from _jsonl_tables(self.path, self.encoding, self.rows)
+
+
+def open_chunks(path: Path, rows: int) -> ChunkedFile:
+    """`path` to be read `rows` rows at a time; the text encoding is found first by one pass over
+    the bytes (UTF-8 with or without BOM, else GB18030), as `read_raw` decides it."""
+    entity, fmt = entity_of(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: no such file (文件不存在)")
+    encoding = "binary" if fmt == "parquet" else _scan_encoding(path)
+    if fmt == "parquet":
+        try:
+            pq.read_schema(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UnreadableFileError(f"{path}: cannot read as PARQUET: {exc} (无法解析文件)") from exc
+    return ChunkedFile(path, entity, fmt, encoding, max(1, rows))
+
+
+def _scan_encoding(path: Path) -> str:
+    with path.open("rb") as f:
+        head = f.read(65536)
+    if b"\x00" in head:
+        raise UnreadableFileError(f"{path}: looks like a binary file, not text (文件不是文本格式)")
+    if head.startswith(b"\xef\xbb\xbf"):
+        if (bad := _decodes(path, "utf-8", 3)) is not None:
+            raise UnreadableFileError(f"{path}: cannot read as text: not UTF-8 at byte {bad} (无法解析文件)")
+        return "utf-8-sig"
+    if _decodes(path, "utf-8", 0) is None:
+        return "utf-8"
+    if (bad := _decodes(path, "gb18030", 0)) is not None:
+        raise UnreadableFileError(f"{path}: text is neither UTF-8 nor GBK/GB18030 (byte {bad}) (无法识别文件编码)")
+    return "gb18030"
+
+
+def _decodes(path: Path, encoding: str, skip: int) -> int | None:
+    """None if the whole file decodes, else the offset of the first byte that does not."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = skip
+    with path.open("rb") as f:
+        f.seek(skip)
+        try:
+            while block := f.read(BLOCK):
+                decoder.decode(block)
+                offset += len(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            return offset + exc.start
+    return None
+
+
+def _csv_tables(path: Path, encoding: str) -> Iterator[pa.Table]:
+    codec = "gb18030" if encoding == "gb18030" else "utf8"
+    with path.open(encoding="utf-8-sig" if codec == "utf8" else codec, newline="") as f:
+        header = next(csv.reader([f.readline()]), [])
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=BLOCK, encoding=codec),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    yield pa.Table.from_batches([], schema=reader.schema)
+    for batch in reader:
+        yield pa.Table.from_batches([batch])
+
+
+def _jsonl_tables(path: Path, encoding: str, rows: int) -> Iterator[pa.Table]:
+    with path.open(encoding=encoding) as f:
+        lines: list[str] = []
+        first = 1
+        for line in f:
+            lines.append(line.rstrip("\r\n"))
+            if len(lines) == rows:
+                yield _jsonl_table(lines, first)
+                first, lines = first + rows, []
+        if lines or first == 1:
+            yield _jsonl_table(lines, first)
+
+
+def _rechunk(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly `rows` rows (the last may be shorter); a file of no rows gives one empty
+    table (its columns: the first table each reader yields is an empty one with the file's columns)."""
+    pending: list[pa.Table] = []
+    held, given = 0, False
+    empty: pa.Table | None = None
+    for table in tables:
+        empty = empty if empty is not None else table.slice(0, 0)
+        if table.num_rows == 0:
+            continue
+        pending.append(table)
+        held += table.num_rows
+        while held >= rows:
+            joined = pa.concat_tables(pending, promote_options="permissive")
+            yield joined.slice(0, rows)
+            given = True
+            rest = joined.slice(rows)
+            pending, held = ([rest] if rest.num_rows else []), rest.num_rows
+    if pending:
+        yield pa.concat_tables(pending, promote_options="permissive")
+    elif not given and empty is not None:
+        yield empty

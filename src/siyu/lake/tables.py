@@ -20,7 +20,7 @@ from typing import Literal
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 
@@ -202,6 +202,46 @@ class Lake:
         table.alter.set_table_properties({LOG_RETENTION: DEFAULT_LOG_RETENTION})
         return [str(f) for f in removed]
 
+    def optimize(self, name: str, z_order: list[str], *, row_group_rows: int | None = None) -> dict[str, object]:
+        """Rewrite the table's files into few large ones, z-ordered by `z_order` (compaction only when
+        empty), in one commit that changes no row (`dataChange = false`): readers and concurrent appends
+        are unaffected, and older versions stay readable until `vacuum`."""
+        table = self._table(name)
+        if table is None:
+            return {}
+        props = WriterProperties(max_row_group_size=row_group_rows) if row_group_rows else None
+        if z_order:
+            marker = CommitProperties(custom_metadata={Z_ORDER: ",".join(z_order)})
+            return dict(table.optimize.z_order(z_order, writer_properties=props, commit_properties=marker))
+        return dict(table.optimize.compact(writer_properties=props))
+
+    def z_ordered(self, name: str) -> bool:
+        """Whether the commit history still held (the log's retention, 30 days) has a z-order."""
+        table = self._table(name)
+        return table is not None and any(Z_ORDER in commit for commit in table.history())
+
+    def changed_since_optimize(self, name: str) -> bool:
+        """Whether a commit other than an optimize or a vacuum came after the table's last optimize."""
+        table = self._table(name)
+        if table is None:
+            return False
+        for commit in table.history():  # newest first
+            operation = str(commit.get("operation", ""))
+            if operation == "OPTIMIZE":
+                return False
+            if not operation.startswith("VACUUM"):
+                return True
+        return True
+
+    def vacuum(self, name: str, retain_hours: int) -> list[str]:
+        """Delete the files no version of the last `retain_hours` needs: time travel keeps working
+        within that period (versions older than it can no longer be read)."""
+        table = self._table(name)
+        if table is None:
+            return []
+        removed = table.vacuum(retention_hours=retain_hours, enforce_retention_duration=False, dry_run=False)
+        return [str(f) for f in removed]
+
     def tables(self) -> list[str]:
         """Names of the Delta tables in the lake."""
         if not self.root.is_dir():
@@ -210,4 +250,5 @@ class Lake:
 
 
 LOG_RETENTION = "delta.logRetentionDuration"
+Z_ORDER = "siyu.z_order"  # commit metadata of a z-order rewrite: the columns
 DEFAULT_LOG_RETENTION = "interval 30 days"  # Delta's default
