@@ -158,13 +158,16 @@ def run_workers(url: str, kind: str, workers: int, seconds: float, ids: tuple[in
     start = ctx.Event()
     stop = ctx.Value("d", 0.0)
     out = ctx.Queue()
+    ready = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker_entry, args=(url, kind, n, ids, start, stop, out, seconds)) for n in range(workers)
+        ctx.Process(target=_worker_entry, args=(url, kind, n, ids, start, stop, out, seconds, ready))
+        for n in range(workers)
     ]
     for p in procs:
         p.start()
-    # give the workers time to import and connect: they block on `start`
-    time.sleep(max(3.0, 0.6 * workers))
+    # wait until every worker has imported and connected (a loaded machine takes many seconds)
+    for _ in procs:
+        ready.get(timeout=300)
     began = time.time()
     stop.value = began + WARMUP + seconds
     start.set()
@@ -176,7 +179,7 @@ def run_workers(url: str, kind: str, workers: int, seconds: float, ids: tuple[in
 
 
 def _worker_entry(
-    url: str, kind: str, n: int, ids: tuple[int, int], start: Any, stop: Any, out: Any, seconds: float
+    url: str, kind: str, n: int, ids: tuple[int, int], start: Any, stop: Any, out: Any, seconds: float, ready: Any
 ) -> None:
     rng = random.Random(n)
     lo, hi = ids
@@ -187,6 +190,7 @@ def _worker_entry(
             program = load_program(session, CODE)
     with store.engine.connect() as c:  # open the pool's connection before the clock starts
         c.execute(text("SELECT 1"))
+    ready.put(n)
     start.wait()
     end = stop.value
     counted_from = end - seconds
