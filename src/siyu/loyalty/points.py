@@ -8,19 +8,26 @@ trail for points (who: `actor`, when: `created_at`, old → new: `balance_after 
 Invariant (tests/unit/test_ledger_properties.py): balance = Σ lot.remaining − debt = Σ txn.points,
 no lot below zero, expiry never takes points that were spent.
 
-The hot path is SQLAlchemy Core on the session's connection (no ORM flush): lock the account,
-read the key (and the lots) in one query, plan the rows in Python, write the plan
-(`siyu.loyalty.ledger_sql.apply`: one statement on PostgreSQL) — three statements per write.
+The hot path (earn, redeem, adjust) is SQLAlchemy Core on the session's connection (no ORM
+flush) and two statements: read the account, the key and (to spend) the open lots in one query,
+plan the rows in Python, write the plan (`siyu.loyalty.ledger_sql.apply`). On PostgreSQL the read
+takes no lock: the write is one statement guarded by the account row's version as read
+(optimistic), which writes nothing when another writer changed the account in between — the
+posting is then planned again under `SELECT … FOR UPDATE` (the pessimistic path, also used by
+reversals). Holding no lock across the round trips is what lets many workers post at once. On
+SQLite the write transaction already holds the database lock (`Store.write_unit`), so the read is
+the lock. tests/integration/test_ledger_round_trips.py counts the statements.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, select
+from sqlalchemy import Connection, Table, and_, bindparam, func, literal, literal_column, select
 from sqlalchemy.orm import Session
 
 from siyu.loyalty import ledger_sql
@@ -47,6 +54,30 @@ _REPLAY = select(T.c.id, T.c.account_id, T.c.kind, T.c.points, T.c.balance_after
     T.c.program == bindparam("p"), T.c.idempotency_key == bindparam("k")
 )
 _LOTS = select(L.c.id, L.c.expires_at, L.c.remaining).where(L.c.account_id == bindparam("a"), L.c.remaining > 0)
+# The optimistic read: the account with its row version, the key's earlier transaction (if any)
+# and, to spend, the open lots — one query (each row repeats the account and the key's txn).
+_ACCOUNT_COLUMNS = (A.c.id.label("a_id"), A.c.program.label("a_program"), A.c.member_no, A.c.balance, A.c.debt)
+_KEY_JOIN = and_(T.c.program == bindparam("p"), T.c.idempotency_key == bindparam("k"))
+
+
+def _read_query(version: str | None, lots: bool) -> Any:
+    columns = [
+        *_ACCOUNT_COLUMNS,
+        literal_column(version).label("version") if version else literal(None).label("version"),
+        T.c.id, T.c.account_id, T.c.kind, T.c.points, T.c.balance_after,
+    ]  # fmt: skip
+    source = A.outerjoin(T, _KEY_JOIN)
+    if lots:
+        columns += [L.c.id.label("lot_id"), L.c.expires_at, L.c.remaining]
+        source = source.outerjoin(L, and_(L.c.account_id == A.c.id, L.c.remaining > 0))
+    return select(*columns).select_from(source).where(A.c.id == bindparam("a"))
+
+
+_READS = {
+    (dialect, lots): _read_query(ledger_sql.ROW_VERSION.get(dialect or ""), lots)
+    for dialect in (*ledger_sql.ROW_VERSION, None)
+    for lots in (False, True)
+}
 # Read after the lock (a fresh snapshot): the key's earlier transaction, if any, and the open lots.
 _REPLAY_AND_LOTS = (
     select(
@@ -122,11 +153,72 @@ class _Account:
     def save(self, session: Session) -> list[int]:
         """Write the plan; the ids of its transactions."""
         ids = ledger_sql.apply(self.conn, self.plan)
+        if ids is None:
+            raise _AccountChangedError
         # An ORM copy of the account in this session would now show an old balance.
         cached = session.identity_map.get(session.identity_key(LoyaltyAccount, self.id))
         if cached is not None:
             session.expire(cached, ["balance", "debt"])
         return ids
+
+
+class _AccountChangedError(Exception):
+    """The account changed between the optimistic read and the guarded write (nothing was written)."""
+
+
+def _read(session: Session, account_id: int, program: str, key: str, *, lots: bool) -> tuple[_Account, Any]:
+    """The account (unlocked on PostgreSQL, with its row version), the key's txn row or None, and
+    — with `lots` — the open lots, in one statement."""
+    session.flush()
+    conn = session.connection()
+    dialect = conn.dialect.name
+    rows = conn.execute(_READS[dialect if dialect in ledger_sql.ROW_VERSION else None, lots], {
+        "a": account_id, "p": program, "k": key,
+    }).all()  # fmt: skip
+    if not rows:
+        raise NotMemberError(f"no loyalty account {account_id}")
+    r = rows[0]
+    account = _Account(conn, r.a_id, r.a_program, r.member_no, Plan(r.a_id, r.balance, r.debt, version=r.version))
+    if lots:
+        for row in rows:
+            if row.lot_id is not None:
+                account.lots[row.lot_id] = lotrules.Lot(
+                    row.lot_id, utc(row.expires_at) if row.expires_at else None, row.remaining
+                )
+        account.lots_loaded = True
+    return account, r
+
+
+def _post(
+    session: Session,
+    program: Program,
+    account_id: int,
+    *,
+    key: str,
+    kind: str,
+    points: int,
+    lots: bool,
+    plan: Callable[[_Account], int],
+) -> Posted:
+    """Read, replay a known key or plan (`plan` returns the index of the posting's txn) and write:
+    optimistically first where the database has row versions, under the row lock if that lost."""
+    for optimistic in (True, False):
+        if optimistic:
+            account, seen = _read(session, account_id, program.program, key, lots=lots)
+            replayed = _check_replay(account, key, seen, kind, points)
+        else:
+            account = _lock(session, account_id)
+            load = _replay_with_lots if lots else _replay
+            replayed = load(account, program.program, key, kind, points)
+        if replayed is not None:
+            return replayed
+        txn = plan(account)
+        try:
+            ids = account.save(session)
+        except _AccountChangedError:
+            continue
+        return Posted(ids[txn], account.id, kind, account.plan.txns[txn]["points"], account.balance)
+    raise AssertionError("a posting under the row lock cannot lose to another writer")
 
 
 def _lock(session: Session, account_id: int) -> _Account:
@@ -210,24 +302,24 @@ def do_earn(
     points (debt from an earlier reversal) are paid back from it first."""
     if points <= 0:
         raise LoyaltyError("points to earn must be a positive whole number")
-    account = _lock(session, account_id)
-    if (seen := _replay(account, program.program, key, kind, points)) is not None:
-        return seen
-    txn = account.txn(
-        kind, points, key=key, at=at, actor=actor, brand=brand, channel=channel, order_id=order_id, reason=reason
-    )
     expiry = expires_at if expires_at is not None else lotrules.expiry_of(program.points.expiry, at, program.timezone)
-    plan = account.plan
-    paid = min(plan.debt, points)
-    plan.debt -= paid
-    plan.new_lot = {
-        "txn": txn, "account_id": account.id, "brand": brand, "earned_at": at, "expires_at": expiry,
-        "points": points, "remaining": points - paid,
-    }  # fmt: skip
-    # The creating move records what reached the lot (points − debt paid); it is not re-applied.
-    plan.moves.append((txn, NEW_LOT, points - paid))
-    ids = account.save(session)
-    return Posted(ids[txn], account.id, kind, points, account.balance)
+
+    def earn(account: _Account) -> int:
+        txn = account.txn(
+            kind, points, key=key, at=at, actor=actor, brand=brand, channel=channel, order_id=order_id, reason=reason
+        )
+        plan = account.plan
+        paid = min(plan.debt, points)
+        plan.debt -= paid
+        plan.new_lot = {
+            "txn": txn, "account_id": account.id, "brand": brand, "earned_at": at, "expires_at": expiry,
+            "points": points, "remaining": points - paid,
+        }  # fmt: skip
+        # The creating move records what reached the lot (points − debt paid); it is not re-applied.
+        plan.moves.append((txn, NEW_LOT, points - paid))
+        return txn
+
+    return _post(session, program, account_id, key=key, kind=kind, points=points, lots=False, plan=earn)
 
 
 def do_redeem(
@@ -248,20 +340,20 @@ def do_redeem(
     """Spend `points` first-to-expire; refuses (nothing changes) when the balance is short."""
     if points <= 0:
         raise LoyaltyError("points to redeem must be a positive whole number")
-    account = _lock(session, account_id)
-    if (seen := _replay_with_lots(account, program.program, key, kind, points)) is not None:
-        return seen
-    _expire_due(account, at)
-    if account.balance < points:
-        raise InsufficientPointsError(
-            f"account {account.member_no} has {account.balance} points, {points} needed 积分不足"
+
+    def redeem(account: _Account) -> int:
+        _expire_due(account, at)
+        if account.balance < points:
+            raise InsufficientPointsError(
+                f"account {account.member_no} has {account.balance} points, {points} needed 积分不足"
+            )
+        txn = account.txn(
+            kind, -points, key=key, at=at, actor=actor, brand=brand, channel=channel, order_id=order_id, reason=reason
         )
-    txn = account.txn(
-        kind, -points, key=key, at=at, actor=actor, brand=brand, channel=channel, order_id=order_id, reason=reason
-    )
-    _take(account, txn, points)
-    ids = account.save(session)
-    return Posted(ids[txn], account.id, kind, -points, account.balance)
+        _take(account, txn, points)
+        return txn
+
+    return _post(session, program, account_id, key=key, kind=kind, points=points, lots=True, plan=redeem)
 
 
 def do_adjust(

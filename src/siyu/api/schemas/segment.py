@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Self
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
+from siyu.api.schemas.segment_fast import plain_batch
 from siyu.api.schemas.segment_values import MessageValueError, depth_problems, size_problems, value_problems
 from siyu.core.clock import utc_now
 from siyu.ingest.bounds import TimeBounds
@@ -214,7 +215,7 @@ def _check_depth(messages: Any, places: list[str]) -> None:
 
 def _checked_rows(
     data: Sequence[Mapping[str, Any]],
-    models: Sequence[SegmentMessage],
+    timestamps: Sequence[datetime | None],
     places: Sequence[str],
     bounds: TimeBounds,
     now: datetime | None,
@@ -223,8 +224,8 @@ def _checked_rows(
     latest = bounds.latest(now or utc_now())
     problems = [
         p
-        for raw, model, place in zip(data, models, places, strict=True)
-        for p in value_problems(raw, model.timestamp, place, bounds, latest)
+        for raw, timestamp, place in zip(data, timestamps, places, strict=True)
+        for p in value_problems(raw, timestamp, place, bounds, latest)
     ]
     if problems:
         raise MessageValueError(problems)
@@ -242,10 +243,13 @@ def parse_batch(body: bytes, bounds: TimeBounds = TimeBounds(), now: datetime | 
     _check_depth(messages, [f"batch.{i}." for i in range(len(messages or []))])
     if isinstance(data, dict) and isinstance(data.get("context"), dict | list):
         _check_depth([{"context": data["context"]}], [""])  # the batch's context
-    batch = BatchAdapter.validate_python(data)
+    # A plain batch (nearly all) is checked without pydantic; anything else by the models.
+    timestamps = plain_batch(data)
+    if timestamps is None:
+        timestamps = [m.timestamp for m in BatchAdapter.validate_python(data).batch]
     sent_at = data.get("sentAt") if isinstance(data.get("sentAt"), str) else None
-    places = [f"batch.{i}." for i in range(len(batch.batch))]
-    return _checked_rows(data["batch"], batch.batch, places, bounds, now, context=batch.context, sent_at=sent_at)
+    places = [f"batch.{i}." for i in range(len(timestamps))]
+    return _checked_rows(data["batch"], timestamps, places, bounds, now, context=data.get("context"), sent_at=sent_at)
 
 
 def parse_message(
@@ -259,4 +263,4 @@ def parse_message(
     message = model.model_validate(data)
     if isinstance(data, dict) and "type" not in data:
         data["type"] = kind
-    return _checked_rows([data], [message], [""], bounds, now)
+    return _checked_rows([data], [message.timestamp], [""], bounds, now)
