@@ -39,6 +39,7 @@ from siyu.ingest import loader as loader_module
 from siyu.ingest.loader import Loader, load_batch
 from siyu.ingest.schema import ENTITIES
 from siyu.ingest.views import latest
+from siyu.privacy.lake_columns import open_rows
 from siyu.store.models import InboxMessage
 
 CUSTOMERS = 20
@@ -308,7 +309,7 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path, crash_store_url: st
         assert len({(v["source_customer_id"], v["_row_hash"]) for v in versions}) == len(versions)
         current = latest(app.engine, "customers")
         assert current is not None
-        people = app.engine.to_arrow(current.select("source_customer_id", "phone", "name", "city")).to_pylist()
+        people = open_rows(app.settings.pii_keyring, "customers", app.engine.to_arrow(current).to_pylist())
         assert sorted((p["source_customer_id"], p["phone"], p["name"], p["city"]) for p in people) == sorted(
             (f"c{i}", f"1380000{i:04d}", f"Name {i}", "杭州") for i in range(CUSTOMERS)
         )
@@ -387,8 +388,8 @@ def _lake_state(app: App) -> dict[str, list[tuple[Any, ...]]]:
         assert len({tuple(v.values()) for v in versions}) == len(versions), f"{entity}: a version appended twice"
         current = latest(app.engine, entity)
         assert current is not None
-        rows = app.engine.to_arrow(current.select(*ENTITIES[entity].column_names)).to_pylist()
-        state[entity] = sorted(tuple(str(v) for v in r.values()) for r in rows)
+        rows = open_rows(app.settings.pii_keyring, entity, app.engine.to_arrow(current).to_pylist())  # PII opened
+        state[entity] = sorted(tuple(str(r[c]) for c in ENTITIES[entity].column_names) for r in rows)
     return state
 
 

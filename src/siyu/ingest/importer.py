@@ -33,7 +33,7 @@ from siyu.ingest.readers import RawFile, entity_of, peek_columns, read_raw
 from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.ingest.views import latest
-from siyu.privacy import sealed_rows
+from siyu.privacy import lake_columns, sealed_rows
 from siyu.privacy.reveal import do_reveal
 from siyu.privacy.tombstones import ERASED_REASON, all_tombstones, erased_lines
 from siyu.store.models import ImportJob, QuarantineRow
@@ -155,6 +155,10 @@ class Checked:
     def release(self, engine: Engine) -> None:
         engine.release(*self._memtables)
 
+    def holding(self, table: ir.Table) -> Checked:
+        """The same, also releasing `table` (a memtable made from these rows)."""
+        return Checked(self.good, self.bad, self.ignored, (*self._memtables, table))
+
 
 def check(app: App, raw: RawFile, brand: str | None) -> Checked:
     """Validate every row of `raw` in one pass; the last of repeated keys wins (earlier ones are bad)."""
@@ -203,6 +207,7 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
     """Validate, classify and commit one file (see the module docstring for the guarantees)."""
     entity = ENTITIES[raw.entity]
     engine = app.engine
+    ring = app.settings.pii_sealing_ring
     warnings: list[str] = []
     checked = check(app, raw, brand)
     good, bad = checked.good, checked.bad
@@ -214,6 +219,12 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
         warnings += more
         new_rows = None
     else:
+        if entity.name in lake_columns.KEYED and ring is not None:  # the key holds PII: seal before comparing
+            sealed = lake_columns.seal_table(
+                ring, app.settings.pii_key, entity.name, engine.to_arrow(lake_columns.prepare(entity.name, good))
+            )
+            good = ibis.memtable(sealed)
+            checked = checked.holding(good)
         classified = classify(app, entity, good)
         counts = _count(engine.to_arrow(classified._outcome.value_counts()))
         new_rows = classified.filter(classified._outcome != "unchanged").drop("_outcome", "_valid")
@@ -247,7 +258,14 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
             _file=ibis.literal(raw.path.name),
         )
         # Streamed from the engine into one Delta commit: the new rows are never all in memory.
-        batches = landed.watch(engine.batches(stamped))
+        # PII columns are sealed batch by batch on the way (siyu.privacy.lake_columns).
+        if entity.name in lake_columns.SEALED and ring is not None:
+            stream = lake_columns.seal_batches(
+                ring, app.settings.pii_key, entity.name, engine.batches(lake_columns.prepare(entity.name, stamped))
+            )
+        else:
+            stream = engine.batches(stamped)
+        batches = landed.watch(stream)
         version = app.lake.append(entity.name, batches, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
 
     # The job's commit and its *Landed events are one transaction. A crash between the lake commit

@@ -68,7 +68,9 @@ def as_text(table: ir.Table, entity: str) -> dict[str, ir.StringValue]:
     out: dict[str, ir.StringValue] = {}
     for column in ENTITIES[entity].columns:
         if column.name not in table.columns:
-            out[column.name] = ibis.null(str)
+            # a sealed lake's PII column stays sealed: the importer opens and seals it anew (lake_columns)
+            sealed = f"{column.name}_enc"
+            out[column.name] = table[sealed] if sealed in table.columns else ibis.null(str)
             continue
         value = table[column.name]
         is_ts = column.kind is Kind.TIMESTAMP and value.type().is_timestamp()

@@ -19,6 +19,7 @@ from siyu.identity.normalise import mask_value, normalise_identifier
 from siyu.identity.service import MAP_TABLE, canonical_tables
 from siyu.ingest.views import latest
 from siyu.loyalty.accounts import utc
+from siyu.privacy.lake_columns import open_value
 
 NODE = ["brand", "source", "source_customer_id"]
 ADDRESS_TYPES = ("phone", "email", "openid", "unionid", "external_userid")
@@ -44,19 +45,35 @@ def _addresses(app: App, records: ibis.Table) -> dict[str, str]:
     """The first (by value) normalised phone, e-mail, openid… of the customer's source records.
 
     One customer's handful of values, normalised in Python with the One-ID rules: the vectorised
-    extraction (siyu.identity.resolve) compiles to a query DuckDB takes seconds to plan, per send."""
+    extraction (siyu.identity.resolve) compiles to a query DuckDB takes seconds to plan, per send.
+    A sealed lake's phones and e-mails are opened here: sending needs the address (no reveal is
+    recorded for it, as none is for the dispatcher opening a sealed payload)."""
+    ring = app.settings.pii_keyring
     customers, identities, _ = canonical_tables(app)
-    columns = [c for c in ADDRESS_TYPES if c in customers.columns]
+    columns = {c: stored for c in ADDRESS_TYPES if (stored := _stored(customers, c)) is not None}
     found: list[tuple[str, str]] = []
-    for row in rows_of(app, customers.semi_join(records, NODE).select(*columns)):
-        found += [(t, str(row[t])) for t in columns if row[t] not in (None, "")]
+    for row in rows_of(app, customers.semi_join(records, NODE).select(*columns.values())):
+        for t, stored in columns.items():
+            value = open_value(ring, "customers", t, row[stored])
+            if value not in (None, ""):
+                found.append((t, str(value)))
     ids = identities.semi_join(records, NODE)
-    for row in rows_of(app, ids.filter(ids.id_type.isin(ADDRESS_TYPES)).select("id_type", "id_value")):
-        found.append((str(row["id_type"]), str(row["id_value"])))
+    sealed = "id_value_enc" if "id_value_enc" in identities.columns else "id_value"
+    for row in rows_of(app, ids.filter(ids.id_type.isin(ADDRESS_TYPES)).select("id_type", *{"id_value", sealed})):
+        # a sealed row's envelope, else (other types, masked phones, a clear lake) the value itself
+        clear = open_value(ring, "identities", "id_value", row[sealed]) if sealed != "id_value" else None
+        found.append((str(row["id_type"]), str(clear or row["id_value"])))
     out: dict[str, str] = {}
     for id_type, value in sorted({n for t, v in found if "*" not in v and (n := normalise_identifier(t, v))}):
         out.setdefault(id_type, value)
     return out
+
+
+def _stored(table: ibis.Table, column: str) -> str | None:
+    """Where `column` is kept: ``<column>_enc`` in a sealed lake (siyu.privacy.lake_columns), else itself."""
+    if f"{column}_enc" in table.columns:
+        return f"{column}_enc"
+    return column if column in table.columns else None
 
 
 def _profile(app: App, records: ibis.Table, customer_id: str, addresses: dict[str, str]) -> dict[str, Any]:
@@ -64,9 +81,11 @@ def _profile(app: App, records: ibis.Table, customer_id: str, addresses: dict[st
     customers = latest(app.engine, "customers")
     if customers is not None:
         mine = customers.semi_join(records, NODE)
-        rows = rows_of(app, mine.order_by(ibis.desc("ingested_at")).select(*PROFILE_COLUMNS).limit(5))
-        for row in rows:  # the newest non-empty value of each column
-            for k, v in row.items():
+        stored = {c: s for c in PROFILE_COLUMNS if (s := _stored(customers, c)) is not None}
+        rows = rows_of(app, mine.order_by(ibis.desc("ingested_at")).select(*stored.values()).limit(5))
+        for row in rows:  # the newest non-empty value of each column (a sealed name is opened for the template)
+            for k, s in stored.items():
+                v = open_value(app.settings.pii_keyring, "customers", k, row[s]) if s != k else row[s]
                 if profile.get(k) is None and v not in (None, ""):
                     profile[k] = v
     profile["phone"] = mask_value("phone", addresses["phone"]) if "phone" in addresses else None
