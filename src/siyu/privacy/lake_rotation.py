@@ -1,0 +1,46 @@
+"""The lake half of `siyu keys rotate-pii`: re-seal the envelopes of the raw tables' PII columns
+(siyu.privacy.lake_columns) under the keyring's current key.
+
+One Delta commit per table, replacing only the rows of the imports that hold a stale envelope
+(predicate on `_import_id`), so imports landing meanwhile are neither lost nor rewritten (they are
+sealed under the current key already). Keyed hashes and masks do not change: the hash key is never
+rotated. Older Delta versions keep the old envelopes until `siyu lake vacuum` (the operator's choice,
+as for any rewrite); the old key must stay in the key file until then if time travel must read them.
+"""
+
+from __future__ import annotations
+
+import ibis
+import pyarrow as pa
+
+from siyu.bootstrap import App
+from siyu.privacy.crypto import PREFIX, reseal
+from siyu.privacy.lake_columns import PURPOSE, SEALED, context
+
+TABLES = {"customers": list(SEALED["customers"]), "identities": ["id_value"]}
+
+
+def rotate_lake(app: App) -> dict[str, int]:
+    """Rows re-sealed per raw table (0 when all are current or the table is not sealed)."""
+    ring = app.settings.pii_keyring
+    current = f"{PREFIX}:{ring.current}:"
+    done: dict[str, int] = {}
+    for entity, columns in TABLES.items():
+        done[entity] = 0
+        table = app.engine.table(entity)
+        sealed = [c for c in columns if table is not None and f"{c}_enc" in table.columns]
+        if table is None or not sealed:
+            continue
+        stale = ibis.or_(*(table[f"{c}_enc"].notnull() & ~table[f"{c}_enc"].startswith(current) for c in sealed))
+        imports = app.engine.to_arrow(table.filter(stale).select("_import_id").distinct())["_import_id"].to_pylist()
+        if not imports:
+            continue
+        rows = app.engine.to_arrow(table.filter(table._import_id.isin(imports)))
+        for col in sealed:
+            name, ctx = f"{col}_enc", context(entity, col)
+            cells = [None if v is None else reseal(ring, PURPOSE, v, ctx) or v for v in rows[name].to_pylist()]
+            rows = rows.set_column(rows.column_names.index(name), name, pa.array(cells, pa.string()))
+        done[entity] = rows.num_rows
+        ids = ", ".join("'" + str(i).replace("'", "''") + "'" for i in imports)
+        app.lake.replace(entity, rows, f"_import_id IN ({ids})")
+    return done
