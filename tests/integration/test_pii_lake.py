@@ -21,6 +21,7 @@ from siyu.identity.normalise import normalise_identifier
 from siyu.identity.service import MAP_TABLE, ResolveOutcome, run_resolve
 from siyu.ingest.importer import import_path
 from siyu.privacy.crypto import PiiUnreadableError
+from siyu.privacy.lake_rotation import rotate_lake
 
 
 @dataclass
@@ -145,3 +146,21 @@ def test_a_wrong_key_is_a_clear_error(lakes: Lakes) -> None:
         assert caught.value.code == "pii_unreadable" and "SIYU_PII_KEY" in str(caught.value)
     finally:
         wrong.store.engine.dispose()
+
+
+def test_a_lake_from_before_encryption_stays_clear_until_rotate_pii_seals_it(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "customers.csv", tmp_path / "b" / "customers.csv"
+    first.write_text("brand,source,source_customer_id,phone,name\nacme,pos,c1,13812345678,张三\n")
+    second.write_text("brand,source,source_customer_id,phone,name\nacme,shop,s1,+86 138 1234 5678,张三\n")
+    home = tmp_path / "home"
+    import_path(_app(home, False), first)  # a lake written before lake encryption
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'siyu.db'}")
+    app = bootstrap(settings)
+    report = import_path(app, second)
+    assert "rotate-pii" in " ".join(report.warnings)  # landed clear: hashes and clear never mix
+    assert rotate_lake(app) == {"customers": 2, "identities": 0}
+    assert rotate_lake(app) == {"customers": 0, "identities": 0}
+    lake = app.engine.to_arrow(app.engine.table("customers")).to_pylist()
+    assert [r["phone"] for r in lake] == [None, None] and len({r["phone_hash"] for r in lake}) == 1
+    assert run_resolve(app).customers == 1  # the two records link on the phone's hash

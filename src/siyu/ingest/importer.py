@@ -209,6 +209,9 @@ def import_file(app: App, raw: RawFile, brand: str | None) -> FileReport:
     engine = app.engine
     ring = app.settings.pii_sealing_ring
     warnings: list[str] = []
+    if ring is not None and lake_columns.holds_clear(engine, entity.name):
+        ring = None  # never mix layouts in one table: it stays clear until rotate-pii seals it
+        warnings.append(lake_columns.CLEAR_LAKE_WARNING.format(entity=entity.name))
     checked = check(app, raw, brand)
     good, bad = checked.good, checked.bad
     if checked.ignored:

@@ -67,10 +67,13 @@ def as_text(table: ir.Table, entity: str) -> dict[str, ir.StringValue]:
     """A lake table's typed canonical columns back as canonical text (the inverse of validation)."""
     out: dict[str, ir.StringValue] = {}
     for column in ENTITIES[entity].columns:
+        sealed = f"{column.name}_enc"
+        if sealed in table.columns:  # a sealed lake's PII stays sealed: the importer opens and seals it anew
+            clear = table[column.name].cast("string") if column.name in table.columns else ibis.null(str)
+            out[column.name] = table[sealed].coalesce(clear)
+            continue
         if column.name not in table.columns:
-            # a sealed lake's PII column stays sealed: the importer opens and seals it anew (lake_columns)
-            sealed = f"{column.name}_enc"
-            out[column.name] = table[sealed] if sealed in table.columns else ibis.null(str)
+            out[column.name] = ibis.null(str)
             continue
         value = table[column.name]
         is_ts = column.kind is Kind.TIMESTAMP and value.type().is_timestamp()

@@ -39,6 +39,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from siyu.engine.connect import Engine
 from siyu.identity.normalise import identifier_value_expr, mask_value, normalise_identifier
 from siyu.privacy.crypto import PREFIX, Keyring, decrypt, is_sealed
 
@@ -59,6 +60,39 @@ def context(entity: str, column: str) -> str:
 def is_sealed_table(table: ir.Table, column: str) -> bool:
     """Whether `table` (a raw lake table) holds `column` sealed (``<column>_hash``) rather than clear."""
     return f"{column}_hash" in table.columns
+
+
+CLEAR_LAKE_WARNING = (
+    "the lake's {entity} table holds PII in clear (written before lake encryption): rows are landed clear "
+    "until `siyu keys rotate-pii` seals the table (湖仓表仍为明文，请运行 siyu keys rotate-pii)"
+)
+
+
+def sealed_columns(entity: str) -> list[str]:
+    return ["id_value"] if entity == "identities" else list(SEALED.get(entity, {}))
+
+
+def clear_rows(table: ir.Table, entity: str) -> ir.BooleanValue | None:
+    """Rows of a raw table holding PII in clear: written before lake encryption (or with it off)."""
+    columns = [c for c in sealed_columns(entity) if c in table.columns]
+    if entity == "customers" and columns:
+        return ibis.or_(*(table[c].notnull() for c in columns))
+    if entity == "identities":
+        pii = table.id_type.isin(IDENTITY_TYPES)
+        if "id_value_enc" not in table.columns:
+            return pii
+        return pii & table.id_value_enc.isnull() & ~((table.id_type == "phone") & table.id_value.contains("*"))
+    return None
+
+
+def holds_clear(engine: Engine, entity: str) -> bool:
+    """Whether the raw table of `entity` holds PII in clear (then imports keep it clear, never mixing
+    clear and hashed values One-ID could not link, until `siyu keys rotate-pii` seals it)."""
+    table = engine.table(entity) if entity in SEALED or entity in KEYED else None
+    if table is None:
+        return False
+    found = clear_rows(table, entity)
+    return found is not None and engine.to_arrow(table.filter(found).select("_import_id").limit(1)).num_rows > 0
 
 
 def is_hash(id_type: str, value: str | None) -> bool:

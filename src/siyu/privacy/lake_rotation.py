@@ -14,19 +14,19 @@ import ibis
 import pyarrow as pa
 
 from siyu.bootstrap import App
-from siyu.privacy.crypto import PREFIX, reseal
-from siyu.privacy.lake_columns import PURPOSE, SEALED, context
+from siyu.privacy.crypto import PREFIX, Keyring, reseal
+from siyu.privacy.lake_columns import PURPOSE, SEALED, clear_rows, context, prepare, seal_table, sealed_columns
 
 TABLES = {"customers": list(SEALED["customers"]), "identities": ["id_value"]}
 
 
 def rotate_lake(app: App) -> dict[str, int]:
-    """Rows re-sealed per raw table (0 when all are current or the table is not sealed)."""
+    """Rows re-sealed (or sealed for the first time) per raw table (0 when all are current)."""
     ring = app.settings.pii_keyring
     current = f"{PREFIX}:{ring.current}:"
     done: dict[str, int] = {}
     for entity, columns in TABLES.items():
-        done[entity] = 0
+        done[entity] = _seal_clear(app, ring, entity) if app.settings.pii_encryption else 0
         table = app.engine.table(entity)
         sealed = [c for c in columns if table is not None and f"{c}_enc" in table.columns]
         if table is None or not sealed:
@@ -40,7 +40,33 @@ def rotate_lake(app: App) -> dict[str, int]:
             name, ctx = f"{col}_enc", context(entity, col)
             cells = [None if v is None else reseal(ring, PURPOSE, v, ctx) or v for v in rows[name].to_pylist()]
             rows = rows.set_column(rows.column_names.index(name), name, pa.array(cells, pa.string()))
-        done[entity] = rows.num_rows
-        ids = ", ".join("'" + str(i).replace("'", "''") + "'" for i in imports)
-        app.lake.replace(entity, rows, f"_import_id IN ({ids})")
+        done[entity] += rows.num_rows
+        app.lake.replace(entity, rows, _of_imports(imports))
     return done
+
+
+def _of_imports(imports: list[str]) -> str:
+    return "_import_id IN (" + ", ".join("'" + str(i).replace("'", "''") + "'" for i in imports) + ")"
+
+
+def _seal_clear(app: App, ring: Keyring, entity: str) -> int:
+    """Seal the rows a lake from before encryption (or with it off) holds in clear: the imports holding
+    them are rewritten sealed, their clear columns left empty (the table's schema keeps them)."""
+    table = app.engine.table(entity)
+    if table is None:
+        return 0
+    columns = [c for c in sealed_columns(entity) if c in table.columns]
+    clear = clear_rows(table, entity)
+    if clear is None:
+        return 0
+    imports = app.engine.to_arrow(table.filter(clear).select("_import_id").distinct())["_import_id"].to_pylist()
+    if not imports:
+        return 0
+    part = table.filter(table._import_id.isin(imports))
+    helpers = [f"{c}_{k}" for c in columns for k in ("enc", "hash", "mask") if f"{c}_{k}" in part.columns]
+    rows = seal_table(ring, ring.hash_key, entity, app.engine.to_arrow(prepare(entity, part.drop(*helpers))))
+    if entity == "customers":  # the clear columns stay in the schema, empty
+        for c in columns:
+            rows = rows.append_column(c, pa.nulls(rows.num_rows, pa.string()))
+    app.lake.replace(entity, rows, _of_imports(imports), merge=True)  # adds the sealed columns
+    return int(rows.num_rows)
