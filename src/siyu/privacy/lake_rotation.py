@@ -4,7 +4,7 @@
 One Delta commit per table, replacing only the rows of the imports that hold a stale envelope
 (predicate on `_import_id`), so imports landing meanwhile are neither lost nor rewritten (they are
 sealed under the current key already). Keyed hashes and masks do not change: the hash key is never
-rotated. Older Delta versions keep the old envelopes until `siyu lake vacuum` (the operator's choice,
+rotated. Older Delta versions keep the old envelopes until their files are vacuumed (the operator's choice,
 as for any rewrite); the old key must stay in the key file until then if time travel must read them.
 """
 
