@@ -39,12 +39,16 @@ from siyu.ingest import loader as loader_module
 from siyu.ingest.loader import Loader, load_batch
 from siyu.ingest.schema import ENTITIES
 from siyu.ingest.views import latest
+from siyu.privacy.crypto import Keyring
+from siyu.privacy.lake_columns import open_rows
 from siyu.store.models import InboxMessage
 
 CUSTOMERS = 20
 EVENTS = 3_000  # half canonical rows, half Segment track messages
 PER_REQUEST = 100
 SERVER_KILLS = 3
+CRASH_PII_KEY = "crash-test-pii-key"
+CRASH_RING = Keyring.single(CRASH_PII_KEY)  # opens what the servers sealed in the lake
 WORKER_KILLS = 4
 DEADLINE = 240.0  # seconds: a guard against hanging, far above the expected run time
 
@@ -244,7 +248,7 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path, crash_store_url: st
         "SIYU_LOADER_BATCH_MESSAGES": "200",
         "SIYU_LOADER_RESOLVE_EVERY": "0.5",
         "SIYU_API_RATE_LIMIT": "100000",
-        "SIYU_PII_KEY": "crash-test-pii-key",  # servers refuse the development key
+        "SIYU_PII_KEY": CRASH_PII_KEY,  # servers refuse the development key
     }
     created = subprocess.run(
         siyu_cmd("keys", "create", "--brand", "demo", "--scope", "ingest", "--source", "app", "--json"),
@@ -308,7 +312,7 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path, crash_store_url: st
         assert len({(v["source_customer_id"], v["_row_hash"]) for v in versions}) == len(versions)
         current = latest(app.engine, "customers")
         assert current is not None
-        people = app.engine.to_arrow(current.select("source_customer_id", "phone", "name", "city")).to_pylist()
+        people = open_rows(CRASH_RING, "customers", app.engine.to_arrow(current).to_pylist())  # the servers' key
         assert sorted((p["source_customer_id"], p["phone"], p["name"], p["city"]) for p in people) == sorted(
             (f"c{i}", f"1380000{i:04d}", f"Name {i}", "杭州") for i in range(CUSTOMERS)
         )
@@ -387,8 +391,8 @@ def _lake_state(app: App) -> dict[str, list[tuple[Any, ...]]]:
         assert len({tuple(v.values()) for v in versions}) == len(versions), f"{entity}: a version appended twice"
         current = latest(app.engine, entity)
         assert current is not None
-        rows = app.engine.to_arrow(current.select(*ENTITIES[entity].column_names)).to_pylist()
-        state[entity] = sorted(tuple(str(v) for v in r.values()) for r in rows)
+        rows = open_rows(app.settings.pii_keyring, entity, app.engine.to_arrow(current).to_pylist())  # PII opened
+        state[entity] = sorted(tuple(str(r[c]) for c in ENTITIES[entity].column_names) for r in rows)
     return state
 
 

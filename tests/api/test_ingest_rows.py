@@ -13,6 +13,7 @@ from api.conftest import KeyMaker, bearer
 from siyu.bootstrap import App
 from siyu.ingest.loader import Loader
 from siyu.ingest.views import latest
+from siyu.privacy.lake_columns import open_rows
 from siyu.store.models import Field, InboxMessage, QuarantineRow, RelationType
 
 ROWS = [
@@ -30,7 +31,8 @@ def _pending(app: App) -> int:
 def _lake_customers(app: App) -> dict[str, dict[str, object]]:
     table = latest(app.engine, "customers")
     assert table is not None
-    return {r["source_customer_id"]: r for r in app.engine.to_arrow(table).to_pylist()}
+    rows = open_rows(app.settings.pii_keyring, "customers", app.engine.to_arrow(table).to_pylist())  # PII opened
+    return {r["source_customer_id"]: r for r in rows}
 
 
 def test_outcomes_durability_and_idempotency(app: App, client: httpx.Client, make_key: KeyMaker) -> None:

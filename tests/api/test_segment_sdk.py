@@ -14,12 +14,13 @@ from api.conftest import KeyMaker
 from siyu.bootstrap import App
 from siyu.ingest.loader import Loader
 from siyu.ingest.views import latest
+from siyu.privacy.lake_columns import open_rows
 from siyu.store.models import InboxMessage
 
 
 def _rows(app: App, entity: str) -> list[dict[str, Any]]:
     table = latest(app.engine, entity)
-    return [] if table is None else app.engine.to_arrow(table).to_pylist()
+    return [] if table is None else open_rows(app.settings.pii_keyring, entity, app.engine.to_arrow(table).to_pylist())
 
 
 def test_segment_library_end_to_end(app: App, base_url: str, make_key: KeyMaker) -> None:

@@ -41,6 +41,7 @@ def test_masked_listing_audited_reveal_and_rotation(env: Path) -> None:
     assert json.loads(rotated.stdout) == {
         "key": "b",
         "store": {"quarantine_rows": 1, "inbox": 0, "outbound_messages": 0, "wecom_configs": 0},
+        "lake": {"customers": 0, "identities": 0},  # the one row was quarantined: nothing landed
     }
     audit = json.loads(runner.invoke(app, ["audit", "list", "--json"]).stdout)
     assert {"pii.reveal", "pii.rotate"} <= {a["action"] for a in audit}

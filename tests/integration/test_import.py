@@ -15,6 +15,7 @@ from siyu.ingest import registry
 from siyu.ingest.importer import import_path, quarantine
 from siyu.ingest.schema import RELATION_TYPES
 from siyu.ingest.views import latest
+from siyu.privacy.lake_columns import open_rows
 
 ORDERS_HEADER = "brand,source,order_id,source_customer_id,status,paid_at,amount_fen,refund_fen\n"
 
@@ -118,7 +119,8 @@ def test_gbk_file_is_detected(app: App, tmp_path: Path) -> None:
     f = write(tmp_path / "customers.csv", text, encoding="gbk")
     report = import_path(app, f)
     assert report.files[0].encoding == "gb18030"
-    row = app.engine.to_arrow(latest(app.engine, "customers")).to_pylist()[0]
+    rows = app.engine.to_arrow(latest(app.engine, "customers")).to_pylist()
+    row = open_rows(app.settings.pii_keyring, "customers", rows)[0]  # the lake keeps the name sealed
     assert (row["name"], row["city"]) == ("张三", "上海")
 
 
@@ -128,7 +130,8 @@ def test_utf8_bom_and_brand_option(app: App, tmp_path: Path) -> None:
         import_path(app, f)
     report = import_path(app, f, brand="acme")
     assert report.files[0].encoding == "utf-8-sig"
-    row = app.engine.to_arrow(latest(app.engine, "customers")).to_pylist()[0]
+    rows = app.engine.to_arrow(latest(app.engine, "customers")).to_pylist()
+    row = open_rows(app.settings.pii_keyring, "customers", rows)[0]
     assert (row["brand"], row["name"]) == ("acme", "李四")
 
 

@@ -24,6 +24,7 @@ from siyu.messaging.models import OutboundMessage
 from siyu.messaging.sealing import open_payload
 from siyu.privacy.crypto import Keyring, key_id
 from siyu.privacy.hashing import keyed_hash
+from siyu.privacy.lake_columns import open_rows
 from siyu.privacy.reveal import RevealPurposeError
 from siyu.privacy.rotation import rotate_pii
 from siyu.privacy.sealed_rows import QUARANTINE, open_row
@@ -115,6 +116,10 @@ def test_reveal_needs_a_purpose_and_is_audited(seeded: App) -> None:
     assert json.loads(entry.after or "{}")["purpose"] == "fix birthdays and re-import"
 
 
+def new_only_ring() -> Keyring:
+    return Keyring({"2027": "k-new"}, "2027", "2027")
+
+
 def test_rotate_pii_reseals_the_store_and_old_keys_read_meanwhile(seeded: App, tmp_path: Path) -> None:
     key_file = tmp_path / "keys.json"
     key_file.write_text(json.dumps({"current": "2027", "hash": "0", "keys": {"0": "k-old", "2027": "k-new"}}))
@@ -124,11 +129,18 @@ def test_rotate_pii_reseals_the_store_and_old_keys_read_meanwhile(seeded: App, t
     assert report == {
         "key": "2027",
         "store": {"quarantine_rows": 2, "inbox": 1, "outbound_messages": 2, "wecom_configs": 1},
+        "lake": {"customers": 1, "identities": 0},  # c2's sealed phone and name (a new Delta version)
     }
-    assert rotate_pii(app, ADMIN)["store"] == {
+    again = rotate_pii(app, ADMIN)
+    assert again["store"] == {
         "quarantine_rows": 0, "inbox": 0, "outbound_messages": 0, "wecom_configs": 0,
-    }  # fmt: skip
-    new_only = Keyring({"2027": "k-new"}, "2027", "2027")  # the old key is no longer needed to read
+    } and again["lake"] == {"customers": 0, "identities": 0}  # fmt: skip
+    lake = app.engine.to_arrow(app.engine.table("customers")).to_pylist()
+    assert [key_id(r["phone_enc"]) for r in lake] == ["2027"] and lake[0]["phone_hash"] == keyed_hash(
+        "k-old", "phone", "+8613700000001"
+    )  # the hash keeps the hash key
+    assert open_rows(new_only_ring(), "customers", lake)[0]["name"] == "李四"
+    new_only = new_only_ring()  # the old key is no longer needed to read
     with app.store.unit_of_work() as session:
         rows = session.scalars(select(QuarantineRow)).all()
         assert {key_id(r.raw) for r in rows} == {"2027"}

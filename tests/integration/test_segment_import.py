@@ -17,6 +17,7 @@ from siyu.ingest.counts import Counts
 from siyu.ingest.importer import import_file, quarantine
 from siyu.ingest.segment import segment_to_canonical, to_raw_files
 from siyu.ingest.views import latest
+from siyu.privacy.lake_columns import open_rows
 
 RECEIVED = datetime(2024, 6, 18, 13, 0, tzinfo=UTC)
 
@@ -85,7 +86,7 @@ def _load(app: App, rows: list[InboxRow], first_id: int = 1) -> dict[str, Counts
 def _lake(app: App, entity: str) -> list[dict[str, Any]]:
     table = latest(app.engine, entity)
     assert table is not None
-    return app.engine.to_arrow(table).to_pylist()
+    return open_rows(app.settings.pii_keyring, entity, app.engine.to_arrow(table).to_pylist())  # PII opened
 
 
 def test_segment_batch_lands_in_the_lake_and_alias_merges_people(sqlite_app: App) -> None:

@@ -25,6 +25,7 @@ from siyu.ingest.importer import import_path, quarantine
 from siyu.ingest.schema import DECLARATIONS, ENTITIES
 from siyu.loyalty.models import LoyaltyAccount, PointsTxn
 from siyu.privacy.erasure import erase_subject
+from siyu.privacy.hashing import keyed_hash
 from siyu.privacy.inventory import FREE_TEXT_EXEMPT, LAKE, LAKE_EXCLUDED, STORE, STORE_EXCLUDED
 from siyu.privacy.subject import find_subject
 from siyu.privacy.subject_export import export_subject
@@ -117,6 +118,11 @@ def _erase_and_scan(app: App, root: Path) -> None:
     """Erase P by phone; then neither P's phone nor name is anywhere in the lake's files, and every
     other person (Q) is untouched; the financial records stay with their amounts."""
     paid_before = _net_paid(app)
+    key = app.settings.pii_key  # the lake keeps P's phone, e-mail and name sealed, with keyed hashes beside
+    traces = [keyed_hash(key, "phone", "+86" + PHONE), keyed_hash(key, "email", EMAIL), keyed_hash(key, "name", NAME)]
+    assert all(t.encode() in _lake_bytes(app) for t in traces)  # so their absence below means erased
+    sealed = _lake_bytes(app, "customers", "identities", "identity_index", "identity_merges")
+    assert PHONE.encode() not in sealed and NAME.encode() not in sealed and EMAIL.encode() not in sealed
     report = erase_subject(app, PHONE, reason="customer request (客户申请) #42", actor=OPERATOR)
     assert len(report.customer_ids) == 2
     assert report.lake["customers"] == 2 and report.lake["events"] == 1 and report.lake["messages"] == 1
@@ -126,8 +132,9 @@ def _erase_and_scan(app: App, root: Path) -> None:
             data = path.read_bytes()
             assert PHONE.encode() not in data and NAME.encode() not in data, path
             assert EMAIL.encode() not in data and EXTERNAL.encode() not in data, path
+            assert not any(t.encode() in data for t in traces), path  # nor their hashes (nor ciphertexts: rows gone)
     assert IP not in _store_text(app)  # consent evidence is kept as a keyed hash only
-    assert OTHER_NAME.encode() in b"".join(p.read_bytes() for p in app.lake.root.rglob("*.parquet"))
+    assert keyed_hash(key, "name", OTHER_NAME).encode() in _lake_bytes(app)  # Q's sealed row stays
     assert _net_paid(app) == paid_before  # the orders' amounts are kept
     with pytest.raises(NotFoundError):
         find_subject(app, PHONE)
@@ -151,6 +158,12 @@ def _erase_and_scan(app: App, root: Path) -> None:
         assert len(bodies) == 1 and "wmOther" in bodies[0]
         txns = session.scalars(select(PointsTxn)).all()
         assert len(txns) == 2 and {t.points for t in txns} == {500}  # the ledger keeps its amounts
+
+
+def _lake_bytes(app: App, *tables: str) -> bytes:
+    """Every Parquet file of the lake, or of some tables."""
+    roots = [app.lake.root / t for t in tables] if tables else [app.lake.root]
+    return b"".join(p.read_bytes() for r in roots for p in r.rglob("*.parquet"))
 
 
 def _net_paid(app: App) -> int:
@@ -200,6 +213,12 @@ def test_reimport_of_an_erased_person_is_quarantined_erased(world: App, tmp_path
     ]  # fmt: skip (file lines: the header is line 1)
     assert report["customers"]["quarantined"] == 2 and report["customers"]["unchanged"] == 4
     assert all(r["raw"] == {} for r in rows)  # the erased person's lines are not kept either
+    # a new source record carrying P's phone (in another format) is caught by the phone's tombstone,
+    # which erasure took from the sealed lake's keyed hash as it is (not hashed again)
+    newcomer = tmp_path / "newcomer"
+    newcomer.mkdir()
+    (newcomer / "customers.csv").write_text("brand,source,source_customer_id,phone\nla,shop,z9,+86 139 0000 0001\n")
+    assert import_path(world, newcomer).as_json()["customers"]["quarantined"] == 1
 
 
 @pytest.mark.postgres

@@ -39,6 +39,7 @@ from siyu.bootstrap import App
 from siyu.config import Settings
 from siyu.core.errors import NotFoundError
 from siyu.core.output import atomic_output, output_format
+from siyu.privacy.lake_columns import open_tagged
 from siyu.store.uow import UnitOfWork
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}  # export extension → format
@@ -319,6 +320,8 @@ def export_audience(
             if channel is not None:
                 expr = without_withdrawn(ctx, expr, channel)
             reader = app.engine.batches(profile_columns(ctx, expr, unmasked=unmasked).select(*picked), rows=200_000)
+            if unmasked:  # a sealed lake's envelopes, opened as they stream (siyu.privacy.lake_columns)
+                reader = open_tagged(app.settings.pii_keyring, reader, ("name", "phone", "email"))
             rows = _write(reader, partial, fmt)
             exported = ExportedFile(
                 brand=brand, audience=code, rule=doc, as_of=ctx.as_of, path=path, file_format=fmt, rows=rows,

@@ -113,8 +113,9 @@ def revoke(
 
 @keys_app.command("rotate-pii")
 def rotate_pii(as_json: JsonOpt = False) -> None:
-    """Re-encrypt stored PII under the current key of SIYU_PII_KEY_FILE, while siyu keeps running
-    (PII 密钥轮换). Audited. Afterwards the old key may leave the file (keep the `hash` key).
+    """Re-encrypt stored PII (store and the lake's raw tables) under the current key of
+    SIYU_PII_KEY_FILE, while siyu keeps running (PII 密钥轮换); also seals a lake from before lake
+    encryption. Audited. Afterwards the old key may leave the file (keep the `hash` key).
 
     Example: siyu keys rotate-pii --json
     """

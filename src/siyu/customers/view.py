@@ -14,11 +14,12 @@ from siyu.audiences.customer import customer_lights, customer_tags
 from siyu.bootstrap import App
 from siyu.core.errors import NotFoundError, SiyuError
 from siyu.customers.profile import rows_of
-from siyu.identity.normalise import mask_value, normalise_phone
+from siyu.identity.normalise import mask_value, normalise_identifier, normalise_phone
 from siyu.identity.resolve import extract_identifiers
 from siyu.identity.service import MAP_TABLE, NothingToResolveError, canonical_tables
 from siyu.ingest.schema import PAID_STATUSES
 from siyu.ingest.views import empty_entity, latest_for_records
+from siyu.privacy.lake_columns import match_values, open_value, sealed_index
 
 NODE = ["brand", "source", "source_customer_id"]
 ENTITY_NAMES = ("customers", "identities", "memberships")
@@ -47,8 +48,8 @@ def find_customer_ids(app: App, key: str, brand: str | None = None) -> list[str]
     ids = _identifiers_of_types(app, ("phone", "member_no"))
     phone = normalise_phone(key)
     wanted = (ids.id_type == "member_no") & (ids.id_value == key)
-    if phone is not None and phone[0] == "phone":
-        wanted |= (ids.id_type == "phone") & (ids.id_value == phone[1])
+    if phone is not None and phone[0] == "phone":  # a sealed lake holds its keyed hash (lake_columns)
+        wanted |= (ids.id_type == "phone") & ids.id_value.isin(match_values(app.settings.pii_key, *phone))
     matches = ids.filter(wanted).select(*NODE).distinct()
     customers = matches.join(idmap, NODE).select("customer_id").distinct()
     return sorted(str(v) for v in app.engine.to_arrow(customers)["customer_id"].to_pylist())
@@ -58,28 +59,44 @@ def _identifiers_of_types(app: App, types: tuple[str, ...]) -> ir.Table:
     """`identifiers(app)` of some identifier types only, cut *before* values are normalised (a
     lookup by phone normalises the phone column, not every identifier of every customer)."""
     customers, identities, memberships = canonical_tables(app)
-    customers = customers.select(*NODE, *(t for t in types if t in customers.columns))
+    kept = [c for t in types for c in (t, f"{t}_hash", f"{t}_mask") if c in customers.columns]  # clear or sealed
+    customers = customers.select(*NODE, *kept)
     identities = identities.filter(identities.id_type.isin(types))
     if "member_no" not in types:
         memberships = memberships.filter(ibis.literal(False))
     return extract_identifiers(customers, identities, memberships)
 
 
-def _identifier_rows(app: App, records: ir.Table) -> list[dict[str, Any]]:
-    """id_type, id_value, strength, source of the identifiers of some source records. Their raw
-    rows (a handful) are read first and normalised in memory: normalising inside one query inlines
-    the records' rows once per identifier column, which compiled and ran for seconds."""
+def _identifier_rows(app: App, records: ir.Table, mask: bool) -> list[dict[str, Any]]:
+    """id_type, id_value (masked unless `mask` is False), strength, source of the identifiers of some
+    source records. Their raw rows (a handful) are read first and normalised in memory: normalising
+    inside one query inlines the records' rows once per identifier column, which compiled and ran for
+    seconds. From a sealed lake a phone or e-mail is its keyed hash: shown by its mask column, or
+    opened (the caller holds the pii scope)."""
     raw: list[ir.Table] = []
+    sealed: dict[str, tuple[str | None, str, str, str]] = {}
     try:
         for entity in ENTITY_NAMES:
             rows = latest_for_records(app.engine, entity, records)
-            raw.append(empty_entity(entity) if rows is None else ibis.memtable(app.engine.to_arrow(rows)))
+            table = None if rows is None else app.engine.to_arrow(rows)
+            if table is not None:
+                sealed |= {h: (*v, entity) for h, v in sealed_index(entity, table).items()}
+            raw.append(empty_entity(entity) if table is None else ibis.memtable(table))
         found = extract_identifiers(*raw).select("id_type", "id_value", "strength", "source").distinct()
         result: list[dict[str, Any]] = app.engine.to_arrow(
             found.order_by(["id_type", "id_value", "source"])
         ).to_pylist()
     finally:
         app.engine.release(*raw)
+    for row in result:
+        value = row["id_value"]
+        if value in sealed:
+            shown, envelope, column, entity = sealed[value]
+            clear = None if mask else open_value(app.settings.pii_keyring, entity, column, envelope)
+            norm = None if clear is None else normalise_identifier(row["id_type"], clear)
+            row["id_value"] = shown if norm is None else norm[1]
+        elif mask:
+            row["id_value"] = mask_value(row["id_type"], value)
     return result
 
 
@@ -103,14 +120,14 @@ def customer_view(
     sources = app.engine.to_arrow(records.order_by(NODE)).to_pylist()
     brand_code = sources[0]["brand"]
 
-    identifier_rows = _identifier_rows(app, records)
+    identifier_rows = _identifier_rows(app, records, mask)
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for row in identifier_rows:  # one customer's handful of identifiers
         entry = grouped.setdefault(
             (row["id_type"], row["id_value"]),
             {
                 "type": row["id_type"],
-                "value": mask_value(row["id_type"], row["id_value"]) if mask else row["id_value"],
+                "value": row["id_value"],
                 "strength": row["strength"],
                 "sources": [],
             },

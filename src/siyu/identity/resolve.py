@@ -24,9 +24,10 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from siyu.engine.base import Engine
-from siyu.identity.normalise import mask_value, with_identifier_value
+from siyu.identity.normalise import with_identifier_value
 from siyu.ingest.schema import IDENTIFIER_TYPES
 from siyu.privacy.hashing import keyed_hash
+from siyu.privacy.lake_columns import display, is_hash, is_sealed_table
 
 NODE = ("brand", "source", "source_customer_id")
 SEP = "\x1f"
@@ -48,22 +49,38 @@ def _strength(id_type: ir.StringValue) -> ir.StringValue:
 
 
 def extract_identifiers(customers: ir.Table, identities: ir.Table, memberships: ir.Table) -> ir.Table:
-    """All identifiers of all source customers, normalised, one row each (see module docs)."""
+    """All identifiers of all source customers, normalised, one row each (see module docs).
+
+    From a sealed lake (siyu.privacy.lake_columns) phones and e-mails are read from their keyed-hash
+    columns, already normalised then hashed: their value here is the hash."""
+    no = ibis.literal(False)
     parts = []
     for id_type in IDENTIFIER_TYPES:
-        if id_type not in customers.columns:
-            continue
-        raw = customers[id_type].cast("string")
-        parts.append(customers.select(*NODE, id_type=ibis.literal(id_type), raw=raw))
-    parts.append(identities.select(*NODE, id_type=identities.id_type, raw=identities.id_value.cast("string")))
-    parts.append(memberships.select(*NODE, id_type=ibis.literal("member_no"), raw=memberships.member_no))
+        if is_sealed_table(customers, id_type):
+            hashed = customers[f"{id_type}_hash"]
+            # no hash but a mask: a phone column holding an already masked value (read as before)
+            raw = hashed.coalesce(customers[f"{id_type}_mask"])
+            parts.append(customers.select(*NODE, id_type=ibis.literal(id_type), raw=raw, hashed=hashed.notnull()))
+        elif id_type in customers.columns:
+            raw = customers[id_type].cast("string")
+            parts.append(customers.select(*NODE, id_type=ibis.literal(id_type), raw=raw, hashed=no))
+    if is_sealed_table(identities, "id_value"):
+        hashed = identities.id_value_hash
+        parts.append(
+            identities.select(*NODE, id_type=identities.id_type, raw=hashed.coalesce(identities.id_value),
+                              hashed=hashed.notnull())
+        )  # fmt: skip
+    else:
+        parts.append(identities.select(*NODE, id_type=identities.id_type, raw=identities.id_value.cast("string"),
+                                       hashed=no))  # fmt: skip
+    parts.append(memberships.select(*NODE, id_type=ibis.literal("member_no"), raw=memberships.member_no, hashed=no))
     raw = ibis.union(*parts, distinct=False)
     raw = raw.filter(raw.raw.notnull() & (raw.raw.strip() != ""))
     # A phone column holding a masked value (138****5678) is a weak `phone_masked`, never a phone.
     masked = (raw.id_type == "phone") & raw.raw.contains("*")
     raw = with_identifier_value(raw.mutate(masked=masked), "id_type", "raw", "normalised")
     id_type = ibis.ifelse(raw.masked, "phone_masked", raw.id_type)
-    value = ibis.ifelse(raw.masked, raw.raw.strip(), raw.normalised)
+    value = ibis.cases((raw.hashed, raw.raw), (raw.masked, raw.raw.strip()), else_=raw.normalised)
     out = raw.select(*NODE, id_type=id_type, id_value=value)
     out = out.filter(out.id_value.notnull()).distinct()
     return out.mutate(strength=_strength(out.id_type))
@@ -135,7 +152,7 @@ def resolve(
         {
             "brand": r["brand"],
             "id_type": r["id_type"],
-            "value_masked": mask_value(r["id_type"], r["id_value"]),
+            "value_masked": display(r["id_type"], r["id_value"]),
             "source_customers": int(r["n"]),
             "reason": "blocklist" if r["blocked"] else "over_limit",
         }
@@ -238,8 +255,9 @@ def _merges(
         .order_by("merged_id")
     ).to_pylist()
     # O(merges), not O(rows): mask and key-hash the bridging value so no raw PII is kept.
+    # From a sealed lake a phone or e-mail value already is its keyed hash (siyu.privacy.lake_columns).
     for r in rows:
         raw = r.pop("raw_value")
-        r["id_value"] = mask_value(r["id_type"], raw)
-        r["id_hash"] = keyed_hash(pii_key, r["id_type"], raw)
+        r["id_value"] = display(r["id_type"], raw)
+        r["id_hash"] = raw if is_hash(r["id_type"], raw) else keyed_hash(pii_key, r["id_type"], raw)
     return pa.Table.from_pylist(rows, schema=schema)

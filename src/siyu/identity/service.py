@@ -30,6 +30,7 @@ from siyu.identity.incremental import IDENTITY_ENTITIES, IMPORTS_TABLE, INDEX_TA
 from siyu.identity.normalise import load_blocklist
 from siyu.identity.resolve import NODE, ResolveResult, extract_identifiers, resolve
 from siyu.ingest.views import empty_entity, latest_of
+from siyu.privacy.lake_columns import with_hashed
 from siyu.store.models import IdentityRun
 
 MAP_TABLE = "identity_map"
@@ -91,7 +92,7 @@ def _blocklist(app: App) -> set[tuple[str, str]]:
     blocklist = load_blocklist()
     if app.settings.identity_blocklist:
         blocklist |= load_blocklist(app.settings.identity_blocklist)
-    return blocklist
+    return with_hashed(app.settings.pii_key, blocklist)
 
 
 def full_result(app: App, max_share: int | None = None) -> tuple[ResolveResult, ir.Table, dict[str, ir.Table]]:

@@ -36,7 +36,7 @@ from siyu.ingest.schema import DECLARATIONS, ENTITIES, IMPORT_ORDER, Entity
 from siyu.ingest.validate import Rules, explain, row_hash, validate
 from siyu.ingest.views import latest
 from siyu.lake.layout import sort_keys
-from siyu.privacy import sealed_rows
+from siyu.privacy import lake_columns, sealed_rows
 from siyu.privacy.reveal import do_reveal
 from siyu.privacy.tombstones import ERASED_REASON, all_tombstones, erased_lines
 from siyu.store.models import ImportJob, QuarantineRow
@@ -157,6 +157,10 @@ class Checked:
     def release(self, engine: Engine) -> None:
         engine.release(*self._memtables)
 
+    def holding(self, table: ir.Table) -> Checked:
+        """The same, also releasing `table` (a memtable made from these rows)."""
+        return Checked(self.good, self.bad, self.ignored, (*self._memtables, table))
+
 
 def check(app: App, raw: RawFile, brand: str | None) -> Checked:
     """Validate every row of `raw` in one pass; the last of repeated keys wins (earlier ones are bad)."""
@@ -269,7 +273,11 @@ def import_chunked(app: App, chunked: ChunkedFile, brand: str | None) -> FileRep
 def _commit(app: App, raw: RawFile, checked: Checked, originals: Callable[[pa.Array], pa.Table]) -> FileReport:
     entity = ENTITIES[raw.entity]
     engine = app.engine
+    ring = app.settings.pii_sealing_ring
     warnings: list[str] = []
+    if ring is not None and lake_columns.holds_clear(engine, entity.name):
+        ring = None  # never mix layouts in one table: it stays clear until rotate-pii seals it
+        warnings.append(lake_columns.CLEAR_LAKE_WARNING.format(entity=entity.name))
     good, bad = checked.good, checked.bad
     if checked.ignored:
         warnings.append(f"{raw.path.name}: ignored unknown column(s): {', '.join(checked.ignored)} (忽略未知列)")
@@ -279,6 +287,12 @@ def _commit(app: App, raw: RawFile, checked: Checked, originals: Callable[[pa.Ar
         warnings += more
         new_rows = None
     else:
+        if entity.name in lake_columns.KEYED and ring is not None:  # the key holds PII: seal before comparing
+            sealed = lake_columns.seal_table(
+                ring, app.settings.pii_key, entity.name, engine.to_arrow(lake_columns.prepare(entity.name, good))
+            )
+            good = ibis.memtable(sealed)
+            checked = checked.holding(good)
         classified = classify(app, entity, good)
         counts = _count(engine.to_arrow(classified._outcome.value_counts()))
         new_rows = classified.filter(classified._outcome != "unchanged").drop("_outcome", "_valid")
@@ -314,7 +328,14 @@ def _commit(app: App, raw: RawFile, checked: Checked, originals: Callable[[pa.Ar
         if order := sort_keys(entity.name, stamped.columns):  # time-clustered files: windows skip row groups
             stamped = stamped.order_by(order)
         # Streamed from the engine into one Delta commit: the new rows are never all in memory.
-        batches = landed.watch(engine.batches(stamped))
+        # PII columns are sealed batch by batch on the way (siyu.privacy.lake_columns).
+        if entity.name in lake_columns.SEALED and ring is not None:
+            stream = lake_columns.seal_batches(
+                ring, app.settings.pii_key, entity.name, engine.batches(lake_columns.prepare(entity.name, stamped))
+            )
+        else:
+            stream = engine.batches(stamped)
+        batches = landed.watch(stream)
         version = app.lake.append(entity.name, batches, metadata={"siyu.import_id": job_id, "siyu.file": raw.path.name})
 
     # The job's commit and its *Landed events are one transaction. A crash between the lake commit

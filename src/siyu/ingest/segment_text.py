@@ -67,6 +67,11 @@ def as_text(table: ir.Table, entity: str) -> dict[str, ir.StringValue]:
     """A lake table's typed canonical columns back as canonical text (the inverse of validation)."""
     out: dict[str, ir.StringValue] = {}
     for column in ENTITIES[entity].columns:
+        sealed = f"{column.name}_enc"
+        if sealed in table.columns:  # a sealed lake's PII stays sealed: the importer opens and seals it anew
+            clear = table[column.name].cast("string") if column.name in table.columns else ibis.null(str)
+            out[column.name] = table[sealed].coalesce(clear)
+            continue
         if column.name not in table.columns:
             out[column.name] = ibis.null(str)
             continue

@@ -84,7 +84,9 @@ class Lake:
         """Replace the table's contents in one atomic commit (older versions stay for time travel)."""
         return self._write(name, data, "overwrite", metadata)
 
-    def replace(self, name: str, data: pa.Table, predicate: str, partition_by: list[str] | None = None) -> int:
+    def replace(
+        self, name: str, data: pa.Table, predicate: str, partition_by: list[str] | None = None, *, merge: bool = False
+    ) -> int:
         """Replace the rows matching `predicate` (SQL, e.g. "brand = 'demo' AND period = '2024-06'")
         with `data`, in one atomic commit. When the predicate names only partition columns, the
         replacement drops whole files instead of rewriting them."""
@@ -95,7 +97,10 @@ class Lake:
                 self.location(name), data, mode="append", partition_by=partition_by, storage_options=options
             )
         else:
-            write_deltalake(self.location(name), data, mode="overwrite", predicate=predicate, storage_options=options)
+            write_deltalake(
+                self.location(name), data, mode="overwrite", predicate=predicate, storage_options=options,
+                schema_mode="merge" if merge else None,  # merge: `data` may add columns (lake_rotation)
+            )  # fmt: skip
         table = self._table(name)
         assert table is not None
         return int(table.version())

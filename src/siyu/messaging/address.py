@@ -20,6 +20,7 @@ from siyu.identity.normalise import mask_value, normalise_identifier
 from siyu.identity.service import MAP_TABLE, canonical_tables
 from siyu.ingest.views import latest
 from siyu.loyalty.accounts import utc
+from siyu.privacy.lake_columns import open_value
 
 NODE = ["brand", "source", "source_customer_id"]
 ADDRESS_TYPES = ("phone", "email", "openid", "unionid", "external_userid")
@@ -48,39 +49,61 @@ def _addresses(app: App, records: ibis.Table) -> dict[str, dict[str, str]]:
     """Per customer, the first (by value) normalised phone, e-mail, openid… of its source records.
 
     Each customer's handful of values, normalised in Python with the One-ID rules: the vectorised
-    extraction (siyu.identity.resolve) compiles to a query DuckDB takes seconds to plan."""
+    extraction (siyu.identity.resolve) compiles to a query DuckDB takes seconds to plan.
+    A sealed lake's phones and e-mails are opened here: sending needs the address (no reveal is
+    recorded for it, as none is for the dispatcher opening a sealed payload)."""
+    ring = app.settings.pii_keyring
     customers, identities, _ = canonical_tables(app)
-    columns = [c for c in ADDRESS_TYPES if c in customers.columns]
+    columns = {c: stored for c in ADDRESS_TYPES if (stored := _stored(customers, c)) is not None}
     found: dict[str, list[tuple[str, str]]] = {}
-    for row in rows_of(app, customers.join(records, NODE).select("customer_id", *columns)):
-        found.setdefault(row["customer_id"], []).extend((t, str(row[t])) for t in columns if row[t] not in (None, ""))
+    for row in rows_of(app, customers.join(records, NODE).select("customer_id", *columns.values())):
+        mine = found.setdefault(row["customer_id"], [])
+        for t, stored in columns.items():
+            value = open_value(ring, "customers", t, row[stored])
+            if value not in (None, ""):
+                mine.append((t, str(value)))
     ids = identities.join(records, NODE)
-    for row in rows_of(app, ids.filter(ids.id_type.isin(ADDRESS_TYPES)).select("customer_id", "id_type", "id_value")):
-        found.setdefault(row["customer_id"], []).append((str(row["id_type"]), str(row["id_value"])))
+    sealed = "id_value_enc" if "id_value_enc" in identities.columns else "id_value"
+    picked = ids.filter(ids.id_type.isin(ADDRESS_TYPES)).select("customer_id", "id_type", *{"id_value", sealed})
+    for row in rows_of(app, picked):
+        # a sealed row's envelope, else (other types, masked phones, a clear lake) the value itself
+        clear = open_value(ring, "identities", "id_value", row[sealed]) if sealed != "id_value" else None
+        found.setdefault(row["customer_id"], []).append((str(row["id_type"]), str(clear or row["id_value"])))
     out: dict[str, dict[str, str]] = {}
     for customer_id, values in found.items():
-        mine = out.setdefault(customer_id, {})
+        mine_out = out.setdefault(customer_id, {})
         for id_type, value in sorted({n for t, v in values if "*" not in v and (n := normalise_identifier(t, v))}):
-            mine.setdefault(id_type, value)
+            mine_out.setdefault(id_type, value)
     return out
+
+
+def _stored(table: ibis.Table, column: str) -> str | None:
+    """Where `column` is kept: ``<column>_enc`` in a sealed lake (siyu.privacy.lake_columns), else itself."""
+    if f"{column}_enc" in table.columns:
+        return f"{column}_enc"
+    return column if column in table.columns else None
 
 
 def _profiles(app: App, records: ibis.Table, addresses: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
     """Per customer: the newest non-empty value of each profile column among its 5 newest source
-    rows, and its phone and e-mail masked."""
+    rows (a sealed name is opened for the template), and its phone and e-mail masked."""
     newest: dict[str, list[dict[str, Any]]] = {}
     customers = latest(app.engine, "customers")
+    stored: dict[str, str] = {}
     if customers is not None:
+        stored = {c: s for c in PROFILE_COLUMNS if (s := _stored(customers, c)) is not None}
         mine = customers.join(records, NODE)
         mine = mine.mutate(_n=ibis.row_number().over(group_by="customer_id", order_by=ibis.desc("ingested_at")))
         mine = mine.filter(mine._n < 5)
-        for row in rows_of(app, mine.order_by("customer_id", "_n").select("customer_id", *PROFILE_COLUMNS)):
+        for row in rows_of(app, mine.order_by("customer_id", "_n").select("customer_id", *stored.values())):
             newest.setdefault(row.pop("customer_id"), []).append(row)
+    ring = app.settings.pii_keyring
     out: dict[str, dict[str, Any]] = {}
     for customer_id in {*newest, *addresses}:
         profile: dict[str, Any] = {"customer_id": customer_id, **dict.fromkeys(PROFILE_COLUMNS)}
         for row in newest.get(customer_id, []):
-            for k, v in row.items():
+            for k, s in stored.items():
+                v = open_value(ring, "customers", k, row[s]) if s != k else row[s]
                 if profile.get(k) is None and v not in (None, ""):
                     profile[k] = v
         mine_addresses = addresses.get(customer_id, {})

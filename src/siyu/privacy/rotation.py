@@ -24,6 +24,7 @@ from siyu.messaging import sealing as outbound
 from siyu.messaging.models import OutboundMessage
 from siyu.privacy import sealed_rows
 from siyu.privacy.crypto import PREFIX, Keyring, encrypt, is_sealed, reseal
+from siyu.privacy.lake_rotation import rotate_lake
 from siyu.store.models import InboxMessage, QuarantineRow
 from siyu.wecom.models import WecomConfig
 from siyu.wecom.sealing import PURPOSE as WECOM_PURPOSE
@@ -103,7 +104,7 @@ def rotate_store(app: App, actor: Actor) -> dict[str, int]:
 def rotate_pii(app: App, actor: Actor) -> dict[str, Any]:
     """Rotate store and lake to the current key; one audit row `pii.rotate` with what changed."""
     ring = app.settings.pii_keyring
-    report: dict[str, Any] = {"key": ring.current, "store": rotate_store(app, actor)}
+    report: dict[str, Any] = {"key": ring.current, "store": rotate_store(app, actor), "lake": rotate_lake(app)}
     with app.store.begin(actor) as uow:
         uow.audit("pii.rotate", "pii_key", ring.current, after=report)
     return report

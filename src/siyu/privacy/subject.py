@@ -21,6 +21,7 @@ from siyu.identity.normalise import mask_value, normalise_identifier, normalise_
 from siyu.identity.service import MAP_TABLE, identifiers
 from siyu.loyalty.models import AccountLink
 from siyu.privacy.crypto import Keyring
+from siyu.privacy.lake_columns import match_values
 
 NODE = ["brand", "source", "source_customer_id"]
 KEY_TYPES = ("phone", "email", "member_no")
@@ -77,7 +78,8 @@ def find_subject(app: App, key: str, brand: str | None = None) -> Subject:
 
 def _resolve(app: App, key: str, brand: str | None, idmap: ir.Table, ids: ir.Table) -> Subject:
     by_id = app.engine.to_arrow(idmap.filter(idmap.customer_id == key).select("customer_id").distinct())
-    pairs = _key_matches(key)
+    # a sealed lake's phones and e-mails are keyed hashes (siyu.privacy.lake_columns): match both forms
+    pairs = [(t, m) for t, v in _key_matches(key) for m in match_values(app.settings.pii_key, t, v)]
     if by_id.num_rows == 0 and pairs:
         wanted = ibis.memtable(pa.table({"id_type": [t for t, _ in pairs], "id_value": [v for _, v in pairs]}))
         nodes = app.engine.to_arrow(ids.semi_join(wanted, ["id_type", "id_value"]).select(*NODE).distinct())

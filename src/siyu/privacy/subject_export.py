@@ -18,6 +18,7 @@ from siyu.core.output import atomic_output, check_output
 from siyu.privacy.holdings import lake_rows, store_keys, store_rows
 from siyu.privacy.inventory import LAKE, STORE, Holding
 from siyu.privacy.labels import field_label
+from siyu.privacy.lake_columns import open_rows
 from siyu.privacy.subject import Subject, find_subject
 
 
@@ -42,6 +43,7 @@ def collect(app: App, subject: Subject) -> dict[str, tuple[Holding, list[dict[st
     for holding in LAKE:
         expr = lake_rows(app, holding, subject)
         rows = [] if expr is None else app.engine.to_arrow(expr).to_pylist()
+        rows = open_rows(app.settings.pii_keyring, holding.table, rows)  # the person's own copy, in clear
         out[f"lake/{holding.table}"] = (holding, [{k: _text(v) for k, v in r.items()} for r in rows])
     return out
 

@@ -22,6 +22,7 @@ from siyu.engine.base import Engine
 from siyu.identity.normalise import identifier_value_expr, phone_expr
 from siyu.ingest.schema import IDENTIFIER_TYPES, Entity
 from siyu.privacy.hashing import keyed_hash
+from siyu.privacy.lake_columns import is_hash
 from siyu.privacy.models import ErasureTombstone
 
 RECORD = "record"  # kind of a source record's tombstone: value `brand/source/source_customer_id`
@@ -37,7 +38,8 @@ def tombstone_hashes(
 ) -> list[tuple[str, str]]:
     """(kind, hash) pairs for a person's source records and normalised identifiers."""
     out = {(RECORD, keyed_hash(pii_key, RECORD, record_value(*r))) for r in records}
-    out |= {(kind, keyed_hash(pii_key, kind, value)) for kind, value in identifiers}
+    # from a sealed lake a phone or e-mail already is its keyed hash (siyu.privacy.lake_columns)
+    out |= {(kind, value if is_hash(kind, value) else keyed_hash(pii_key, kind, value)) for kind, value in identifiers}
     return sorted(out)
 
 
