@@ -21,7 +21,7 @@ from siyu.bootstrap import App, bootstrap
 from siyu.config import Settings
 from siyu.core.clock import utc_now
 from siyu.identity.incremental import INDEX_TABLE
-from siyu.identity.service import MAP_TABLE, MERGES_TABLE, full_result, run_incremental
+from siyu.identity.service import MAP_TABLE, MERGES_TABLE, full_result, incremental_steps, run_incremental
 from siyu.ingest import inbox
 from siyu.ingest.importer import import_path
 from siyu.ingest.loader import Loader
@@ -113,3 +113,26 @@ def test_the_loader_resolves_incrementally_and_the_worker_in_full(sqlite_app: Ap
     index = app.engine.table(INDEX_TABLE)
     assert index is not None
     assert app.engine.scalar(index.filter(index.id_type.isnull()).count()) == 0  # rebuilt by the full run
+
+
+def test_a_second_incremental_run_compiles_nothing(sqlite_app: App) -> None:
+    """The run's queries are compiled once per process (siyu.engine.steps); a later run over lake tables of
+    the same schemas only re-runs them, and still joins a new record to its customer."""
+    app = sqlite_app
+    loader = Loader(app, handlers=[], full_resolve_every=3600.0)
+    _identify(app, "m1", "u1", "13911112222")
+    loader.drain()  # the full run that builds the index
+    _identify(app, "m2", "u2", "13911113333")
+    loader.drain()  # the first incremental run: compiles
+    _identify(app, "m3", "u3", "+86 139 1111 2222")
+    loader.drain()  # joins u1: a second labelling round, whose variant compiles once too
+    steps = incremental_steps(app.engine)
+    compiled = steps.compilations
+    assert compiled > 20
+    _identify(app, "m4", "u4", "+86 139 1111 3333")
+    loader.drain()
+    assert steps.compilations == compiled
+    ids = {
+        r["source_customer_id"]: r["customer_id"] for r in app.engine.to_arrow(app.engine.table(MAP_TABLE)).to_pylist()
+    }
+    assert ids["u3"] == ids["u1"] != ids["u2"] == ids["u4"]

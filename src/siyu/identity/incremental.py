@@ -30,36 +30,46 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
-from siyu.engine.base import Engine
+from siyu.engine.steps import Steps
 from siyu.identity.resolve import NODE, extract_identifiers
 from siyu.ingest.schema import ENTITIES
-from siyu.ingest.views import empty_entity, latest_of
+from siyu.ingest.views import latest_of
 
 INDEX_TABLE = "identity_index"
 IMPORTS_TABLE = "identity_imports"
 VALUE = ("brand", "id_type", "id_value")
 IDENTITY_ENTITIES = ("customers", "identities", "memberships")
+# The inputs a run binds in its `Steps` (the raw entity tables as `inc_raw_<entity>`).
+INDEX, MAP, RESOLVED = "inc_index", "inc_map", "inc_resolved"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Part:
-    """What an incremental run clusters (all materialised), and what it records after."""
+    """The tables (names in the run's `Steps`) an incremental run clusters, and what it records after."""
 
-    touched: ir.Table  # NODE: records with new raw rows (or that held a touched membership key)
-    new_index: ir.Table  # NODE + id_type, id_value: the touched records' strong identifiers now
-    nodes: ir.Table  # NODE: the part N
-    gone: ir.Table  # NODE: records in the map that no longer exist
-    identifiers: ir.Table  # NODE + id_type, id_value, strength: N's identifiers now
-    previous: ir.Table  # NODE + customer_id: the map restricted to N
-    counts: ir.Table  # VALUE + n: holders in the whole workspace of every value N holds
-    imports: ir.Table  # _import_id: the imports this run reflects
+    touched: str = "inc_touched"  # NODE: records with new raw rows (or that held a touched membership key)
+    new_index: str = "inc_new_index"  # NODE + id_type, id_value: the touched records' strong identifiers now
+    nodes: str = "inc_nodes"  # NODE: the part N
+    gone: str = "inc_gone"  # NODE: records in the map that no longer exist
+    identifiers: str = "inc_identifiers"  # NODE + id_type, id_value, strength: N's identifiers now
+    previous: str = "inc_previous"  # NODE + customer_id: the map restricted to N
+    counts: str = "inc_counts"  # VALUE + n: holders in the whole workspace of every value N holds
+    imports: str = "inc_imports"  # _import_id: the imports this run reflects
 
 
-def new_imports(raw: dict[str, ir.Table], resolved: ir.Table) -> dict[str, ir.Table]:
-    """The raw rows of imports the map does not reflect yet, per entity (anti-join on `_import_id`:
-    the resolved list is small, the raw table is scanned once for one column)."""
-    return {entity: table.anti_join(resolved, "_import_id") for entity, table in raw.items()}
+def raw_name(entity: str) -> str:
+    return f"inc_raw_{entity}"
+
+
+def empty_raw(entity: str) -> pa.Table:
+    """A raw table of `entity` with no rows (an entity never imported), bound so every run has the same SQL."""
+    names = [n for n in ENTITIES[entity].column_names if n not in ("_import_id", "ingested_at")]
+    columns = {n: pa.array([], pa.string()) for n in names}
+    columns["_import_id"] = pa.array([], pa.string())
+    columns["ingested_at"] = pa.array([], pa.timestamp("us", tz="UTC"))
+    return pa.table(columns)
 
 
 def _touched(raw: dict[str, ir.Table], new: dict[str, ir.Table]) -> ir.Table:
@@ -100,43 +110,80 @@ def _holders(index: ir.Table, touched: ir.Table, new_index: ir.Table, values: ir
     return ibis.union(kept, fresh, distinct=True)
 
 
-def plan(
-    engine: Engine,
-    raw: dict[str, ir.Table],
-    new: dict[str, ir.Table],
-    index: ir.Table,
-    identity_map: ir.Table,
-    tmp: str,
-) -> Part | None:
-    """The part to re-cluster, or None when no import is new. Small sets are materialised first and
-    every join runs small-to-indexed (in-memory tables carry no statistics for the optimiser)."""
+def plan(steps: Steps) -> Part | None:
+    """Compute the part to re-cluster into `steps` (tables named as in `Part`), or None when no import is
+    new. The caller binds the inputs: `inc_raw_<entity>` for each of IDENTITY_ENTITIES, INDEX (the
+    identifier index), MAP (the identity map) and RESOLVED (the imports it reflects). Small sets are
+    materialised first and every join runs small-to-indexed (temporary tables carry no statistics for
+    the optimiser)."""
+    t, part = steps.table, Part()
 
-    def keep(expr: ir.Table, stem: str) -> ir.Table:
-        return engine.materialise(expr, f"{tmp}_{stem}")
+    def raw() -> dict[str, ir.Table]:
+        return {e: t(raw_name(e)) for e in IDENTITY_ENTITIES}
 
-    imports = keep(ibis.union(*(t.select("_import_id") for t in new.values()), distinct=True), "imports")
-    if engine.scalar(imports.count()) == 0:
+    def new() -> dict[str, ir.Table]:
+        """The raw rows of imports the map does not reflect yet, per entity (anti-join on `_import_id`:
+        the resolved list is small, the raw table is scanned once for one column)."""
+        return {e: table.anti_join(t(RESOLVED), "_import_id") for e, table in raw().items()}
+
+    steps.keep(part.imports, lambda: ibis.union(*(n.select("_import_id") for n in new().values()), distinct=True))
+    if steps.scalar("inc_imports_count", lambda: t(part.imports).count()) == 0:
         return None
-    touched = keep(_touched(raw, new), "touched")
-    tables = {e: _latest_for(raw[e], e, touched) for e in raw}
-    customers, identities, memberships = (tables[e] if e in tables else empty_entity(e) for e in IDENTITY_ENTITIES)
-    extracted = extract_identifiers(customers, identities, memberships)
-    new_index = keep(extracted.filter(extracted.strength == "strong").select(*NODE, "id_type", "id_value"), "new_index")
-    before = current_index(index, touched)
-    values = keep(ibis.union(before.select(*VALUE), new_index.select(*VALUE), distinct=True), "values")
-    holders = _holders(index, touched, new_index, values)
-    reached = ibis.union(touched, holders.select(*NODE), distinct=True)
-    customers = identity_map.semi_join(reached, list(NODE)).select("brand", "customer_id").distinct()
-    members = identity_map.semi_join(customers, ["brand", "customer_id"]).select(*NODE)
-    # A record whose only row was a membership whose member_no moved away is no record any more (a full
-    # run would not see it): it leaves the map.
-    present = ibis.union(*(t.select(*NODE) for t in tables.values()), distinct=True)
-    nodes = keep(ibis.union(members.anti_join(touched, list(NODE)), present, distinct=True), "nodes")
-    gone = keep(identity_map.semi_join(touched.anti_join(present, list(NODE)), list(NODE)).select(*NODE), "gone")
-    held = ibis.union(current_index(index, nodes.anti_join(touched, list(NODE))), new_index, distinct=True)
-    identifiers = keep(held.mutate(strength=ibis.literal("strong")), "identifiers")
-    counted = ibis.union(identifiers.select(*VALUE), values, distinct=True)
-    everyone = _holders(index, touched, new_index, counted)
-    counts = keep(everyone.group_by(list(VALUE)).aggregate(n=everyone.count()), "counts")
-    previous = keep(identity_map.semi_join(nodes, list(NODE)).select(*NODE, "customer_id"), "previous")
-    return Part(touched, new_index, nodes, gone, identifiers, previous, counts, imports)
+    steps.keep(part.touched, lambda: _touched(raw(), new()))
+    for entity in IDENTITY_ENTITIES:
+
+        def latest(entity: str = entity) -> ir.Table:
+            return _latest_for(t(raw_name(entity)), entity, t(part.touched))
+
+        steps.keep(f"inc_latest_{entity}", latest)
+
+    def current() -> dict[str, ir.Table]:
+        return {e: t(f"inc_latest_{e}") for e in IDENTITY_ENTITIES}
+
+    def new_index() -> ir.Table:
+        extracted = extract_identifiers(*current().values())
+        return extracted.filter(extracted.strength == "strong").select(*NODE, "id_type", "id_value")
+
+    steps.keep(part.new_index, new_index)
+
+    def values() -> ir.Table:
+        before = current_index(t(INDEX), t(part.touched))
+        return ibis.union(before.select(*VALUE), t(part.new_index).select(*VALUE), distinct=True)
+
+    steps.keep("inc_values", values)
+
+    def present() -> ir.Table:
+        return ibis.union(*(c.select(*NODE) for c in current().values()), distinct=True)
+
+    def nodes() -> ir.Table:
+        touched, id_map = t(part.touched), t(MAP)
+        holders = _holders(t(INDEX), touched, t(part.new_index), t("inc_values"))
+        reached = ibis.union(touched, holders.select(*NODE), distinct=True)
+        customers = id_map.semi_join(reached, list(NODE)).select("brand", "customer_id").distinct()
+        members = id_map.semi_join(customers, ["brand", "customer_id"]).select(*NODE)
+        # A record whose only row was a membership whose member_no moved away is no record any more (a
+        # full run would not see it): it leaves the map.
+        return ibis.union(members.anti_join(touched, list(NODE)), present(), distinct=True)
+
+    steps.keep(part.nodes, nodes)
+
+    def gone() -> ir.Table:
+        return t(MAP).semi_join(t(part.touched).anti_join(present(), list(NODE)), list(NODE)).select(*NODE)
+
+    steps.keep(part.gone, gone)
+
+    def identifiers() -> ir.Table:
+        untouched = t(part.nodes).anti_join(t(part.touched), list(NODE))
+        held = ibis.union(current_index(t(INDEX), untouched), t(part.new_index), distinct=True)
+        return held.mutate(strength=ibis.literal("strong"))
+
+    steps.keep(part.identifiers, identifiers)
+
+    def counts() -> ir.Table:
+        counted = ibis.union(t(part.identifiers).select(*VALUE), t("inc_values"), distinct=True)
+        everyone = _holders(t(INDEX), t(part.touched), t(part.new_index), counted)
+        return everyone.group_by(list(VALUE)).aggregate(n=everyone.count())
+
+    steps.keep(part.counts, counts)
+    steps.keep(part.previous, lambda: t(MAP).semi_join(t(part.nodes), list(NODE)).select(*NODE, "customer_id"))
+    return part

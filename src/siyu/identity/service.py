@@ -7,6 +7,7 @@ identifier, is never lost.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,11 +25,12 @@ from siyu.core.clock import utc_now
 from siyu.core.errors import SiyuError
 from siyu.core.output import atomic_output, output_format
 from siyu.engine.connect import Engine
+from siyu.engine.steps import Steps
 from siyu.events.catalogue import MAX_KEYS, IdentityResolved
 from siyu.identity import incremental
-from siyu.identity.incremental import IDENTITY_ENTITIES, IMPORTS_TABLE, INDEX_TABLE
+from siyu.identity.incremental import IDENTITY_ENTITIES, IMPORTS_TABLE, INDEX_TABLE, RESOLVED
 from siyu.identity.normalise import load_blocklist
-from siyu.identity.resolve import NODE, ResolveResult, extract_identifiers, resolve
+from siyu.identity.resolve import NODE, ResolveResult, extract_identifiers, resolve, resolve_steps
 from siyu.ingest.views import empty_entity, latest_of
 from siyu.privacy.lake_columns import with_hashed
 from siyu.store.models import IdentityRun
@@ -135,60 +137,99 @@ def run_resolve(app: App, max_share: int | None = None) -> ResolveOutcome:
     return _record(app, result, now, version, result.stats)
 
 
+_steps: weakref.WeakKeyDictionary[Engine, Steps] = weakref.WeakKeyDictionary()
+
+
+def incremental_steps(engine: Engine) -> Steps:
+    """The engine's incremental One-ID steps, compiled on the first run and kept for the process."""
+    steps = _steps.get(engine)
+    if steps is None:
+        steps = _steps[engine] = Steps(engine)
+    return steps
+
+
 def run_incremental(app: App) -> ResolveOutcome:
     """Re-cluster only what imports since the last run touched (siyu.identity.incremental); the
-    result is the full run's. Without an index yet (a workspace from before), this is a full run."""
+    result is the full run's. Without an index yet (a workspace from before), this is a full run.
+    Its queries are compiled once per process (siyu.engine.steps): a run only binds the lake tables'
+    current files and re-runs them."""
     if not all(app.lake.exists(t) for t in (MAP_TABLE, INDEX_TABLE, IMPORTS_TABLE)):
         return run_resolve(app)
     engine = app.engine
-    raw = _raw_tables(app)
-    _latest_tables(raw)  # raises when there is nothing to resolve
-    id_map, index = engine.table(MAP_TABLE), engine.table(INDEX_TABLE)
-    resolved = engine.table(IMPORTS_TABLE)
-    assert id_map is not None and index is not None and resolved is not None
+    steps = incremental_steps(engine)
+    inputs = {}
+    for entity in IDENTITY_ENTITIES:
+        name = incremental.raw_name(entity)
+        bound = steps.bind_lake(name, entity)
+        if bound is None and entity == "customers":
+            raise NothingToResolveError("no customers imported yet: run `siyu import` first (尚未导入客户)")
+        inputs[name] = bound if bound is not None else steps.bind(name, incremental.empty_raw(entity))
+    for name, table in ((incremental.INDEX, INDEX_TABLE), (incremental.MAP, MAP_TABLE), (RESOLVED, IMPORTS_TABLE)):
+        bound = steps.bind_lake(name, table)
+        assert bound is not None
+        inputs[name] = bound
+    max_share = app.settings.identity_max_share
+    steps.start((tuple((name, table.schema()) for name, table in inputs.items()), max_share))
+    t = steps.table
     try:
-        part = incremental.plan(engine, raw, incremental.new_imports(raw, resolved), index, id_map, "inc")
+        part = incremental.plan(steps)
         if part is None:
-            return _record(app, None, utc_now(), app.lake.version(MAP_TABLE) or 0, _totals(app))
-        result = resolve(
-            engine,
+            return _record(app, None, utc_now(), app.lake.version(MAP_TABLE) or 0, _totals(steps))
+        result = resolve_steps(
+            steps,
             part.nodes,
             part.identifiers,
             part.previous,
             blocklist=_blocklist(app),
-            max_share=app.settings.identity_max_share,
+            max_share=max_share,
             pii_key=app.settings.pii_key.encode(),
             counts=part.counts,
         )
         now = utc_now()
-        changed = ibis.memtable(result.identity_map)
-        prev = part.previous.rename(prev_id="customer_id")
-        changed = changed.left_join(prev, list(NODE))
-        changed = changed.filter(changed.prev_id.isnull() | (changed.prev_id != changed.customer_id))
-        rows = engine.to_arrow(changed.select("brand", "source", "source_customer_id", "customer_id"))
-        gone = engine.to_arrow(part.gone)
-        stamp = pa.array([now] * rows.num_rows, pa.timestamp("us", tz="UTC"))
-        version = app.lake.upsert(MAP_TABLE, rows.append_column("resolved_at", stamp), list(NODE), gone)
+        steps.bind("inc_result_map", result.identity_map)
+
+        def changed() -> ir.Table:
+            rows = t("inc_result_map").left_join(t(part.previous).rename(prev_id="customer_id"), list(NODE))
+            rows = rows.filter(rows.prev_id.isnull() | (rows.prev_id != rows.customer_id))
+            return rows.select("brand", "source", "source_customer_id", "customer_id")
+
+        rows = steps.rows("inc_changed", changed)
+        gone = steps.rows("inc_gone_rows", lambda: t(part.gone))
+        version = app.lake.upsert(MAP_TABLE, _stamped(rows, "resolved_at", now), list(NODE), gone)
         _append_merges(app, result.merges, now)
-        markers = part.touched.mutate(id_type=ibis.null(str), id_value=ibis.null(str))
-        app.lake.append(INDEX_TABLE, engine.to_arrow(ibis.union(part.new_index, markers).mutate(indexed_at=_at(now))))
-        app.lake.append(IMPORTS_TABLE, engine.to_arrow(part.imports.mutate(resolved_at=_at(now))))
-        return _record(app, result, now, version, {**_totals(app), "merged": result.stats["merged"]})
+
+        def index_rows() -> ir.Table:
+            markers = t(part.touched).mutate(id_type=ibis.null(str), id_value=ibis.null(str))
+            return ibis.union(t(part.new_index), markers)
+
+        app.lake.append(INDEX_TABLE, _stamped(steps.rows("inc_index_rows", index_rows), "indexed_at", now))
+        app.lake.append(
+            IMPORTS_TABLE, _stamped(steps.rows("inc_import_rows", lambda: t(part.imports)), "resolved_at", now)
+        )
+        steps.bind_lake(incremental.MAP, MAP_TABLE)  # the map as just written
+        return _record(app, result, now, version, {**_totals(steps), "merged": result.stats["merged"]})
     finally:
         for name in engine.temporary_tables():
             if name.startswith(("inc_", "oneid_")):
                 engine.drop_temporary(name)
 
 
+def _stamped(rows: pa.Table, column: str, now: datetime) -> pa.Table:
+    """`rows` with the run's time (added in Arrow: a literal in the SQL would make it compile every run)."""
+    return rows.append_column(column, pa.array([now] * rows.num_rows, pa.timestamp("us", tz="UTC")))
+
+
+def _totals(steps: Steps) -> dict[str, int]:
+    def totals() -> ir.Table:
+        table = steps.table(incremental.MAP)
+        return table.aggregate(source_customers=table.count(), customers=table.customer_id.nunique())
+
+    row = steps.rows("inc_totals", totals)
+    return {k: int(v or 0) for k, v in row.to_pylist()[0].items()}
+
+
 def _at(now: datetime) -> ir.Value:
     return ibis.literal(now).cast("timestamp('UTC')")
-
-
-def _totals(app: App) -> dict[str, int]:
-    table = app.engine.table(MAP_TABLE)
-    assert table is not None
-    row = app.engine.to_arrow(table.aggregate(source_customers=table.count(), customers=table.customer_id.nunique()))
-    return {k: int(v or 0) for k, v in row.to_pylist()[0].items()}
 
 
 def _append_merges(app: App, merges: pa.Table, now: datetime) -> None:
