@@ -17,8 +17,9 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import func, insert, select
 
+from siyu.journeys.batch import ENROLMENTS, STEPS
 from siyu.journeys.definition import Journey
-from siyu.journeys.models import Enrolment, EnrolmentStep
+from siyu.journeys.models import Enrolment
 from siyu.store.uow import UnitOfWork
 from siyu.store.upsert import insert_ignoring
 
@@ -48,7 +49,7 @@ def _last_entries(uow: UnitOfWork, code: str, customers: Sequence[str]) -> dict[
 
 
 def _insert(uow: UnitOfWork) -> Any:
-    return insert_ignoring(uow.session, Enrolment, ["journey", "customer_id", "entry_key"])
+    return insert_ignoring(uow.session, ENROLMENTS, ["journey", "customer_id", "entry_key"])
 
 
 def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:
@@ -81,13 +82,14 @@ def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:
                 "context": json.dumps(context, ensure_ascii=False, default=str), "entered_at": uow.now,
             }
         )  # fmt: skip
-    new: list[int] = []
+    # Core executemany (INSERT … RETURNING in batches): the ORM's bulk path costs more than the rows
+    conn, new = uow.session.connection(), list[int]()
     for i in range(0, len(rows), CHUNK):
-        result = uow.session.execute(_insert(uow).returning(Enrolment.id), rows[i : i + CHUNK])
+        result = conn.execute(_insert(uow).returning(ENROLMENTS.c.id), rows[i : i + CHUNK])
         new.extend(result.scalars().all())
     if new:
-        uow.session.execute(
-            insert(EnrolmentStep),
+        conn.execute(
+            insert(STEPS),
             [
                 {"enrolment_id": e, "seq": 1, "journey": journey.code, "step_id": first, "entered_at": uow.now}
                 for e in new
