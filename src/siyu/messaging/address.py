@@ -8,10 +8,12 @@ is shown (siyu.messaging.listing) and never logged.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+from sqlalchemy import select
 
 from siyu.bootstrap import App
 from siyu.customers.profile import rows_of
@@ -108,3 +110,62 @@ def customer_facts(app: App, brand: str, customer_id: str) -> CustomerFacts:
         else _profile(app, records, customer_id, addresses)
     )
     return CustomerFacts(profile, loyalty_facts(app, brand, customer_id, app.clock()), addresses)
+
+
+def customer_facts_many(app: App, brand: str, customer_ids: Sequence[str]) -> dict[str, CustomerFacts]:
+    """`customer_facts` of many customers of one brand (a dispatcher's batch): three engine queries
+    for all of them instead of four per message."""
+    ids = list(dict.fromkeys(customer_ids))
+    addresses: dict[str, list[tuple[str, str]]] = {c: [] for c in ids}
+    profiles: dict[str, dict[str, Any]] = {c: {"customer_id": c, **dict.fromkeys(PROFILE_COLUMNS)} for c in ids}
+    idmap = app.engine.table(MAP_TABLE)
+    if idmap is not None and ids:
+        records = idmap.filter((idmap.brand == brand) & idmap.customer_id.isin(ids)).select("customer_id", *NODE)
+        customers, identities, _ = canonical_tables(app)
+        columns = [c for c in ADDRESS_TYPES if c in customers.columns]
+        for row in rows_of(app, customers.join(records, NODE).select("customer_id", *columns)):
+            addresses[row["customer_id"]] += [(t, str(row[t])) for t in columns if row[t] not in (None, "")]
+        mine = identities.join(records, NODE)
+        for row in rows_of(
+            app, mine.filter(mine.id_type.isin(ADDRESS_TYPES)).select("customer_id", "id_type", "id_value")
+        ):
+            addresses[row["customer_id"]].append((str(row["id_type"]), str(row["id_value"])))
+        latest_rows = latest(app.engine, "customers")
+        if latest_rows is not None:
+            newest = latest_rows.join(records, NODE).order_by(ibis.desc("ingested_at"))
+            for row in rows_of(app, newest.select("customer_id", *PROFILE_COLUMNS)):
+                profile = profiles[row.pop("customer_id")]
+                for k, v in row.items():  # the newest non-empty value of each column
+                    if profile.get(k) is None and v not in (None, ""):
+                        profile[k] = v
+    now = app.clock()
+    members = _members(app, brand, ids)
+    out: dict[str, CustomerFacts] = {}
+    for c in ids:
+        found: dict[str, str] = {}
+        normalised = {n for t, v in addresses[c] if "*" not in v and (n := normalise_identifier(t, v))}
+        for id_type, value in sorted(normalised):
+            found.setdefault(id_type, value)
+        profile = profiles[c]
+        profile["phone"] = mask_value("phone", found["phone"]) if "phone" in found else None
+        profile["email"] = mask_value("email", found["email"]) if "email" in found else None
+        out[c] = CustomerFacts(profile, loyalty_facts(app, brand, c, now) if c in members else None, found)
+    return out
+
+
+def _members(app: App, brand: str, customer_ids: Sequence[str]) -> set[str]:
+    """Which of the customers have a loyalty account (one query per 1,000): only theirs are read."""
+    from siyu.loyalty.models import AccountLink
+
+    out: set[str] = set()
+    with app.store.unit_of_work() as session:
+        for i in range(0, len(customer_ids), 1000):
+            chunk = customer_ids[i : i + 1000]
+            out.update(
+                session.scalars(
+                    select(AccountLink.customer_id).where(
+                        AccountLink.brand == brand, AccountLink.customer_id.in_(chunk)
+                    )
+                )
+            )
+    return out

@@ -39,8 +39,11 @@ def compose(
     content: dict[str, Any],
     context: dict[str, Any],
     webhook_url: str | None = None,
+    facts: CustomerFacts | None = None,
 ) -> dict[str, Any]:
-    facts = customer_facts(app, brand, customer_id) if customer_id else CustomerFacts({}, None, {})
+    """The payload of one message; `facts` when the caller read them for a batch (customer_facts_many)."""
+    if facts is None:
+        facts = customer_facts(app, brand, customer_id) if customer_id else CustomerFacts({}, None, {})
     ctx = dict(context)
     link = None
     if channel == "email" and category == "marketing" and customer_id:
