@@ -271,6 +271,7 @@ def main() -> None:
             smtp_port=smtp_port, sms_api_base=sms_url, sms_access_key_id=gateway.access_key_id,
             sms_access_key_secret=gateway.access_key_secret, sms_sign_name="siyu",
             messaging_batch=args.send_batch, messaging_rate={"sms": args.rate, "email": args.rate},
+            messaging_lease_seconds=900,  # a batch of 500 at tens of messages/s under load outlasts 60 s
         )  # fmt: skip
         settings = Settings(home=work / "home", database_url=url, channels=channels)
         app = bootstrap(settings)
