@@ -166,13 +166,8 @@ class Dispatcher:
             for rows in groups.values():
                 session.connection().execute(fenced, rows)
 
-    def _outcome(
-        self, c: Claimed, result: SendResult, now: dt.datetime, stats: DispatchStats,
-        record: Callable[..., object] | None = None,
-    ) -> None:  # fmt: skip
-        """Record what the provider answered (through `record`: deferred to the batch's end for a
-        channel whose provider deduplicates)."""
-        record = record or self._record
+    def _outcome(self, c: Claimed, result: SendResult, now: dt.datetime, stats: DispatchStats) -> None:
+        record = self._record
         note = RESENT if c.resent else None
         if result.status in ("sent", "delivered"):
             stats.sent += 1
@@ -273,11 +268,10 @@ class Dispatcher:
     def deliver_batch(self, batch: list[Claimed], stats: DispatchStats) -> None:
         """Send a claimed batch. Channels that can hold a session (SMTP) keep one for the batch.
 
-        Outcomes: where the provider deduplicates on our key (SMS `OutId`), recorded together at the
-        end of the batch (a kill before that re-sends them after the lease, and the provider answers
-        the first acceptance); elsewhere (SMTP) each is recorded as it comes, in its own short
-        transaction, so a kill between the provider's acceptance and our record re-sends at most
-        the one message in flight."""
+        Each sent message's outcome is recorded as it comes, in its own short transaction, so a kill
+        between a provider's acceptance and our record re-sends at most the one message in flight
+        (Aliyun does not document OutId as a deduplication key, so SMS is treated like SMTP).
+        Suppressed messages (nothing was sent) are recorded together at the end of the batch."""
         prepared = self._prepare_many(batch, self.clock())
         deferred: list[tuple[Claimed, dt.datetime, dict[str, Any]]] = []
 
@@ -296,16 +290,13 @@ class Dispatcher:
                     later(c, self.clock(), status="suppressed", reason=(reason or "")[:400])  # nothing was sent
                     continue
                 self.limiter.wait(c.channel)
-                channel = self.channel(c.channel)
                 outbound = Outbound(c.id, c.idempotency_key, c.brand, c.customer_id, c.channel, c.category, payload)
                 try:
-                    result = channel.send(outbound)
+                    result = self.channel(c.channel).send(outbound)
                 except Exception as error:  # an adapter bug must not stop the queue; logged by type (PII)
                     log.error("channel %s failed: %s", c.channel, type(error).__name__)
                     result = SendResult("retry", error=f"adapter error {type(error).__name__}")
-                self._outcome(
-                    c, result, self.clock(), stats, later if getattr(channel, "deduplicates", False) else None
-                )
+                self._outcome(c, result, self.clock(), stats)
         if deferred:
             self._record_many(deferred)
 

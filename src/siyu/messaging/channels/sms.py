@@ -33,7 +33,6 @@ def out_id(message: Outbound) -> str:
 
 class AliyunSmsChannel:
     name = "sms"
-    deduplicates = True  # a second send with the same OutId answers the first (the dispatcher relies on it)
 
     def __init__(self, settings: ChannelSettings) -> None:
         self.settings = settings
