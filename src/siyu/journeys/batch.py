@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from siyu.journeys.models import Enrolment, EnrolmentStep, JourneyRow
@@ -90,11 +90,27 @@ def write_back(session: Session, claimed: Sequence[EnrolmentState]) -> None:
     session.connection().execute(update(ENROLMENTS).where(ENROLMENTS.c.id == bindparam("b_id")), rows)
 
 
+LOG_COLUMNS = ("enrolment_id", "seq", "journey", "step_id", "entered_at", "left_at", "outcome")
+
+
+def insert_log(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append step-log rows in the connection's transaction: COPY on PostgreSQL (an executemany
+    INSERT of 1,000 rows costs it ~0.3 s), one executemany INSERT elsewhere."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(STEPS), list(rows))
+        return
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {STEPS.name} ({', '.join(LOG_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(row.get(c) for c in LOG_COLUMNS))
+
+
 def write_log(session: Session, opened: Sequence[dict[str, Any]], closed: Sequence[dict[str, Any]]) -> None:
-    """Step-log rows opened in the batch (one INSERT) and rows of earlier runs it closed (one UPDATE)."""
+    """Step-log rows opened in the batch (`insert_log`) and rows of earlier runs it closed (one UPDATE)."""
     conn = session.connection()
-    if opened:
-        conn.execute(insert(STEPS), list(opened))
+    insert_log(conn, opened)
     if closed:
         conn.execute(
             update(STEPS).where(STEPS.c.enrolment_id == bindparam("b_enrolment"), STEPS.c.seq == bindparam("b_seq")),

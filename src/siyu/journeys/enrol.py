@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from siyu.journeys.batch import ENROLMENTS, STEPS
+from siyu.journeys.batch import ENROLMENTS, insert_log
 from siyu.journeys.definition import Journey
 from siyu.journeys.models import Enrolment
 from siyu.store.uow import UnitOfWork
@@ -87,14 +87,9 @@ def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:
     for i in range(0, len(rows), CHUNK):
         result = conn.execute(_insert(uow).returning(ENROLMENTS.c.id), rows[i : i + CHUNK])
         new.extend(result.scalars().all())
-    if new:
-        conn.execute(
-            insert(STEPS),
-            [
-                {"enrolment_id": e, "seq": 1, "journey": journey.code, "step_id": first, "entered_at": uow.now}
-                for e in new
-            ],
-        )
+    insert_log(conn, [
+        {"enrolment_id": e, "seq": 1, "journey": journey.code, "step_id": first, "entered_at": uow.now} for e in new
+    ])  # fmt: skip
     return new
 
 
