@@ -21,7 +21,7 @@ from siyu.journeys.batch import ENROLMENTS, insert_log
 from siyu.journeys.definition import Journey
 from siyu.journeys.models import Enrolment
 from siyu.store.uow import UnitOfWork
-from siyu.store.upsert import insert_ignoring
+from siyu.store.upsert import insert_ignoring_many
 
 CHUNK = 1000  # bound parameters per IN list / insert round
 
@@ -46,10 +46,6 @@ def _last_entries(uow: UnitOfWork, code: str, customers: Sequence[str]) -> dict[
         )
         last.update({c: (t if t.tzinfo else t.replace(tzinfo=dt.UTC)) for c, t in rows})
     return last
-
-
-def _insert(uow: UnitOfWork) -> Any:
-    return insert_ignoring(uow.session, ENROLMENTS, ["journey", "customer_id", "entry_key"])
 
 
 def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:
@@ -82,11 +78,10 @@ def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:
                 "context": json.dumps(context, ensure_ascii=False, default=str), "entered_at": uow.now,
             }
         )  # fmt: skip
-    # Core executemany (INSERT … RETURNING in batches): the ORM's bulk path costs more than the rows
-    conn, new = uow.session.connection(), list[int]()
-    for i in range(0, len(rows), CHUNK):
-        result = conn.execute(_insert(uow).returning(ENROLMENTS.c.id), rows[i : i + CHUNK])
-        new.extend(result.scalars().all())
+    conn = uow.session.connection()  # Core, set-based: the ORM's bulk path costs more than the rows
+    new = [
+        int(r[0]) for r in insert_ignoring_many(conn, ENROLMENTS, rows, ["journey", "customer_id", "entry_key"], ["id"])
+    ]
     insert_log(conn, [
         {"enrolment_id": e, "seq": 1, "journey": journey.code, "step_id": first, "entered_at": uow.now} for e in new
     ])  # fmt: skip
