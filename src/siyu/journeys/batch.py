@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.journeys.models import Enrolment, EnrolmentStep, JourneyRow
+from siyu.store.upsert import update_many
 
 ENROLMENTS = cast(Table, Enrolment.__table__)
 STEPS = cast(Table, EnrolmentStep.__table__)
@@ -83,11 +84,9 @@ def claim_due(session: Session, now: dt.datetime, limit: int) -> list[EnrolmentS
 
 
 def write_back(session: Session, claimed: Sequence[EnrolmentState]) -> None:
-    """The new state of every claimed enrolment: one UPDATE … WHERE id = ?, executemany."""
-    if not claimed:
-        return
-    rows = [{"b_id": s.id, **{name: getattr(s, name) for name in STATE}} for s in claimed]
-    session.connection().execute(update(ENROLMENTS).where(ENROLMENTS.c.id == bindparam("b_id")), rows)
+    """The new state of every claimed enrolment, by primary key (siyu.store.upsert.update_many)."""
+    rows = [{"id": s.id, **{name: getattr(s, name) for name in STATE}} for s in claimed]
+    update_many(session.connection(), ENROLMENTS, rows, ["id"])
 
 
 LOG_COLUMNS = ("enrolment_id", "seq", "journey", "step_id", "entered_at", "left_at", "outcome")
@@ -111,9 +110,5 @@ def write_log(session: Session, opened: Sequence[dict[str, Any]], closed: Sequen
     """Step-log rows opened in the batch (`insert_log`) and rows of earlier runs it closed (one UPDATE)."""
     conn = session.connection()
     insert_log(conn, opened)
-    if closed:
-        conn.execute(
-            update(STEPS).where(STEPS.c.enrolment_id == bindparam("b_enrolment"), STEPS.c.seq == bindparam("b_seq")),
-            [{"b_enrolment": r["enrolment_id"], "b_seq": r["seq"], "left_at": r["left_at"], "outcome": r["outcome"]}
-             for r in closed],
-        )  # fmt: skip
+    update_many(conn, STEPS, [{c: r[c] for c in ("enrolment_id", "seq", "left_at", "outcome")} for r in closed],
+                ["enrolment_id", "seq"])  # fmt: skip
