@@ -1,34 +1,32 @@
-"""Journey engine benchmark: N enrolments through trigger → wait 1 day → branch on a rule → send,
-in simulated time, against a baseline measured in the same run: plain inserts of the same rows
-(enrolments, step-log rows, outbound messages) into the same store.
+"""Journey engine benchmark: N enrolments through trigger → wait 1 day → branch on a rule → send an
+e-mail (to a real SMTP server, aiosmtpd) or an SMS (to the fake Aliyun gateway, uvicorn over HTTP),
+in simulated time, each figure against a baseline measured in the same run.
 
-Method. A fresh workspace gets N customers (CSV import, One-ID) and the journey below is applied;
-then one `visit` event per customer lands (after the apply, so it triggers). Timed phases, each
-`run_due` at a simulated time:
+Method. A fresh workspace gets N customers (CSV import, One-ID; every other one has an e-mail
+address) and the journey below is applied; then one `visit` event per customer lands (after the
+apply, so it triggers). Timed phases, each `run_due` at a simulated time (with `--workers 2`, two
+workers at once, each with its own App, on one store):
 
-1. enrol: the trigger scan enrols N customers (one set-based insert per 1,000);
+1. enrol: the trigger scan enrols N customers (set-based insert);
 2. day 0: every enrolment starts its wait (due in a day);
-3. day 1: every wait ends, the branch rule (`identifier: phone`, every customer has one) is
-   evaluated per batch in one engine query, and an SMS is queued per customer — per batch, set-based
-   (siyu.messaging.enqueue.enqueue_many: the policies for the batch in a few queries, one INSERT).
+3. day 1: every wait ends, the branch rule (`identifier: email`) is evaluated once for the brand,
+   and a message is queued per customer (siyu.messaging.enqueue.enqueue_many);
+4. deliver: the dispatchers (`--workers` of them) send the first `--deliver` messages (default all).
 
-Step transitions are step-log rows written (4 per customer: wait, branch, send, the exit the
-branch's other path needs). The baseline inserts N enrolment rows, 4N step-log rows and N outbound
-rows with executemany, no logic.
-Peak memory is the process's maximum RSS.
+Step transitions are step-log rows written (4 per customer: wait, branch, send, exit). Baselines:
+plain Core inserts of N enrolment rows, 4N step-log rows and N outbound rows (executemany, no
+logic); and raw smtplib over one connection plus raw signed SendSms posts through one httpx client
+for as many messages as were delivered. Duplicate sends: Message-IDs the SMTP server got twice plus
+SendSms requests the gateway got for an OutId it had already accepted (must be 0). Channel rate
+limits are set to `--rate` per channel (the settings' defaults are 20–50/s). Peak memory is the
+process's maximum RSS.
 
 Usage: .venv/bin/python benchmarks/bench_journeys.py [--customers 100000] [--batch 500]
+           [--send-batch 500] [--deliver M] [--workers 2] [--rate 5000]
            [--store-url postgresql://user:pw@host/db] [--work /tmp/siyu-bench-journeys]
-Target (2 cores): >= 2,000 step transitions/s with SQLite and with PostgreSQL.
+Targets (2 cores): >= 2,000 step transitions/s and >= 500 messages/s with SQLite and PostgreSQL.
 
-Measured (10,000 customers, batch 500, 2 cores shared with other jobs: load average ~18, so absolute
-figures are low; compare the ratio to the baseline of the same run):
-  before enqueue_many (one do_enqueue per message, ~10 ms each):
-    SQLite      332 transitions/s, baseline 5,157 → ratio 0.064 (day 1: 114 s)
-    PostgreSQL   85 transitions/s, baseline 1,701 → ratio 0.050 (day 1: 452 s)
-  after:
-    SQLite    1,218 transitions/s, baseline 6,859 → ratio 0.178 (day 1: 24 s)
-    PostgreSQL  339 transitions/s, baseline 1,528 → ratio 0.222 (day 1: 82 s)
+Measured: docs/journeys.md, "Performance".
 """
 
 from __future__ import annotations
