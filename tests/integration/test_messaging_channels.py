@@ -51,6 +51,23 @@ def test_email_over_real_smtp(smtp: tuple[Mailbox, int]) -> None:
     assert dead.send(out("email", {"to": "li@example.com", "text": "x"})).status == "retry"
 
 
+def test_email_session_sends_a_batch_over_one_connection(smtp: tuple[Mailbox, int]) -> None:
+    """Inside `session()` the sends share one SMTP connection (a dispatcher's batch), a refused
+    recipient does not end it, and outside it each send has its own connection."""
+    box, port = smtp
+    channel = EmailChannel(ChannelSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="news@brand.cn"))
+    box.refuse.add("gone@example.com")
+    before = len(box.messages)
+    to = ["a@example.com", "b@example.com", "gone@example.com", "c@example.com", "d@example.com"]
+    with channel.session():
+        results = [channel.send(out("email", {"to": t, "text": "x"}, key=f"s{i}")) for i, t in enumerate(to)]
+    assert [r.status for r in results] == ["sent", "sent", "failed", "sent", "sent"]
+    assert len(box.messages) - before == 4 and len(set(box.peers[before:])) == 1
+    for i in range(2):
+        assert channel.send(out("email", {"to": "e@example.com", "text": "x"}, key=f"t{i}")).status == "sent"
+    assert len(set(box.peers[before:])) == 3
+
+
 @pytest.fixture(scope="module")
 def sms() -> Iterator[tuple[FakeSmsGateway, str]]:
     with sms_gateway() as server:

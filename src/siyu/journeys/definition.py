@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -263,7 +264,7 @@ class Step(_Strict):
             raise ValueError(f"a step has exactly one of {', '.join(STEP_KINDS)} (found {kinds or 'none'})")
         return self
 
-    @property
+    @cached_property  # asked for every step of every enrolment a worker moves
     def kind(self) -> str:
         return next(k for k in STEP_KINDS if getattr(self, k) is not None)
 
@@ -319,16 +320,18 @@ class Journey(_Strict):
                 raise ValueError(f"template {name!r}: unknown channel(s) {sorted(unknown)}; use {CHANNELS}")
         return self
 
+    @cached_property
+    def _by_id(self) -> dict[str, tuple[Step, str | None]]:
+        """Each step and where it goes without paths, looked up per transition (built once)."""
+        ids = [s.id for s in self.steps]
+        return {s.id: (s, s.next or (ids[i + 1] if i + 1 < len(ids) else None)) for i, s in enumerate(self.steps)}
+
     def step(self, step_id: str) -> Step:
-        return next(s for s in self.steps if s.id == step_id)
+        return self._by_id[step_id][0]
 
     def after(self, step_id: str) -> str | None:
         """Where a step without paths goes: its `next`, else the step below it, else the end."""
-        step = self.step(step_id)
-        if step.next:
-            return step.next
-        i = [s.id for s in self.steps].index(step_id)
-        return self.steps[i + 1].id if i + 1 < len(self.steps) else None
+        return self._by_id[step_id][1]
 
     @property
     def reentry_days(self) -> int | None:

@@ -11,8 +11,8 @@ from typing import Any
 from siyu.audiences.tag_manual import KnownCustomer, do_remove_tag, do_set_tag
 from siyu.core.errors import NotFoundError
 from siyu.guides.tasks import TaskRequest, do_create_task
+from siyu.journeys.batch import EnrolmentState
 from siyu.journeys.definition import Journey, Step
-from siyu.journeys.models import Enrolment
 from siyu.loyalty.coupons import accounts_of_customers, do_issue_many
 from siyu.loyalty.models import Coupon
 from siyu.loyalty.points import do_earn
@@ -21,11 +21,11 @@ from siyu.messaging.enqueue import EnqueueResult, SendRequest
 from siyu.store.uow import UnitOfWork
 
 
-def step_key(enrolment: Enrolment, step: Step) -> str:
+def step_key(enrolment: EnrolmentState, step: Step) -> str:
     return f"journey:{enrolment.id}:{step.id}"
 
 
-def send_request(e: Enrolment, j: Journey, step: Step, context: dict[str, Any]) -> SendRequest:
+def send_request(e: EnrolmentState, j: Journey, step: Step, context: dict[str, Any]) -> SendRequest:
     """The message a `send` or `webhook` step queues (the walk queues a batch's at once)."""
     channel: str
     if step.send is not None:
@@ -47,11 +47,11 @@ def send_outcome(channel: str, result: EnqueueResult) -> str:
     return f"{channel}:{result.status}" + (f":{result.reason}" if result.reason else "")
 
 
-def _account(uow: UnitOfWork, program: str, e: Enrolment) -> int | None:
+def _account(uow: UnitOfWork, program: str, e: EnrolmentState) -> int | None:
     return accounts_of_customers(uow.session, program, e.brand, [e.customer_id]).get(e.customer_id)
 
 
-def apply_effect(uow: UnitOfWork, e: Enrolment, j: Journey, step: Step, context: dict[str, Any]) -> str:
+def apply_effect(uow: UnitOfWork, e: EnrolmentState, j: Journey, step: Step, context: dict[str, Any]) -> str:
     """Do what a coupon, points, tag or task `step` does for enrolment `e`; returns the outcome
     recorded in the step log. `context` may gain keys (the coupon code issued) that later templates
     can use. (Messages: `send_request`.)"""

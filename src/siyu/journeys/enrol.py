@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
+from siyu.journeys.batch import ENROLMENTS, insert_log
 from siyu.journeys.definition import Journey
-from siyu.journeys.models import Enrolment, EnrolmentStep
+from siyu.journeys.models import Enrolment
 from siyu.store.uow import UnitOfWork
-from siyu.store.upsert import insert_ignoring
+from siyu.store.upsert import insert_ignoring_many
 
 CHUNK = 1000  # bound parameters per IN list / insert round
 
@@ -45,10 +46,6 @@ def _last_entries(uow: UnitOfWork, code: str, customers: Sequence[str]) -> dict[
         )
         last.update({c: (t if t.tzinfo else t.replace(tzinfo=dt.UTC)) for c, t in rows})
     return last
-
-
-def _insert(uow: UnitOfWork) -> Any:
-    return insert_ignoring(uow.session, Enrolment, ["journey", "customer_id", "entry_key"])
 
 
 def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:
@@ -81,18 +78,13 @@ def enrol(uow: UnitOfWork, journey: Journey, found: pa.Table) -> list[int]:
                 "context": json.dumps(context, ensure_ascii=False, default=str), "entered_at": uow.now,
             }
         )  # fmt: skip
-    new: list[int] = []
-    for i in range(0, len(rows), CHUNK):
-        result = uow.session.execute(_insert(uow).returning(Enrolment.id), rows[i : i + CHUNK])
-        new.extend(result.scalars().all())
-    if new:
-        uow.session.execute(
-            insert(EnrolmentStep),
-            [
-                {"enrolment_id": e, "seq": 1, "journey": journey.code, "step_id": first, "entered_at": uow.now}
-                for e in new
-            ],
-        )
+    conn = uow.session.connection()  # Core, set-based: the ORM's bulk path costs more than the rows
+    new = [
+        int(r[0]) for r in insert_ignoring_many(conn, ENROLMENTS, rows, ["journey", "customer_id", "entry_key"], ["id"])
+    ]
+    insert_log(conn, [
+        {"enrolment_id": e, "seq": 1, "journey": journey.code, "step_id": first, "entered_at": uow.now} for e in new
+    ])  # fmt: skip
     return new
 
 

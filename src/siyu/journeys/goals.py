@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.journeys.apply import load_version
-from siyu.journeys.machine import aware
+from siyu.journeys.batch import aware
 from siyu.journeys.models import Enrolment, JourneyRow
 from siyu.journeys.sources import occurrences
 

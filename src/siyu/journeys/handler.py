@@ -16,7 +16,7 @@ from siyu.bootstrap import App
 from siyu.events.catalogue import TierChanged
 from siyu.events.dispatch import Handler
 from siyu.events.outbox import StoredEvent
-from siyu.journeys.machine import aware
+from siyu.journeys.batch import aware
 from siyu.journeys.runner import _journeys, enrol_found, match_waits, scan_triggers
 from siyu.loyalty.accounts import linked_customers
 

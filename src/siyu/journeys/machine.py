@@ -22,22 +22,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from siyu.core.errors import SiyuError
+from siyu.journeys.batch import EnrolmentState
 from siyu.journeys.definition import EFFECT_KINDS, Journey, Step
 from siyu.journeys.effects import apply_effect, send_outcome, send_request
 from siyu.journeys.enrol import bucket
-from siyu.journeys.models import Enrolment
 from siyu.journeys.timing import wait_until
 from siyu.messaging.enqueue import SendRequest, enqueue_many
 from siyu.store.uow import UnitOfWork
 
 MAX_STEPS = 50  # per enrolment per run: a loop without a wait in it must not spin forever
-
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; the store only holds UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -49,14 +42,14 @@ class StepLog:
     closed: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     transitions: int = 0
 
-    def enter(self, e: Enrolment, step_id: str, now: dt.datetime) -> None:
+    def enter(self, e: EnrolmentState, step_id: str, now: dt.datetime) -> None:
         self.opened[(e.id, e.step_seq)] = {
             "enrolment_id": e.id, "seq": e.step_seq, "journey": e.journey, "step_id": step_id,
             "entered_at": now, "left_at": None, "outcome": None,
         }  # fmt: skip
         self.transitions += 1
 
-    def leave(self, e: Enrolment, now: dt.datetime, outcome: str) -> None:
+    def leave(self, e: EnrolmentState, now: dt.datetime, outcome: str) -> None:
         row = self.opened.get((e.id, e.step_seq))
         if row is not None:
             row["left_at"], row["outcome"] = now, outcome[:200]
@@ -92,7 +85,7 @@ class Walk:
             self.log.settle(step, send_outcome(request.channel, result))
         self.sends.clear()
 
-    def advance(self, e: Enrolment, j: Journey) -> str | None:
+    def advance(self, e: EnrolmentState, j: Journey) -> str | None:
         """Run `e` as far as it goes now. Returns the branch step id it waits at for an answer,
         or None when it stopped (a wait, the end) for this run."""
         now = self.uow.now
@@ -141,7 +134,7 @@ class Walk:
         e.due_at = now  # the step cap: carry on in the next batch
         return None
 
-    def _effect(self, e: Enrolment, j: Journey, step: Step) -> str:
+    def _effect(self, e: EnrolmentState, j: Journey, step: Step) -> str:
         assert step.kind in EFFECT_KINDS
         if e.holdout:
             return "skipped:holdout"
@@ -159,7 +152,7 @@ class Walk:
         e.context = json.dumps(context, ensure_ascii=False, default=str)
         return outcome
 
-    def _go(self, e: Enrolment, j: Journey, target: str | None, outcome: str) -> None:
+    def _go(self, e: EnrolmentState, j: Journey, target: str | None, outcome: str) -> None:
         now = self.uow.now
         self.log.leave(e, now, outcome)
         e.waiting_since, e.wait_result = None, None

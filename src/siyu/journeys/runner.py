@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 
 import ibis
 import pyarrow as pa
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from siyu.bootstrap import App
 from siyu.core.actor import Actor
 from siyu.journeys.apply import load_version
+from siyu.journeys.batch import EnrolmentState, aware, claim_due, write_back, write_log
 from siyu.journeys.definition import Journey
 from siyu.journeys.enrol import enrol
-from siyu.journeys.machine import StepLog, Walk, aware
-from siyu.journeys.models import Enrolment, EnrolmentStep, JourneyRow
+from siyu.journeys.machine import StepLog, Walk
+from siyu.journeys.models import Enrolment, JourneyRow
 from siyu.journeys.rules import Answers, rule_holds
 from siyu.journeys.sources import occurrences
 from siyu.journeys.triggers import candidates, zone_of
@@ -165,16 +166,7 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH, answers: Answe
     now = _utc(now)
     with app.store.begin(ACTOR, now=now) as uow:
         session = uow.session
-        query = (
-            select(Enrolment)
-            .join(JourneyRow, JourneyRow.code == Enrolment.journey)
-            .where(Enrolment.status == "active", Enrolment.due_at <= now, JourneyRow.status == "active")
-            .order_by(Enrolment.due_at, Enrolment.id)
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Enrolment)
-        claimed = list(session.scalars(query))
+        claimed = claim_due(session, now, limit)
         if not claimed:
             return 0, 0
         specs = {key: load_version(session, *key) for key in {(e.journey, e.version) for e in claimed}}
@@ -182,7 +174,7 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH, answers: Answe
         walk = Walk(uow, StepLog(), zones)
         pending = claimed
         while pending:  # rounds: walk everyone, answer the branches they stopped at, walk on
-            asking: dict[tuple[str, int, str], list[Enrolment]] = defaultdict(list)
+            asking: dict[tuple[str, int, str], list[EnrolmentState]] = defaultdict(list)
             for e in pending:
                 at = walk.advance(e, specs[(e.journey, e.version)])
                 if at is not None:
@@ -199,11 +191,8 @@ def advance_batch(app: App, now: dt.datetime, limit: int = BATCH, answers: Answe
                 walk.answers.update({e.id: e.customer_id in yes for e in group})
                 pending.extend(group)
         walk.queue_sends()
-        session.flush()
-        if walk.log.opened:
-            session.execute(insert(EnrolmentStep), list(walk.log.opened.values()))
-        if walk.log.closed:
-            session.execute(update(EnrolmentStep), list(walk.log.closed.values()))
+        write_back(session, claimed)
+        write_log(session, list(walk.log.opened.values()), list(walk.log.closed.values()))
         return len(claimed), walk.log.transitions
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+from sqlalchemy import select
 
 from siyu.bootstrap import App
 from siyu.customers.profile import rows_of
@@ -150,11 +151,30 @@ def customer_facts_many(app: App, brand: str, customer_ids: Sequence[str]) -> di
     addresses = {} if records is None else _addresses(app, records)
     profiles = {} if records is None else _profiles(app, records, addresses)
     now = app.clock()
+    members = _members(app, brand, wanted)
     return {
         c: CustomerFacts(
             profiles.get(c) or {"customer_id": c, **dict.fromkeys(PROFILE_COLUMNS), "phone": None, "email": None},
-            loyalty_facts(app, brand, c, now),
+            loyalty_facts(app, brand, c, now) if c in members else None,
             addresses.get(c, {}),
         )
         for c in wanted
     }
+
+
+def _members(app: App, brand: str, customer_ids: Sequence[str]) -> set[str]:
+    """Which of the customers have a loyalty account (one query per 1,000): only theirs are read."""
+    from siyu.loyalty.models import AccountLink
+
+    out: set[str] = set()
+    with app.store.unit_of_work() as session:
+        for i in range(0, len(customer_ids), 1000):
+            chunk = customer_ids[i : i + 1000]
+            out.update(
+                session.scalars(
+                    select(AccountLink.customer_id).where(
+                        AccountLink.brand == brand, AccountLink.customer_id.in_(chunk)
+                    )
+                )
+            )
+    return out

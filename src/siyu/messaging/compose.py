@@ -41,7 +41,7 @@ def compose(
     webhook_url: str | None = None,
     facts: CustomerFacts | None = None,
 ) -> dict[str, Any]:
-    """The payload of one message; `facts`: the customer's, when the caller has read them already."""
+    """The payload of one message; `facts` when the caller read them for a batch (customer_facts_many)."""
     if facts is None:
         facts = customer_facts(app, brand, customer_id) if customer_id else CustomerFacts({}, None, {})
     ctx = dict(context)

@@ -25,14 +25,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from siyu.messaging.channels import registry  # noqa: F401  (registers the adapters)
 from siyu.messaging.channels.base import Channel, Outbound, SendResult, channel_factory
-from siyu.messaging.consent import blocked_by
+from siyu.messaging.consent import consent_facts, verdict
 from siyu.messaging.ledger_models import MiniProgramSubscription
 from siyu.messaging.models import OutboundMessage
 from siyu.messaging.policy import load_policy
@@ -150,74 +151,100 @@ class Dispatcher:
             )
             return bool(done.rowcount)  # type: ignore[attr-defined]
 
+    def _record_many(self, outcomes: list[tuple[Claimed, dt.datetime, dict[str, Any]]]) -> None:
+        """`_record` for many messages in one transaction: one executemany UPDATE per set of
+        columns, each row fenced by its own lease."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for c, now, values in outcomes:
+            row = {"b_id": c.id, "b_lease": c.lease, "leased_until": None, "updated_at": now, **values}
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        m = OutboundMessage
+        fenced = update(m).where(
+            m.id == bindparam("b_id"), m.status == "sending", m.leased_until == bindparam("b_lease")
+        )
+        with self.app.store.write_unit() as session:
+            for rows in groups.values():
+                session.connection().execute(fenced, rows)
+
     def _outcome(self, c: Claimed, result: SendResult, now: dt.datetime, stats: DispatchStats) -> None:
+        record = self._record
         note = RESENT if c.resent else None
         if result.status in ("sent", "delivered"):
             stats.sent += 1
-            self._record(c, now, status=result.status, provider_id=result.provider_id, sent_at=now, reason=note)
+            record(c, now, status=result.status, provider_id=result.provider_id, sent_at=now, reason=note)
         elif result.status == "retry" and c.attempts < self.settings.messaging_max_attempts:
             stats.retried += 1
             delay = result.retry_after_s or self.settings.messaging_retry_base * 2 ** (c.attempts - 1)
-            self._record(c, now, status="queued", not_before=now + dt.timedelta(seconds=min(delay, 6 * 3600)),
-                         reason=f"retry: {result.error}"[:400])  # fmt: skip
+            record(c, now, status="queued", not_before=now + dt.timedelta(seconds=min(delay, 6 * 3600)),
+                   reason=f"retry: {result.error}"[:400])  # fmt: skip
         else:
             status = "refused" if result.status == "refused" else "failed"
             stats.refused += status == "refused"
             stats.failed += status == "failed"
-            self._record(c, now, status=status, reason=(result.error or status)[:400])
+            record(c, now, status=status, reason=(result.error or status)[:400])
 
     # -- per message -----------------------------------------------------------------------------
 
-    def _facts(self, batch: list[Claimed]) -> dict[tuple[str, str], CustomerFacts]:
-        """The customer facts the batch's unrendered messages need, a few lake reads per brand
-        (rendering one at a time read the lake several times per message)."""
-        from siyu.messaging.address import customer_facts_many  # reads the lake (Ibis), as rendering does
+    def _prepare_many(self, batch: list[Claimed], now: dt.datetime) -> list[tuple[dict[str, Any] | None, str | None]]:
+        """For each claimed message: (payload to send, None) or (None, reason to suppress).
 
-        wanted: dict[str, list[str]] = {}
-        for c in batch:
-            if c.customer_id is not None and not c.payload.get("rendered"):
-                wanted.setdefault(c.brand, []).append(c.customer_id)
-        return {
-            (brand, customer): facts
-            for brand, customers in wanted.items()
-            for customer, facts in customer_facts_many(self.app, brand, customers).items()
-        }
-
-    def _prepare(
-        self, c: Claimed, now: dt.datetime, facts: CustomerFacts | None = None
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """(payload to send, None) or (None, reason to suppress); `facts`: the customer's, read ahead."""
+        Set-based for the batch: consent and policy in one read per brand, the customer facts of
+        every row queued without rendering in a few engine queries per brand (customer_facts_many),
+        the rendered payloads stored in one executemany UPDATE before anything is sent."""
+        brands = {c.brand for c in batch}
         with self.app.store.unit_of_work() as session:
-            reason = blocked_by(session, c.brand, c.customer_id, c.channel, c.category)
-            policy = load_policy(session, c.brand)
-        if reason:
-            return None, reason
-        payload = c.payload
-        if not payload.get("rendered"):
-            # imported here: rendering reads the lake (Ibis); a dispatcher of rendered rows never does
-            from siyu.messaging.compose import NoAddressError, compose
-            from siyu.messaging.templates import TemplateRenderError
+            policies = {b: load_policy(session, b) for b in brands}
+            consent = {
+                b: consent_facts(session, b, sorted({c.customer_id for c in batch if c.brand == b and c.customer_id}))
+                for b in brands
+            }
+        facts: dict[tuple[str, str], CustomerFacts] = {}
+        for b in brands:
+            wanted = [c.customer_id for c in batch if c.brand == b and c.customer_id and not c.payload.get("rendered")]
+            if wanted:
+                # imported here: rendering reads the lake (Ibis); a dispatcher of rendered rows never does
+                from siyu.messaging.address import customer_facts_many
 
-            try:
-                payload = {"rendered": True, **compose(
-                    self.app, message_id=c.id, brand=c.brand, customer_id=c.customer_id, channel=c.channel,
-                    category=c.category, content=payload.get("content", {}), context=payload.get("context", {}),
-                    webhook_url=policy.webhook_url, facts=facts,
-                )}  # fmt: skip
-            except NoAddressError as error:
-                return None, str(error)
-            except TemplateRenderError as error:
-                return None, f"template_error: {error.message}"
-            with self.app.store.write_unit() as session:  # the same content if this send is retried
-                session.execute(
-                    update(OutboundMessage).where(OutboundMessage.id == c.id)
-                    .values(payload=seal_payload(self.app.settings.pii_sealing_ring, payload))
-                )  # fmt: skip
-        if c.channel == "miniprogram" and not self._consume_subscription(c, payload, now):
-            return None, "no_subscription"
-        if c.channel == "webhook":
-            payload = {**payload, "_secret": policy.webhook_secret or ""}
-        return payload, None
+                facts.update({(b, k): v for k, v in customer_facts_many(self.app, b, wanted).items()})
+        out: list[tuple[dict[str, Any] | None, str | None]] = []
+        rendered: list[dict[str, Any]] = []
+        for c in batch:
+            reason = verdict(consent[c.brand].get(c.customer_id, []), c.channel, c.category) if c.customer_id else None
+            if reason:
+                out.append((None, reason))
+                continue
+            policy = policies[c.brand]
+            payload = c.payload
+            if not payload.get("rendered"):
+                from siyu.messaging.compose import NoAddressError, compose
+                from siyu.messaging.templates import TemplateRenderError
+
+                try:
+                    payload = {"rendered": True, **compose(
+                        self.app, message_id=c.id, brand=c.brand, customer_id=c.customer_id, channel=c.channel,
+                        category=c.category, content=payload.get("content", {}), context=payload.get("context", {}),
+                        webhook_url=policy.webhook_url,
+                        facts=facts.get((c.brand, c.customer_id)) if c.customer_id else None,
+                    )}  # fmt: skip
+                except NoAddressError as error:
+                    out.append((None, str(error)))
+                    continue
+                except TemplateRenderError as error:
+                    out.append((None, f"template_error: {error.message}"))
+                    continue
+                # the same content if this send is retried
+                rendered.append({"b_id": c.id, "payload": seal_payload(self.app.settings.pii_sealing_ring, payload)})
+            if c.channel == "webhook":
+                payload = {**payload, "_secret": policy.webhook_secret or ""}
+            out.append((payload, None))
+        if rendered:
+            m = OutboundMessage
+            with self.app.store.write_unit() as session:
+                session.connection().execute(update(m).where(m.id == bindparam("b_id")), rendered)
+        for i, (c, (ready, _)) in enumerate(zip(batch, out, strict=True)):
+            if c.channel == "miniprogram" and ready is not None and not self._consume_subscription(c, ready, now):
+                out[i] = (None, "no_subscription")
+        return out
 
     def _consume_subscription(self, c: Claimed, payload: dict[str, Any], now: dt.datetime) -> bool:
         """Take one unused subscription of the customer for the template (or the one this message
@@ -238,22 +265,40 @@ class Dispatcher:
             sub.used_by, sub.used_at = c.id, now
             return True
 
-    def deliver(self, c: Claimed, stats: DispatchStats, facts: CustomerFacts | None = None) -> None:
-        now = self.clock()
-        stats.resent += c.resent
-        payload, reason = self._prepare(c, now, facts)
-        if payload is None:
-            stats.suppressed += 1
-            self._record(c, now, status="suppressed", reason=(reason or "")[:400])
-            return
-        self.limiter.wait(c.channel)
-        outbound = Outbound(c.id, c.idempotency_key, c.brand, c.customer_id, c.channel, c.category, payload)
-        try:
-            result = self.channel(c.channel).send(outbound)
-        except Exception as error:  # an adapter bug must not stop the queue; logged by type (PII)
-            log.error("channel %s failed: %s", c.channel, type(error).__name__)
-            result = SendResult("retry", error=f"adapter error {type(error).__name__}")
-        self._outcome(c, result, self.clock(), stats)
+    def deliver_batch(self, batch: list[Claimed], stats: DispatchStats) -> None:
+        """Send a claimed batch. Channels that can hold a session (SMTP) keep one for the batch.
+
+        Each sent message's outcome is recorded as it comes, in its own short transaction, so a kill
+        between a provider's acceptance and our record re-sends at most the one message in flight
+        (Aliyun does not document OutId as a deduplication key, so SMS is treated like SMTP).
+        Suppressed messages (nothing was sent) are recorded together at the end of the batch."""
+        prepared = self._prepare_many(batch, self.clock())
+        deferred: list[tuple[Claimed, dt.datetime, dict[str, Any]]] = []
+
+        def later(c: Claimed, now: dt.datetime, **values: Any) -> None:
+            deferred.append((c, now, values))
+
+        with ExitStack() as sessions:
+            for name in sorted({c.channel for c, (p, _) in zip(batch, prepared, strict=True) if p is not None}):
+                opener = getattr(self.channel(name), "session", None)
+                if opener is not None:
+                    sessions.enter_context(opener())
+            for c, (payload, reason) in zip(batch, prepared, strict=True):
+                stats.resent += c.resent
+                if payload is None:
+                    stats.suppressed += 1
+                    later(c, self.clock(), status="suppressed", reason=(reason or "")[:400])  # nothing was sent
+                    continue
+                self.limiter.wait(c.channel)
+                outbound = Outbound(c.id, c.idempotency_key, c.brand, c.customer_id, c.channel, c.category, payload)
+                try:
+                    result = self.channel(c.channel).send(outbound)
+                except Exception as error:  # an adapter bug must not stop the queue; logged by type (PII)
+                    log.error("channel %s failed: %s", c.channel, type(error).__name__)
+                    result = SendResult("retry", error=f"adapter error {type(error).__name__}")
+                self._outcome(c, result, self.clock(), stats)
+        if deferred:
+            self._record_many(deferred)
 
     # -- loops -----------------------------------------------------------------------------------
 
@@ -265,9 +310,7 @@ class Dispatcher:
             if not batch:
                 break
             stats.claimed += len(batch)
-            facts = self._facts(batch)
-            for c in batch:
-                self.deliver(c, stats, facts.get((c.brand, c.customer_id or "")))
+            self.deliver_batch(batch, stats)
         return stats
 
     def run(self, stop: threading.Event, poll: float = 1.0) -> None:

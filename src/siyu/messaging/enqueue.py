@@ -22,9 +22,9 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from siyu.messaging.models import OutboundMessage
@@ -32,7 +32,7 @@ from siyu.messaging.policy import load_policy
 from siyu.messaging.sealing import seal_payload
 from siyu.messaging.send_policy import decide, load_facts
 from siyu.store.uow import UnitOfWork
-from siyu.store.upsert import insert_ignoring
+from siyu.store.upsert import insert_ignoring_many
 
 if TYPE_CHECKING:
     from siyu.bootstrap import App
@@ -87,11 +87,10 @@ def enqueue_many(uow: UnitOfWork, requests: Sequence[SendRequest]) -> list[Enque
         decided[r.idempotency_key] = (status, reason)
         rows.append(_row(r, status, reason, not_before, now))
     ids: dict[str, int] = {}
-    insert = insert_ignoring(s, OutboundMessage, ["idempotency_key"]).returning(
-        OutboundMessage.id, OutboundMessage.idempotency_key
-    )
-    for i in range(0, len(rows), CHUNK):
-        ids.update({key: id_ for id_, key in s.execute(insert, rows[i : i + CHUNK])})
+    # Core, set-based (COPY on PostgreSQL): the ORM's bulk insert costs more than the rows
+    table = cast(Table, OutboundMessage.__table__)
+    inserted = insert_ignoring_many(s.connection(), table, rows, ["idempotency_key"], ["id", "idempotency_key"])
+    ids.update({key: id_ for id_, key in inserted})
     # a key another transaction wrote meanwhile: its message stands, this decision is dropped
     known.update(_existing(s, [k for k in decided if k not in ids]))
     results: list[EnqueueResult] = []

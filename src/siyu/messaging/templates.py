@@ -13,9 +13,10 @@ valid_to), `context` (the whole journey context) and each context key at the top
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from siyu.bootstrap import App
@@ -32,10 +33,16 @@ class TemplateRenderError(SiyuError):
     exit_code = 2
 
 
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> Template:
+    """A journey's few template fields, compiled once per process, not once per message."""
+    return _ENV.from_string(source)
+
+
 def _render(value: Any, variables: dict[str, Any], where: str) -> Any:
     if isinstance(value, str):
         try:
-            return _ENV.from_string(value).render(variables)
+            return _compiled(value).render(variables)
         except TemplateError as error:
             raise TemplateRenderError(f"template field {where!r}: {error} (模板渲染失败)") from error
     if isinstance(value, dict):
