@@ -50,8 +50,10 @@ def property_is(properties: ir.StringValue, key: str, value: str | bool | float)
     if isinstance(value, bool):
         return text == ("true" if value else "false")
     if isinstance(value, int):
-        # Both casts: the integer one is exact past 2^53, the float one refuses "2.5" (Spark casts it to 2).
-        return (text.try_cast("int64") == value) & (text.try_cast("float64") == float(value))
+        # As a number, and exactly where the text is an integer (a float is not, past 2^53). Engines differ on
+        # "2.0" as an integer (DuckDB 2, Spark NULL), so that cast only decides where it succeeds.
+        whole = text.try_cast("int64")
+        return (text.try_cast("float64") == float(value)) & (whole.isnull() | (whole == value))
     if isinstance(value, float):
         return text.try_cast("float64") == value
     return text == value
