@@ -130,6 +130,27 @@ def test_audience(au: App, rule: str, expected: str) -> None:
     assert who(au, rule) == expected
 
 
+# Event-property conditions (`did` with `properties`), over the June product views of the fixture: text equals
+# text (case-sensitive), true / false the JSON booleans, numbers as numbers (2 = 2.0 = "2", not 2.5).
+EVENT_PROPERTY_RULES = [
+    ({"did": "view_item", "from": "2024-06-01", "to": "2024-06-30"}, "ABDEH"),
+    ({"did": "view_item", "properties": {"utm_source": "wechat"}}, "AB"),
+    ({"did": "view_item", "properties": {"qty": 2}}, "ABD"),
+    ({"did": "view_item", "properties": {"qty": 2.5}}, "E"),
+    ({"did": "view_item", "properties": {"qty": 12}}, "H"),
+    ({"did": "view_item", "properties": {"gift": True}}, "A"),
+    ({"did": "view_item", "properties": {"gift": False}}, "B"),
+    ({"did": "view_item", "properties": {"utm_source": "wechat", "qty": 2, "gift": False}}, "B"),
+    ({"did": "view_item", "properties": {"utm_source": "douyin"}, "last_days": 7}, ""),  # D viewed on 06-22
+    ({"not": {"did": "view_item", "properties": {"utm_source": "wechat"}}}, "CDEFGH"),
+]
+
+
+@pytest.mark.parametrize(("rule", "expected"), EVENT_PROPERTY_RULES)
+def test_event_property_conditions(au: App, rule: dict[str, object], expected: str) -> None:
+    assert who(au, rule) == expected
+
+
 def test_json_and_text_agree(au: App) -> None:
     text = "did visit in mini_program >= 2 times in last 30 days and spent >= ¥500 in last 90 days"
     doc = {

@@ -17,6 +17,7 @@ import ibis.expr.types as ir
 from siyu.audiences.compare import positive, satisfied_by
 from siyu.audiences.context import ID, Context, empty_ids, ids, in_window
 from siyu.audiences.rules import Leaf
+from siyu.engine.adapter import json_text
 from siyu.ingest.schema import PAID_STATUSES
 from siyu.metrics.facts import not_fully_refunded
 
@@ -41,6 +42,23 @@ def _counted(ctx: Context, per: ir.Table | None, lo: int, hi: int | None) -> ir.
     return ids(per.filter(keep))
 
 
+def property_is(properties: ir.StringValue, key: str, value: str | bool | float) -> ir.BooleanValue:
+    """The event's top-level property `key` equals `value`: text as text (case-sensitive), true / false as
+    JSON booleans, numbers as numbers (2 = 2.0 = "2"). Read with `json_text`, natively on every engine;
+    NULL (no match) where the property is absent or the text is not JSON."""
+    text = json_text(properties, key)
+    if isinstance(value, bool):
+        return text == ("true" if value else "false")
+    if isinstance(value, int):
+        # As a number, and exactly where the text is an integer (a float is not, past 2^53). Engines differ on
+        # "2.0" as an integer (DuckDB 2, Spark NULL), so that cast only decides where it succeeds.
+        whole = text.try_cast("int64")
+        return (text.try_cast("float64") == float(value)) & (whole.isnull() | (whole == value))
+    if isinstance(value, float):
+        return text.try_cast("float64") == value
+    return text == value
+
+
 def events_in(
     ctx: Context,
     event_type: str,
@@ -57,8 +75,7 @@ def events_in(
     if fields is not None:
         cond &= e.field.isin(fields)
     for key, value in (properties or {}).items():
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        cond &= e.properties.cast("json")[key].str == text
+        cond &= property_is(e.properties, key, value)
     e = e.filter(cond)
     return ctx.resolve(e.select("source", "source_customer_id", "event_id"))
 

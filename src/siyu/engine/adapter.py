@@ -10,7 +10,7 @@ built once, without knowing the engine, and runs on any engine that spells every
 | naive wall-clock time in a zone -> UTC instant | `timezone(zone, ts)` | `to_utc_timestamp(ts, zone)` |
 | UTC instant -> naive wall-clock time in a zone | `timezone(zone, ts)` | `from_utc_timestamp(ts, zone)` |
 | text parses as JSON | `json_valid(text)` | `get_json_object(text, '$') IS NOT NULL` |
-| a top-level JSON value as text | `json_extract_string(text, '$.key')` | `get_json_object(text, '$.key')` |
+| a top-level JSON value as text | `json_extract_string(text, '$.key')` if valid | `get_json_object(text, '$.key')` |
 """
 
 # No `from __future__ import annotations`: Ibis reads the UDF's annotations as data types.
@@ -119,8 +119,13 @@ def _duckdb_json_text(text: dt.String(), path: dt.String()) -> dt.String():  # t
     ...
 
 
+def _duckdb_json_text_or_null(text: ir.Value, path: ir.Value) -> ir.Value:
+    # json_extract_string raises on text that is not JSON (failing the whole query); Spark answers NULL.
+    return ibis.ifelse(_duckdb_json_valid(text), _duckdb_json_text(text, path), ibis.null("string"))
+
+
 DUCKDB_BUILTINS: Mapping[str, Spelling] = {
-    "siyu_json_text": _duckdb_json_text,
+    "siyu_json_text": _duckdb_json_text_or_null,
     "siyu_local_to_utc": lambda ts, zone: _duckdb_local_to_instant(zone, ts),
     "siyu_utc_to_local": lambda ts, zone: _duckdb_instant_to_local(zone, ts),
     "siyu_json_valid": _duckdb_json_valid,
