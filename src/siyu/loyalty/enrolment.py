@@ -75,9 +75,7 @@ def bulk_enrol(
                     select(LoyaltyAccount.member_no, LoyaltyAccount.id).where(
                         LoyaltyAccount.program == code, LoyaltyAccount.member_no.in_(part)
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         session.execute(
             insert(TierChange),
