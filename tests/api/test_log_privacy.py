@@ -35,6 +35,7 @@ from siyu.messaging.unsubscribe import Unsubscribe, make_token
 PHONE, PHONE_2 = "13912345671", "13987654322"
 EMAIL = "alice.wang@example.com"
 MEMBER_NO = "M013632841"
+PII_KEY = "log-test-pii-key"
 FILES = {
     "customers.csv": f"""brand,source,source_customer_id,phone,email,name
 pv,crm,a1,{PHONE},{EMAIL},王小丽
@@ -71,7 +72,8 @@ PERSONAL = re.compile(
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
     home = tmp_path / "home"
-    app = bootstrap(Settings(home=home, database_url=f"sqlite:///{home / 'siyu.db'}"))
+    # the server's own key: the lake's phones are sealed and hashed with it, so its look-ups match
+    app = bootstrap(Settings(home=home, database_url=f"sqlite:///{home / 'siyu.db'}", pii_key=PII_KEY))
     data = tmp_path / "data"
     data.mkdir()
     for name, text in FILES.items():
@@ -86,7 +88,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIYU_")}
-    env |= {"SIYU_HOME": str(home), "SIYU_PII_KEY": "log-test-pii-key"}
+    env |= {"SIYU_HOME": str(home), "SIYU_PII_KEY": PII_KEY}
     log = tmp_path / "server.log"
     cmd = [sys.executable, "-m", "siyu", "serve", "--port", str(port), "--log-level", "debug"]
     with log.open("wb") as out:
